@@ -1,0 +1,321 @@
+//! `healsync-node`: the clinic node's command line. Thin: each subcommand parses its
+//! arguments and calls the library crates.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use clap::{Parser, Subcommand};
+use healsync_auth::SessionKeys;
+use healsync_domain::{DoctorId, PatientId, Role, SiteCode};
+use healsync_node_api::service::users;
+use healsync_node_api::{ApiError, Node};
+use healsync_store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "healsync-node",
+    version,
+    about = "HealSync clinic node: patient management that keeps working offline"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct DataDir {
+    /// Where the node keeps its database and keys.
+    #[arg(long, default_value = "./healsync-data", env = "HEALSYNC_DATA_DIR")]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the clinic node: GraphQL API, subscriptions and the console on one port.
+    Serve {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Site code of this clinic (2-12 letters or digits); fixed when the data
+        /// directory is first initialised. Defaults to DEV for a new data directory.
+        #[arg(long)]
+        site: Option<String>,
+        /// Add realistic demo data (doctors, schedules, patients, appointments) on first start.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Manage login accounts.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Check or rebuild the relational projections from the record documents.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+    /// Print the GraphQL schema (SDL) this build serves.
+    Schema,
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Add an account; the password is read from standard input.
+    Add {
+        username: String,
+        /// PATIENT, DOCTOR, RECEPTIONIST or ADMIN.
+        #[arg(long)]
+        role: String,
+        /// For a PATIENT account: the patient record it belongs to.
+        #[arg(long)]
+        patient_id: Option<String>,
+        /// For a DOCTOR account: the doctor record it belongs to.
+        #[arg(long)]
+        doctor_id: Option<String>,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Rebuild every projection in a transaction, compare with the live tables, roll back.
+    /// Exit 0 if they match, 1 if not.
+    Check {
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Rebuild every projection from the documents.
+    Rebuild {
+        #[command(flatten)]
+        dir: DataDir,
+    },
+}
+
+fn api(e: ApiError) -> anyhow::Error {
+    anyhow!("{} ({})", e.message(), e.code())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log_filter = std::env::var("HEALSYNC_LOG").unwrap_or_else(|_| "info".into());
+    let level = log_filter.parse().unwrap_or(tracing::Level::INFO);
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Serve {
+            dir,
+            listen,
+            site,
+            demo,
+        } => serve(dir.data_dir, listen, site, demo),
+        Command::Users {
+            command:
+                UsersCommand::Add {
+                    username,
+                    role,
+                    patient_id,
+                    doctor_id,
+                    dir,
+                },
+        } => users_add(dir.data_dir, username, role, patient_id, doctor_id),
+        Command::Projections { command } => projections(command),
+        Command::Schema => {
+            print!("{}", healsync_node_api::schema_sdl());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn open_store(data_dir: &std::path::Path, site: Option<&str>) -> Result<Store> {
+    let site = site
+        .map(SiteCode::parse)
+        .transpose()
+        .map_err(|e| anyhow!("{e}"))?;
+    Store::open(data_dir, site.as_ref())
+        .with_context(|| format!("open the data directory {}", data_dir.display()))
+}
+
+fn serve(
+    data_dir: PathBuf,
+    listen: SocketAddr,
+    site: Option<String>,
+    demo: bool,
+) -> Result<ExitCode> {
+    let store = Arc::new(open_store(&data_dir, site.as_deref())?);
+    let identity = store.identity().clone();
+    let keys =
+        SessionKeys::load_or_create(&data_dir, &format!("healsync-node:{}", identity.node_id))
+            .context("load the session key")?;
+
+    let (password, generated) = match std::env::var("HEALSYNC_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => (
+            healsync_auth::generate_password().context("generate a password")?,
+            true,
+        ),
+    };
+    if users::ensure_first_admin(&store, &password).map_err(api)? {
+        if generated {
+            println!("Created the first administrator: user \"admin\", password \"{password}\"");
+            println!(
+                "(shown once: note it now, and set HEALSYNC_ADMIN_PASSWORD to choose it yourself)"
+            );
+        } else {
+            println!(
+                "Created the first administrator: user \"admin\" with the password from HEALSYNC_ADMIN_PASSWORD"
+            );
+        }
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    runtime.block_on(async move {
+        let node = Node::new(store, keys).map_err(api)?;
+        if demo {
+            println!("Adding demo data (first start only)...");
+            if healsync_node_api::demo::seed(&node, &password, 300).await.map_err(api)? {
+                let who: Vec<String> = healsync_node_api::demo::DEMO_USERS
+                    .iter()
+                    .map(|(u, r)| format!("{u} ({r})"))
+                    .collect();
+                println!("Demo accounts {} use the administrator's password.", who.join(", "));
+            }
+        }
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listen on {listen}"))?;
+        let addr = listener.local_addr().context("read the listening address")?;
+        println!(
+            "HealSync node, site {}, serving on http://{addr}/ (GraphQL console: http://{addr}/graphiql)",
+            identity.site
+        );
+        std::io::stdout().flush().ok();
+        healsync_node_server::serve(listener, node, shutdown_signal())
+            .await
+            .context("serve HTTP")?;
+        println!("HealSync node stopped.");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutting down");
+}
+
+fn read_password() -> Result<String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Password (input is visible): ");
+        std::io::stderr().flush().ok();
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        return Err(anyhow!("no password given on standard input"));
+    }
+    Ok(password)
+}
+
+fn users_add(
+    data_dir: PathBuf,
+    username: String,
+    role: String,
+    patient_id: Option<String>,
+    doctor_id: Option<String>,
+) -> Result<ExitCode> {
+    let role = Role::parse(&role).map_err(|e| anyhow!("{e}"))?;
+    let patient_id = patient_id
+        .map(|p| p.parse::<PatientId>())
+        .transpose()
+        .map_err(|e| anyhow!("{e}"))?;
+    let doctor_id = doctor_id
+        .map(|d| d.parse::<DoctorId>())
+        .transpose()
+        .map_err(|e| anyhow!("{e}"))?;
+    let password = read_password()?;
+    let store = open_store(&data_dir, None)?;
+    let user = users::create_in_store(
+        &store,
+        users::NewUser {
+            username,
+            password,
+            role,
+            patient_id,
+            doctor_id,
+        },
+    )
+    .map_err(api)?;
+    println!("Added {} ({}), id {}", user.username, user.role, user.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn projections(command: ProjectionsCommand) -> Result<ExitCode> {
+    match command {
+        ProjectionsCommand::Check { dir } => {
+            let store = open_store(&dir.data_dir, None)?;
+            let report = store.check_projections().context("check the projections")?;
+            if report.is_consistent() {
+                println!("Projections match the {} documents.", report.documents);
+                Ok(ExitCode::SUCCESS)
+            } else {
+                for (table, live, rebuilt) in &report.mismatched {
+                    println!("{table}: {live} live rows differ from {rebuilt} rebuilt rows");
+                }
+                println!("Run `healsync-node projections rebuild` to repair.");
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        ProjectionsCommand::Rebuild { dir } => {
+            let store = open_store(&dir.data_dir, None)?;
+            let n = store
+                .rebuild_projections()
+                .context("rebuild the projections")?;
+            println!("Rebuilt the projections from {n} documents.");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

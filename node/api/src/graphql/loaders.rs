@@ -1,0 +1,140 @@
+//! Batch loaders: `Appointment.patient`, `Appointment.doctor`, `Patient.appointments` and
+//! `Doctor.appointments` over a list resolve with one query per field, not one per row.
+
+use std::collections::HashMap;
+
+use async_graphql::Context;
+use async_graphql::dataloader::{DataLoader, Loader};
+use chrono::DateTime;
+use healsync_domain::{Appointment, Doctor, DoctorId, Patient, PatientId};
+use healsync_store::queries;
+
+use crate::{ApiError, Node};
+
+/// The loaders of one request (or one WebSocket connection). They batch but do not cache,
+/// so a long-lived subscription never serves stale rows.
+pub struct StoreLoader {
+    node: Node,
+}
+
+pub type Loaders = DataLoader<StoreLoader>;
+
+pub fn new_loaders(node: &Node) -> Loaders {
+    DataLoader::new(StoreLoader { node: node.clone() }, tokio::spawn)
+}
+
+pub fn loader<'a>(ctx: &'a Context<'_>) -> Result<&'a Loaders, ApiError> {
+    ctx.data::<Loaders>()
+        .map_err(|_| ApiError::internal("request has no loaders"))
+}
+
+impl Loader<PatientId> for StoreLoader {
+    type Value = Patient;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[PatientId]) -> Result<HashMap<PatientId, Patient>, ApiError> {
+        let keys = keys.to_vec();
+        let rows = self
+            .node
+            .read(move |c| queries::patients_by_ids(c, &keys))
+            .await?;
+        Ok(rows.into_iter().map(|p| (p.id, p)).collect())
+    }
+}
+
+impl Loader<DoctorId> for StoreLoader {
+    type Value = Doctor;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[DoctorId]) -> Result<HashMap<DoctorId, Doctor>, ApiError> {
+        let keys = keys.to_vec();
+        let rows = self
+            .node
+            .read(move |c| queries::doctors_by_ids(c, &keys))
+            .await?;
+        Ok(rows.into_iter().map(|d| (d.id, d)).collect())
+    }
+}
+
+/// All appointments of one patient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PatientAppointments(pub PatientId);
+
+impl Loader<PatientAppointments> for StoreLoader {
+    type Value = Vec<Appointment>;
+    type Error = ApiError;
+
+    async fn load(
+        &self,
+        keys: &[PatientAppointments],
+    ) -> Result<HashMap<PatientAppointments, Vec<Appointment>>, ApiError> {
+        let ids: Vec<PatientId> = keys.iter().map(|k| k.0).collect();
+        let rows = self
+            .node
+            .read(move |c| queries::appointments_of_patients(c, &ids))
+            .await?;
+        let mut out: HashMap<PatientAppointments, Vec<Appointment>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for a in rows {
+            out.entry(PatientAppointments(a.patient_id))
+                .or_default()
+                .push(a);
+        }
+        for list in out.values_mut() {
+            list.sort_by_key(|a| (a.start, a.id));
+        }
+        Ok(out)
+    }
+}
+
+/// One doctor's appointments starting in `[from, to)` (unix milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DoctorAppointments {
+    pub doctor: DoctorId,
+    pub from: i64,
+    pub to: i64,
+}
+
+impl Loader<DoctorAppointments> for StoreLoader {
+    type Value = Vec<Appointment>;
+    type Error = ApiError;
+
+    async fn load(
+        &self,
+        keys: &[DoctorAppointments],
+    ) -> Result<HashMap<DoctorAppointments, Vec<Appointment>>, ApiError> {
+        // One query per distinct range (normally one: every doctor in a list asks for
+        // the same range).
+        let mut by_range: HashMap<(i64, i64), Vec<DoctorId>> = HashMap::new();
+        for k in keys {
+            by_range.entry((k.from, k.to)).or_default().push(k.doctor);
+        }
+        let mut out: HashMap<DoctorAppointments, Vec<Appointment>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for ((from, to), doctors) in by_range {
+            let (Some(f), Some(t)) = (
+                DateTime::from_timestamp_millis(from),
+                DateTime::from_timestamp_millis(to),
+            ) else {
+                continue;
+            };
+            let rows = self
+                .node
+                .read(move |c| queries::appointments_of_doctors(c, &doctors, f, t))
+                .await?;
+            for a in rows {
+                out.entry(DoctorAppointments {
+                    doctor: a.doctor_id,
+                    from,
+                    to,
+                })
+                .or_default()
+                .push(a);
+            }
+        }
+        for list in out.values_mut() {
+            list.sort_by_key(|a| (a.start, a.id));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,90 @@
+//! The GraphQL schema of the clinic node: queries, mutations and subscriptions over the
+//! services, with the limits that keep one request from exhausting a small machine.
+
+mod inputs;
+pub mod loaders;
+mod mutation;
+mod query;
+mod subscription;
+pub mod types;
+
+use async_graphql::{Context, Schema};
+use chrono::{DateTime, Utc};
+
+pub use loaders::{Loaders, new_loaders};
+pub use mutation::MutationRoot;
+pub use query::QueryRoot;
+pub use subscription::SubscriptionRoot;
+
+use crate::session::Auth;
+use crate::{ApiError, Node, Session};
+
+pub type NodeSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+/// Query depth, complexity and directive limits. Batches are refused by the server.
+pub const MAX_DEPTH: usize = 12;
+pub const MAX_COMPLEXITY: usize = 5_000;
+
+fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .limit_recursive_depth(32)
+        .limit_directives(10)
+}
+
+pub fn build_schema(node: Node) -> NodeSchema {
+    builder().data(node).finish()
+}
+
+/// The schema's SDL, as committed in `schema/healsync.graphql`.
+pub fn schema_sdl() -> String {
+    builder().finish().sdl()
+}
+
+pub(crate) fn node<'a>(ctx: &'a Context<'_>) -> Result<&'a Node, ApiError> {
+    ctx.data::<Node>()
+        .map_err(|_| ApiError::internal("schema has no node"))
+}
+
+pub(crate) fn session<'a>(ctx: &'a Context<'_>) -> Result<&'a Session, ApiError> {
+    static ANONYMOUS: Auth = Auth::Anonymous;
+    ctx.data::<Auth>().unwrap_or(&ANONYMOUS).session()
+}
+
+pub(crate) fn parse_instant(field: &'static str, s: &str) -> Result<DateTime<Utc>, ApiError> {
+    healsync_domain::appointment::parse_instant(field, s).map_err(ApiError::from)
+}
+
+/// Validates `limit` (1..=500) and `offset` (>= 0).
+pub(crate) fn page(limit: i32, offset: i32) -> Result<(u32, u32), ApiError> {
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadInput("limit must be 1 to 500".into()));
+    }
+    let offset =
+        u32::try_from(offset).map_err(|_| ApiError::BadInput("offset must be 0 or more".into()))?;
+    Ok((limit as u32, offset))
+}
+
+/// What a request carries into the schema: how it authenticated, and its loaders.
+pub fn request_data(node: &Node, bearer: Option<&str>) -> (Auth, Loaders) {
+    (authenticate(node, bearer), new_loaders(node))
+}
+
+/// Turns an `Authorization` header value (or WebSocket init payload value) into an
+/// [`Auth`].
+pub fn authenticate(node: &Node, header: Option<&str>) -> Auth {
+    let Some(h) = header else {
+        return Auth::Anonymous;
+    };
+    let Some(token) = h.strip_prefix("Bearer ").map(str::trim) else {
+        return Auth::Invalid("the Authorization header must be \"Bearer <token>\"".into());
+    };
+    match node.keys().verify(token) {
+        Ok(claims) => Auth::Session(claims.into()),
+        Err(healsync_auth::AuthError::Expired) => {
+            Auth::Invalid("the session has expired; log in again".into())
+        }
+        Err(_) => Auth::Invalid("the token is not valid".into()),
+    }
+}

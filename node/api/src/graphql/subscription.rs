@@ -1,0 +1,142 @@
+//! Subscriptions: filtered views of the node's event stream. They fire after a commit,
+//! for local writes and (later) for records merged by sync alike.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, Result, Subscription};
+use futures_util::{Stream, StreamExt};
+use healsync_domain::{Audience, PatientId, Role, UserId};
+use healsync_records::AnyRecord;
+use healsync_store::queries;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::inputs::parse_id;
+use super::types::{AppointmentObj, NotificationObj, PatientObj};
+use super::{node, session};
+use crate::service::notifications::audience_of;
+use crate::{ApiError, Node};
+
+pub struct SubscriptionRoot;
+
+fn records(node: &Node) -> impl Stream<Item = Arc<AnyRecord>> + use<> {
+    futures_util::stream::unfold(node.events().subscribe(), |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(r) => return Some((r, rx)),
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(skipped = n, "a subscriber fell behind");
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
+#[Subscription]
+impl SubscriptionRoot {
+    /// Appointments as they change (booked, moved, status). With `patientId`, only that
+    /// patient's; always only those the session may see.
+    async fn appointment_updated(
+        &self,
+        ctx: &Context<'_>,
+        patient_id: Option<ID>,
+    ) -> Result<impl Stream<Item = AppointmentObj> + use<>> {
+        let s = session(ctx)?.clone();
+        let patient: Option<PatientId> = patient_id
+            .as_ref()
+            .map(parse_id)
+            .transpose()
+            .map_err(ApiError::from)?;
+        if s.role == Role::Patient && patient.is_some() && patient != s.patient_id {
+            return Err(ApiError::forbidden().into());
+        }
+        Ok(records(node(ctx)?).filter_map(move |r| {
+            let out = match r.as_ref() {
+                AnyRecord::Appointment(a)
+                    if patient.is_none_or(|p| p == a.patient_id) && s.sees_appointment(a) =>
+                {
+                    Some(AppointmentObj(a.clone()))
+                }
+                _ => None,
+            };
+            async move { out }
+        }))
+    }
+
+    /// A patient record as it changes. With `id`, only that patient.
+    async fn patient_updated(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+    ) -> Result<impl Stream<Item = PatientObj> + use<>> {
+        let s = session(ctx)?.clone();
+        let only: Option<PatientId> = id
+            .as_ref()
+            .map(parse_id)
+            .transpose()
+            .map_err(ApiError::from)?;
+        if s.role == Role::Patient && only != s.patient_id {
+            return Err(ApiError::forbidden().into());
+        }
+        let node = node(ctx)?.clone();
+        Ok(records(&node).filter_map(move |r| {
+            let (s, node) = (s.clone(), node.clone());
+            async move {
+                let AnyRecord::Patient(p) = r.as_ref() else {
+                    return None;
+                };
+                if only.is_some_and(|o| o != p.id) {
+                    return None;
+                }
+                let allowed = match s.role {
+                    Role::Admin | Role::Receptionist => true,
+                    Role::Patient => s.patient_id == Some(p.id),
+                    Role::Doctor => match s.doctor_id {
+                        Some(d) => {
+                            let pid = p.id;
+                            node.read(move |c| queries::is_patient_of(c, pid, d))
+                                .await
+                                .unwrap_or(false)
+                        }
+                        None => false,
+                    },
+                };
+                allowed.then(|| PatientObj(p.clone()))
+            }
+        }))
+    }
+
+    /// New notifications for a user: yourself (or, for an ADMIN, anyone).
+    async fn new_notification(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+    ) -> Result<impl Stream<Item = NotificationObj> + use<>> {
+        let s = session(ctx)?.clone();
+        let uid: UserId = parse_id(&user_id).map_err(ApiError::from)?;
+        let audience: Option<Audience> = if uid == s.user_id {
+            audience_of(&s)
+        } else if s.role == Role::Admin {
+            let user = node(ctx)?
+                .read(move |c| queries::user(c, uid))
+                .await?
+                .ok_or_else(|| ApiError::not_found("user"))?;
+            user.patient_id
+                .map(Audience::Patient)
+                .or(user.doctor_id.map(Audience::Doctor))
+        } else {
+            return Err(
+                ApiError::Forbidden("you may only watch your own notifications".into()).into(),
+            );
+        };
+        Ok(records(node(ctx)?).filter_map(move |r| {
+            let out = match r.as_ref() {
+                AnyRecord::Notification(n) if Some(n.audience) == audience => {
+                    Some(NotificationObj(n.clone()))
+                }
+                _ => None,
+            };
+            async move { out }
+        }))
+    }
+}

@@ -1,0 +1,586 @@
+//! GraphQL output types. Each wraps a domain record; fields that need more than the
+//! record (its patient, its doctor, free slots) resolve through the request's loaders,
+//! and every field checks the access policy it needs.
+
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use healsync_domain::{
+    Appointment, AppointmentStatus, Doctor, Leave, Notification, Patient, Role, Schedule, Sex, User,
+};
+use healsync_store::queries;
+
+use super::loaders::{DoctorAppointments, PatientAppointments, loader};
+use super::{node, parse_instant, session};
+use crate::ApiError;
+use crate::service::appointments::{check_range, free_slots};
+
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "AppointmentStatus")]
+pub enum GqlStatus {
+    Booked,
+    CheckedIn,
+    Completed,
+    Cancelled,
+    NoShow,
+}
+
+impl From<AppointmentStatus> for GqlStatus {
+    fn from(s: AppointmentStatus) -> Self {
+        match s {
+            AppointmentStatus::Booked => GqlStatus::Booked,
+            AppointmentStatus::CheckedIn => GqlStatus::CheckedIn,
+            AppointmentStatus::Completed => GqlStatus::Completed,
+            AppointmentStatus::Cancelled => GqlStatus::Cancelled,
+            AppointmentStatus::NoShow => GqlStatus::NoShow,
+        }
+    }
+}
+
+impl From<GqlStatus> for AppointmentStatus {
+    fn from(s: GqlStatus) -> Self {
+        match s {
+            GqlStatus::Booked => AppointmentStatus::Booked,
+            GqlStatus::CheckedIn => AppointmentStatus::CheckedIn,
+            GqlStatus::Completed => AppointmentStatus::Completed,
+            GqlStatus::Cancelled => AppointmentStatus::Cancelled,
+            GqlStatus::NoShow => AppointmentStatus::NoShow,
+        }
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "Role")]
+pub enum GqlRole {
+    Patient,
+    Doctor,
+    Receptionist,
+    Admin,
+}
+
+impl From<Role> for GqlRole {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Patient => GqlRole::Patient,
+            Role::Doctor => GqlRole::Doctor,
+            Role::Receptionist => GqlRole::Receptionist,
+            Role::Admin => GqlRole::Admin,
+        }
+    }
+}
+
+impl From<GqlRole> for Role {
+    fn from(r: GqlRole) -> Self {
+        match r {
+            GqlRole::Patient => Role::Patient,
+            GqlRole::Doctor => Role::Doctor,
+            GqlRole::Receptionist => Role::Receptionist,
+            GqlRole::Admin => Role::Admin,
+        }
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "Sex")]
+pub enum GqlSex {
+    Female,
+    Male,
+    Other,
+    Unknown,
+}
+
+impl From<Sex> for GqlSex {
+    fn from(s: Sex) -> Self {
+        match s {
+            Sex::Female => GqlSex::Female,
+            Sex::Male => GqlSex::Male,
+            Sex::Other => GqlSex::Other,
+            Sex::Unknown => GqlSex::Unknown,
+        }
+    }
+}
+
+impl From<GqlSex> for Sex {
+    fn from(s: GqlSex) -> Self {
+        match s {
+            GqlSex::Female => Sex::Female,
+            GqlSex::Male => Sex::Male,
+            GqlSex::Other => Sex::Other,
+            GqlSex::Unknown => Sex::Unknown,
+        }
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+#[graphql(name = "Address")]
+pub struct GqlAddress {
+    pub line1: Option<String>,
+    pub line2: Option<String>,
+    pub city: Option<String>,
+    pub region: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+}
+
+#[derive(SimpleObject, Clone)]
+#[graphql(name = "EmergencyContact")]
+pub struct GqlEmergencyContact {
+    pub name: String,
+    pub phone: String,
+    pub relationship: Option<String>,
+}
+
+/// A patient record the session is allowed to see.
+pub struct PatientObj(pub Patient);
+
+#[Object(name = "Patient")]
+impl PatientObj {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// Medical record number, `SITE-000123`.
+    async fn mrn(&self) -> &str {
+        &self.0.mrn
+    }
+    /// The site that registered the patient.
+    async fn site(&self) -> &str {
+        &self.0.site
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_deref()
+    }
+    /// `YYYY-MM-DD`.
+    async fn date_of_birth(&self) -> Option<String> {
+        self.0
+            .date_of_birth
+            .map(|d| d.format("%Y-%m-%d").to_string())
+    }
+    async fn sex(&self) -> Option<GqlSex> {
+        self.0.sex.map(Into::into)
+    }
+    async fn address(&self) -> GqlAddress {
+        let a = &self.0.address;
+        GqlAddress {
+            line1: a.line1.clone(),
+            line2: a.line2.clone(),
+            city: a.city.clone(),
+            region: a.region.clone(),
+            postal_code: a.postal_code.clone(),
+            country: a.country.clone(),
+        }
+    }
+    async fn emergency_contact(&self) -> Option<GqlEmergencyContact> {
+        self.0
+            .emergency_contact
+            .as_ref()
+            .map(|c| GqlEmergencyContact {
+                name: c.name.clone(),
+                phone: c.phone.clone(),
+                relationship: c.relationship.clone(),
+            })
+    }
+    /// Clinical: not visible to the front desk (FORBIDDEN).
+    async fn allergies(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        if !session(ctx)?.reads_clinical() {
+            return Err(ApiError::Forbidden("allergies are clinical data".into()).into());
+        }
+        Ok(self.0.allergies.clone())
+    }
+    async fn active(&self) -> bool {
+        self.0.active
+    }
+    async fn created_at(&self) -> String {
+        ts(self.0.created_at)
+    }
+    async fn updated_at(&self) -> String {
+        ts(self.0.updated_at)
+    }
+    /// The patient's appointments that the session may see, oldest first.
+    async fn appointments(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<GqlStatus>,
+    ) -> Result<Vec<AppointmentObj>> {
+        let s = session(ctx)?;
+        let all = loader(ctx)?
+            .load_one(PatientAppointments(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(all
+            .into_iter()
+            .filter(|a| s.sees_appointment(a))
+            .filter(|a| status.is_none_or(|st| AppointmentStatus::from(st) == a.status))
+            .map(AppointmentObj)
+            .collect())
+    }
+}
+
+/// A bookable period.
+#[derive(SimpleObject, Clone)]
+pub struct TimeSlot {
+    pub start: String,
+    pub end: String,
+}
+
+pub struct DoctorObj(pub Doctor);
+
+fn staff_only(ctx: &Context<'_>) -> Result<()> {
+    if session(ctx)?.role == Role::Patient {
+        return Err(ApiError::Forbidden("staff contact details are for staff".into()).into());
+    }
+    Ok(())
+}
+
+#[Object(name = "Doctor")]
+impl DoctorObj {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn specializations(&self) -> &[String] {
+        &self.0.specializations
+    }
+    async fn licence_number(&self) -> &str {
+        &self.0.licence_number
+    }
+    /// Staff only.
+    async fn email(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        staff_only(ctx)?;
+        Ok(self.0.email.as_deref())
+    }
+    /// Staff only.
+    async fn phone(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        staff_only(ctx)?;
+        Ok(self.0.phone.as_deref())
+    }
+    async fn active(&self) -> bool {
+        self.0.active
+    }
+    /// Upcoming free slots of the doctor's schedule at this site. `from` defaults to now,
+    /// `to` to 14 days after `from`; at most 92 days.
+    async fn available_slots(
+        &self,
+        ctx: &Context<'_>,
+        from: Option<String>,
+        to: Option<String>,
+    ) -> Result<Vec<TimeSlot>> {
+        session(ctx)?;
+        let node = node(ctx)?;
+        let now = node.now();
+        let from = match from {
+            Some(f) => parse_instant("from", &f)?.max(now),
+            None => now,
+        };
+        let to = match to {
+            Some(t) => parse_instant("to", &t)?,
+            None => from + Duration::days(14),
+        };
+        check_range(from, to).map_err(ApiError::from)?;
+        let site = node.store().identity().site.to_string();
+        let doctor = self.0.id;
+        let slots = node
+            .read(move |c| free_slots(c, &site, doctor, from, to))
+            .await?;
+        Ok(slots
+            .into_iter()
+            .map(|s| TimeSlot {
+                start: ts(s.start),
+                end: ts(s.end),
+            })
+            .collect())
+    }
+    /// The doctor's weekly schedules (one per site).
+    async fn schedules(&self, ctx: &Context<'_>) -> Result<Vec<ScheduleObj>> {
+        session(ctx)?;
+        let id = self.0.id;
+        let list = node(ctx)?
+            .read(move |c| queries::schedules_of(c, id))
+            .await?;
+        Ok(list.into_iter().map(ScheduleObj).collect())
+    }
+    /// Leave overlapping `[from, to)` (defaults: now to 92 days on).
+    async fn leaves(
+        &self,
+        ctx: &Context<'_>,
+        from: Option<String>,
+        to: Option<String>,
+    ) -> Result<Vec<LeaveObj>> {
+        session(ctx)?;
+        let node = node(ctx)?;
+        let from = from
+            .map(|f| parse_instant("from", &f))
+            .transpose()?
+            .unwrap_or(node.now());
+        let to = to
+            .map(|t| parse_instant("to", &t))
+            .transpose()?
+            .unwrap_or(from + Duration::days(92));
+        let id = self.0.id;
+        let list = node
+            .read(move |c| queries::leaves_of(c, id, from, to))
+            .await?;
+        Ok(list.into_iter().map(LeaveObj).collect())
+    }
+    /// The doctor's appointments starting in `[from, to)` that the session may see
+    /// (defaults: today 00:00 UTC to 7 days on; at most 92 days).
+    async fn appointments(
+        &self,
+        ctx: &Context<'_>,
+        from: Option<String>,
+        to: Option<String>,
+    ) -> Result<Vec<AppointmentObj>> {
+        let s = session(ctx)?;
+        let today = node(ctx)?
+            .now()
+            .date_naive()
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc();
+        let from = from
+            .map(|f| parse_instant("from", &f))
+            .transpose()?
+            .unwrap_or(today);
+        let to = to
+            .map(|t| parse_instant("to", &t))
+            .transpose()?
+            .unwrap_or(from + Duration::days(7));
+        check_range(from, to).map_err(ApiError::from)?;
+        let all = loader(ctx)?
+            .load_one(DoctorAppointments {
+                doctor: self.0.id,
+                from: from.timestamp_millis(),
+                to: to.timestamp_millis(),
+            })
+            .await?
+            .unwrap_or_default();
+        Ok(all
+            .into_iter()
+            .filter(|a| s.sees_appointment(a))
+            .map(AppointmentObj)
+            .collect())
+    }
+}
+
+pub struct AppointmentObj(pub Appointment);
+
+#[Object(name = "Appointment")]
+impl AppointmentObj {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn patient_id(&self) -> ID {
+        ID(self.0.patient_id.to_string())
+    }
+    async fn doctor_id(&self) -> ID {
+        ID(self.0.doctor_id.to_string())
+    }
+    /// The site whose schedule holds the slot.
+    async fn site(&self) -> &str {
+        &self.0.site
+    }
+    /// Start of the slot (RFC 3339, UTC).
+    async fn scheduled_at(&self) -> String {
+        ts(self.0.start)
+    }
+    /// End of the slot (RFC 3339, UTC).
+    async fn ends_at(&self) -> String {
+        ts(self.0.end)
+    }
+    async fn status(&self) -> GqlStatus {
+        self.0.status.into()
+    }
+    async fn reason(&self) -> Option<&str> {
+        self.0.reason.as_deref()
+    }
+    async fn notes(&self) -> Option<&str> {
+        self.0.notes.as_deref()
+    }
+    async fn created_at(&self) -> String {
+        ts(self.0.created_at)
+    }
+    async fn updated_at(&self) -> String {
+        ts(self.0.updated_at)
+    }
+    async fn patient(&self, ctx: &Context<'_>) -> Result<Option<PatientObj>> {
+        if !session(ctx)?.sees_appointment(&self.0) {
+            return Err(ApiError::forbidden().into());
+        }
+        Ok(loader(ctx)?
+            .load_one(self.0.patient_id)
+            .await?
+            .map(PatientObj))
+    }
+    async fn doctor(&self, ctx: &Context<'_>) -> Result<Option<DoctorObj>> {
+        session(ctx)?;
+        Ok(loader(ctx)?
+            .load_one(self.0.doctor_id)
+            .await?
+            .map(DoctorObj))
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+#[graphql(name = "WeeklyRule")]
+pub struct GqlWeeklyRule {
+    /// `MON` .. `SUN`.
+    pub weekday: String,
+    /// `HH:MM`, site wall-clock time.
+    pub start: String,
+    pub end: String,
+}
+
+pub struct ScheduleObj(pub Schedule);
+
+#[Object(name = "Schedule")]
+impl ScheduleObj {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn doctor_id(&self) -> ID {
+        ID(self.0.doctor_id.to_string())
+    }
+    async fn site(&self) -> &str {
+        &self.0.site
+    }
+    async fn slot_minutes(&self) -> u32 {
+        self.0.slot_minutes
+    }
+    /// The site's offset from UTC that the weekly times are written in.
+    async fn utc_offset_minutes(&self) -> i32 {
+        self.0.utc_offset_minutes
+    }
+    async fn weekly(&self) -> Vec<GqlWeeklyRule> {
+        self.0
+            .rules
+            .iter()
+            .map(|r| GqlWeeklyRule {
+                weekday: r.weekday.to_string().to_uppercase(),
+                start: r.start.format("%H:%M").to_string(),
+                end: r.end.format("%H:%M").to_string(),
+            })
+            .collect()
+    }
+    async fn active(&self) -> bool {
+        self.0.active
+    }
+    async fn updated_at(&self) -> String {
+        ts(self.0.updated_at)
+    }
+}
+
+pub struct LeaveObj(pub Leave);
+
+#[Object(name = "Leave")]
+impl LeaveObj {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn doctor_id(&self) -> ID {
+        ID(self.0.doctor_id.to_string())
+    }
+    async fn start(&self) -> String {
+        ts(self.0.start)
+    }
+    async fn end(&self) -> String {
+        ts(self.0.end)
+    }
+    async fn reason(&self) -> Option<&str> {
+        self.0.reason.as_deref()
+    }
+    async fn cancelled(&self) -> bool {
+        self.0.cancelled
+    }
+}
+
+pub struct NotificationObj(pub Notification);
+
+#[Object(name = "Notification")]
+impl NotificationObj {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// A stable machine name: `APPOINTMENT_BOOKED`, `APPOINTMENT_CANCELLED`, ...
+    #[graphql(name = "type")]
+    async fn kind(&self) -> &str {
+        &self.0.kind
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn body(&self) -> &str {
+        &self.0.body
+    }
+    async fn appointment_id(&self) -> Option<ID> {
+        self.0.appointment_id.map(|a| ID(a.to_string()))
+    }
+    async fn created_at(&self) -> String {
+        ts(self.0.created_at)
+    }
+    async fn read(&self) -> bool {
+        self.0.read
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+#[graphql(name = "User")]
+pub struct UserObj {
+    pub id: ID,
+    pub username: String,
+    pub role: GqlRole,
+    pub patient_id: Option<ID>,
+    pub doctor_id: Option<ID>,
+    pub active: bool,
+}
+
+impl From<User> for UserObj {
+    fn from(u: User) -> Self {
+        UserObj {
+            id: ID(u.id.to_string()),
+            username: u.username,
+            role: u.role.into(),
+            patient_id: u.patient_id.map(|p| ID(p.to_string())),
+            doctor_id: u.doctor_id.map(|d| ID(d.to_string())),
+            active: u.active,
+        }
+    }
+}
+
+impl From<&crate::Session> for UserObj {
+    fn from(s: &crate::Session) -> Self {
+        UserObj {
+            id: ID(s.user_id.to_string()),
+            username: s.username.clone(),
+            role: s.role.into(),
+            patient_id: s.patient_id.map(|p| ID(p.to_string())),
+            doctor_id: s.doctor_id.map(|d| ID(d.to_string())),
+            active: true,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct AuthPayload {
+    /// Send as `Authorization: Bearer <token>`.
+    pub token: String,
+    pub expires_at: String,
+    pub user: UserObj,
+}
+
+/// This node's identity.
+#[derive(SimpleObject)]
+#[graphql(name = "NodeInfo")]
+pub struct NodeInfo {
+    pub site: String,
+    pub node_id: ID,
+    pub version: String,
+}

@@ -1,0 +1,106 @@
+//! The clinic node's API: services that apply the domain rules through the store, the
+//! access policy, the live event stream, and the GraphQL schema on top of them.
+//!
+//! The data path of every write: resolver parses input → service checks access and
+//! runs `store.write` (domain rule + document + projection + change log in one SQLite
+//! transaction) on a blocking thread → after the commit, the changed records go to the
+//! [`events::EventBus`], which feeds every GraphQL subscription. A later sync driver
+//! publishes the records it merges into the same bus. This crate knows nothing of HTTP.
+
+pub mod demo;
+pub mod error;
+pub mod events;
+pub mod graphql;
+pub mod service;
+pub mod session;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use healsync_auth::SessionKeys;
+use healsync_records::AnyRecord;
+use healsync_store::{Connection, Store, StoreError, WriteTx};
+
+pub use error::ApiError;
+pub use events::EventBus;
+pub use graphql::{NodeSchema, build_schema, schema_sdl};
+pub use session::Session;
+
+/// Everything a request needs: the store, the session keys, the event bus.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<Store>,
+    keys: SessionKeys,
+    events: EventBus,
+    login_guard: session::LoginGuard,
+    decoy_hash: String,
+}
+
+impl Node {
+    pub fn new(store: Arc<Store>, keys: SessionKeys) -> Result<Node, ApiError> {
+        let decoy_hash = healsync_auth::decoy_hash().map_err(ApiError::internal)?;
+        Ok(Node {
+            inner: Arc::new(Inner {
+                store,
+                keys,
+                events: EventBus::new(),
+                login_guard: session::LoginGuard::default(),
+                decoy_hash,
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.inner.store
+    }
+
+    pub fn keys(&self) -> &SessionKeys {
+        &self.inner.keys
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    /// Runs a write transaction on a blocking thread and, once it is committed, publishes
+    /// the records it changed.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteTx<'_>) -> Result<T, ApiError> + Send + 'static,
+    {
+        let store = self.inner.store.clone();
+        let now = self.now();
+        let (value, changed) = tokio::task::spawn_blocking(move || store.write(now, f))
+            .await
+            .map_err(ApiError::internal)??;
+        self.inner.events.publish(changed);
+        Ok(value)
+    }
+
+    /// Runs a read on a blocking thread with one of the store's reader connections.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || store.read(f))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::from)
+    }
+
+    /// Publishes records changed outside a request (for example merged by sync).
+    pub fn publish(&self, records: Vec<AnyRecord>) {
+        self.inner.events.publish(records);
+    }
+}

@@ -1,0 +1,129 @@
+//! Who is asking, and the access policy: which records and fields a session may see or
+//! change. Every resolver and service asks here; the web app's hiding of buttons is a
+//! convenience, never the control.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use healsync_auth::Claims;
+use healsync_domain::{Appointment, DoctorId, PatientId, Role, UserId};
+
+use crate::ApiError;
+
+/// An authenticated session, built from verified token claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user_id: UserId,
+    pub username: String,
+    pub role: Role,
+    pub patient_id: Option<PatientId>,
+    pub doctor_id: Option<DoctorId>,
+}
+
+impl From<Claims> for Session {
+    fn from(c: Claims) -> Self {
+        Session {
+            user_id: c.sub,
+            username: c.username,
+            role: c.role,
+            patient_id: c.patient_id,
+            doctor_id: c.doctor_id,
+        }
+    }
+}
+
+/// What a request carries about authentication: a session, or why there is none.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    Session(Session),
+    Invalid(String),
+    Anonymous,
+}
+
+impl Auth {
+    pub fn session(&self) -> Result<&Session, ApiError> {
+        match self {
+            Auth::Session(s) => Ok(s),
+            Auth::Invalid(why) => Err(ApiError::Unauthenticated(why.clone())),
+            Auth::Anonymous => Err(ApiError::Unauthenticated(
+                "log in first: send Authorization: Bearer <token>".into(),
+            )),
+        }
+    }
+}
+
+impl Session {
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "a {} may not do this",
+                self.role.as_str()
+            )))
+        }
+    }
+
+    pub fn is_front_desk(&self) -> bool {
+        self.role.is_front_desk()
+    }
+
+    /// Whether this session may see the appointment (and so its patient and doctor).
+    pub fn sees_appointment(&self, a: &Appointment) -> bool {
+        match self.role {
+            Role::Admin | Role::Receptionist => true,
+            Role::Doctor => self.doctor_id == Some(a.doctor_id),
+            Role::Patient => self.patient_id == Some(a.patient_id),
+        }
+    }
+
+    /// Whether this session may read clinical fields (allergies, and later records) of a
+    /// patient record it can already see: the front desk cannot.
+    pub fn reads_clinical(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Doctor | Role::Patient)
+    }
+}
+
+/// Slows password guessing: after `MAX_FAILURES` failed logins for one user name within
+/// `WINDOW`, further attempts are refused with `RATE_LIMITED` until the window passes.
+#[derive(Default)]
+pub struct LoginGuard {
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+const MAX_FAILURES: u32 = 5;
+const WINDOW: Duration = Duration::from_secs(300);
+
+impl LoginGuard {
+    pub fn check(&self, username: &str) -> Result<(), ApiError> {
+        let map = self.failures.lock().map_err(|_| ApiError::Internal)?;
+        match map.get(username) {
+            Some((n, since)) if *n >= MAX_FAILURES && since.elapsed() < WINDOW => Err(
+                ApiError::RateLimited("too many failed logins; try again in a few minutes".into()),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn failed(&self, username: &str) {
+        if let Ok(mut map) = self.failures.lock() {
+            if map.len() > 10_000 {
+                map.retain(|_, (_, since)| since.elapsed() < WINDOW);
+            }
+            let entry = map
+                .entry(username.to_string())
+                .or_insert((0, Instant::now()));
+            if entry.1.elapsed() >= WINDOW {
+                *entry = (0, Instant::now());
+            }
+            entry.0 += 1;
+        }
+    }
+
+    pub fn succeeded(&self, username: &str) {
+        if let Ok(mut map) = self.failures.lock() {
+            map.remove(username);
+        }
+    }
+}

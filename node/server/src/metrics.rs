@@ -1,0 +1,118 @@
+//! Counters for `GET /metrics`, in the Prometheus text format.
+
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use healsync_store::Stats;
+
+#[derive(Default)]
+pub struct Metrics {
+    graphql_requests: AtomicU64,
+    graphql_errors: Mutex<Vec<(String, u64)>>,
+    websockets_open: AtomicI64,
+    websockets_total: AtomicU64,
+}
+
+/// Decrements the open-connection gauge when dropped.
+pub struct OpenWebsocket<'a>(&'a Metrics);
+
+impl Drop for OpenWebsocket<'_> {
+    fn drop(&mut self) {
+        self.0.websockets_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Metrics {
+    pub fn graphql_request(&self) {
+        self.graphql_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn graphql_error(&self, code: &str) {
+        if let Ok(mut errors) = self.graphql_errors.lock() {
+            match errors.iter_mut().find(|(c, _)| c == code) {
+                Some((_, n)) => *n += 1,
+                None => errors.push((code.to_string(), 1)),
+            }
+        }
+    }
+
+    pub fn websocket_opened(&self) -> OpenWebsocket<'_> {
+        self.websockets_open.fetch_add(1, Ordering::Relaxed);
+        self.websockets_total.fetch_add(1, Ordering::Relaxed);
+        OpenWebsocket(self)
+    }
+
+    pub fn render(&self, stats: Option<&Stats>) -> String {
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, String)>| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in lines {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        metric(
+            "healsync_graphql_requests_total",
+            "counter",
+            "GraphQL requests over HTTP.",
+            vec![(
+                String::new(),
+                self.graphql_requests.load(Ordering::Relaxed).to_string(),
+            )],
+        );
+        let errors = self
+            .graphql_errors
+            .lock()
+            .map(|e| {
+                e.iter()
+                    .map(|(c, n)| (format!("{{code=\"{c}\"}}"), n.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        metric(
+            "healsync_graphql_errors_total",
+            "counter",
+            "GraphQL errors by code.",
+            errors,
+        );
+        metric(
+            "healsync_websockets_open",
+            "gauge",
+            "Open GraphQL WebSocket connections.",
+            vec![(
+                String::new(),
+                self.websockets_open.load(Ordering::Relaxed).to_string(),
+            )],
+        );
+        metric(
+            "healsync_websockets_total",
+            "counter",
+            "GraphQL WebSocket connections accepted.",
+            vec![(
+                String::new(),
+                self.websockets_total.load(Ordering::Relaxed).to_string(),
+            )],
+        );
+        if let Some(s) = stats {
+            metric(
+                "healsync_documents",
+                "gauge",
+                "Record documents in the store.",
+                vec![(String::new(), s.documents.to_string())],
+            );
+            metric(
+                "healsync_change_log_entries",
+                "gauge",
+                "Entries in the change log.",
+                vec![(String::new(), s.change_log_entries.to_string())],
+            );
+            metric(
+                "healsync_database_bytes",
+                "gauge",
+                "Size of the SQLite database.",
+                vec![(String::new(), s.database_bytes.to_string())],
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,197 @@
+//! The clinic node's record store: the only crate that knows SQLite.
+//!
+//! Ground truth is the `documents` table: one automerge document per record. The
+//! relational tables (`patients`, `appointments`, ...) are projections derived from the
+//! documents and written in the same transaction; [`Store::check_projections`] proves
+//! they can be rebuilt. Every local write also appends its automerge changes to
+//! `change_log` with a local sequence number: the outbox that sync ships to the hub.
+//!
+//! Concurrency: one writer connection behind a mutex (SQLite has one writer anyway, and
+//! serialising writes here is what makes "check the slot, then book it" atomic), and a
+//! few read-only connections for queries; WAL lets them read while the writer commits.
+//! Durability: `synchronous=FULL`, so a write acknowledged to a user survives power loss.
+
+mod error;
+mod projection;
+pub mod queries;
+mod schema;
+mod tx;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use automerge::ActorId;
+use chrono::{DateTime, Utc};
+use healsync_domain::SiteCode;
+use healsync_records::AnyRecord;
+use rusqlite::{OpenFlags, TransactionBehavior};
+use uuid::Uuid;
+
+pub use error::StoreError;
+pub use projection::ProjectionReport;
+/// The connection type read closures receive.
+pub use rusqlite::Connection;
+pub use tx::WriteTx;
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "healsync.sqlite3";
+
+/// Who this node is: persistent across restarts, created when the data dir is new.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub node_id: Uuid,
+    pub site: SiteCode,
+    /// The automerge actor id of every change this node writes. Never reused by another
+    /// copy of the database (a restored backup takes a new one).
+    pub actor: ActorId,
+}
+
+/// Figures for `status` and `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub documents: i64,
+    pub change_log_entries: i64,
+    pub database_bytes: i64,
+}
+
+pub struct Store {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    identity: Identity,
+    path: PathBuf,
+}
+
+const READERS: usize = 4;
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(StoreError::sqlite("set busy timeout"))?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(StoreError::sqlite("enable foreign keys"))?;
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating and migrating if needed) the store in `data_dir`. `site` is taken
+    /// for a new store; for an existing one it must match the stored site, if given.
+    pub fn open(data_dir: &Path, site: Option<&SiteCode>) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
+            action: "create the data directory",
+            source,
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let mut writer =
+            Connection::open(&path).map_err(StoreError::sqlite("open the database"))?;
+        configure(&writer)?;
+        writer
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(StoreError::sqlite("enable WAL"))?;
+        writer
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(StoreError::sqlite("set synchronous=FULL"))?;
+        schema::migrate(&mut writer)?;
+        let identity = schema::identity(&mut writer, site)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(StoreError::sqlite("open a reader"))?;
+            configure(&r)?;
+            readers.push(Mutex::new(r));
+        }
+        Ok(Store {
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+            identity,
+            path,
+        })
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn writer(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.writer.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction on the writer and commits it. Returns what
+    /// `f` returned and every record the transaction changed (as read back from its
+    /// document), for the caller to publish once the commit is durable. If `f` fails,
+    /// nothing is written.
+    pub fn write<T, E: From<StoreError>>(
+        &self,
+        now: DateTime<Utc>,
+        f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+    ) -> Result<(T, Vec<AnyRecord>), E> {
+        let mut conn = self.writer()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::sqlite("begin a write"))?;
+        let mut wtx = WriteTx::new(tx, &self.identity, now);
+        let value = f(&mut wtx)?;
+        let changed = wtx.commit()?;
+        Ok((value, changed))
+    }
+
+    /// Runs a read-only query on one of the reader connections.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        // Take the first free reader, starting from a rotating position; wait on one if
+        // all are busy.
+        for i in 0..self.readers.len() {
+            if let Ok(conn) = self.readers[(start + i) % self.readers.len()].try_lock() {
+                return f(&conn);
+            }
+        }
+        let conn = self.readers[start % self.readers.len()]
+            .lock()
+            .map_err(|_| StoreError::Poisoned)?;
+        f(&conn)
+    }
+
+    /// Rebuilds every projection from the documents inside a transaction, compares the
+    /// result with the live tables, and rolls back: the live data is not touched.
+    pub fn check_projections(&self) -> Result<ProjectionReport, StoreError> {
+        let mut conn = self.writer()?;
+        projection::check(&mut conn)
+    }
+
+    /// Drops and rebuilds every projection from the documents; returns how many
+    /// documents were projected.
+    pub fn rebuild_projections(&self) -> Result<usize, StoreError> {
+        let mut conn = self.writer()?;
+        projection::rebuild(&mut conn)
+    }
+
+    pub fn stats(&self) -> Result<Stats, StoreError> {
+        self.read(|c| {
+            let count = |sql: &str| -> Result<i64, StoreError> {
+                c.query_row(sql, [], |r| r.get(0))
+                    .map_err(StoreError::sqlite("count rows"))
+            };
+            Ok(Stats {
+                documents: count("SELECT count(*) FROM documents")?,
+                change_log_entries: count("SELECT count(*) FROM change_log")?,
+                database_bytes: count(
+                    "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                )?,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

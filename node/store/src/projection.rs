@@ -1,0 +1,315 @@
+//! Projections: the relational rows derived from each record's document, and the proof
+//! that they can be rebuilt from the documents alone.
+
+use healsync_domain::{Audience, Sex};
+use healsync_records::AnyRecord;
+use rusqlite::types::Value;
+use rusqlite::{Connection, params};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::StoreError;
+
+/// Every projection table, each with the column that orders it for comparison.
+const TABLES: &[(&str, &str)] = &[
+    ("patients", "id"),
+    ("doctors", "id"),
+    ("doctor_specializations", "doctor_id, specialization"),
+    ("schedules", "id"),
+    ("leaves", "id"),
+    ("appointments", "id"),
+    ("notifications", "id"),
+    ("users", "id"),
+];
+
+pub fn record_id(r: &AnyRecord) -> Uuid {
+    match r {
+        AnyRecord::Patient(x) => x.id.0,
+        AnyRecord::Doctor(x) => x.id.0,
+        AnyRecord::Schedule(x) => x.id.0,
+        AnyRecord::Leave(x) => x.id.0,
+        AnyRecord::Appointment(x) => x.id.0,
+        AnyRecord::Notification(x) => x.id.0,
+        AnyRecord::User(x) => x.id.0,
+    }
+}
+
+fn sql(action: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    StoreError::sqlite(action)
+}
+
+/// Writes (inserts or replaces) the projection rows of one record.
+pub fn project(conn: &Connection, record: &AnyRecord) -> Result<(), StoreError> {
+    match record {
+        AnyRecord::Patient(p) => {
+            let a = &p.address;
+            let ec = p.emergency_contact.as_ref();
+            conn.prepare_cached(
+                "INSERT INTO patients(id, mrn, site, name, email, phone, phone_digits, date_of_birth,
+                    sex, address_line1, address_line2, address_city, address_region,
+                    address_postal_code, address_country, ec_name, ec_phone, ec_relationship,
+                    allergies, active, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                         ?17, ?18, ?19, ?20, ?21, ?22)
+                 ON CONFLICT(id) DO UPDATE SET mrn = excluded.mrn, site = excluded.site,
+                    name = excluded.name, email = excluded.email, phone = excluded.phone,
+                    phone_digits = excluded.phone_digits, date_of_birth = excluded.date_of_birth,
+                    sex = excluded.sex, address_line1 = excluded.address_line1,
+                    address_line2 = excluded.address_line2, address_city = excluded.address_city,
+                    address_region = excluded.address_region,
+                    address_postal_code = excluded.address_postal_code,
+                    address_country = excluded.address_country, ec_name = excluded.ec_name,
+                    ec_phone = excluded.ec_phone, ec_relationship = excluded.ec_relationship,
+                    allergies = excluded.allergies, active = excluded.active,
+                    created_at = excluded.created_at, updated_at = excluded.updated_at",
+            )
+            .map_err(sql("prepare the patient projection"))?
+            .execute(params![
+                p.id.to_string(),
+                p.mrn,
+                p.site,
+                p.name,
+                p.email,
+                p.phone,
+                p.phone.as_deref().map(healsync_domain::patient::phone_digits),
+                p.date_of_birth.map(|d| d.format("%Y-%m-%d").to_string()),
+                p.sex.map(Sex::as_str),
+                a.line1,
+                a.line2,
+                a.city,
+                a.region,
+                a.postal_code,
+                a.country,
+                ec.map(|c| c.name.as_str()),
+                ec.map(|c| c.phone.as_str()),
+                ec.and_then(|c| c.relationship.as_deref()),
+                json!(p.allergies).to_string(),
+                p.active,
+                p.created_at.timestamp_millis(),
+                p.updated_at.timestamp_millis(),
+            ])
+            .map_err(sql("project a patient"))?;
+        }
+        AnyRecord::Doctor(d) => {
+            let id = d.id.to_string();
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO doctors(id, name, specializations, licence_number, email,
+                    phone, active, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(sql("prepare the doctor projection"))?
+            .execute(params![
+                id,
+                d.name,
+                json!(d.specializations).to_string(),
+                d.licence_number,
+                d.email,
+                d.phone,
+                d.active,
+                d.created_at.timestamp_millis(),
+                d.updated_at.timestamp_millis(),
+            ])
+            .map_err(sql("project a doctor"))?;
+            conn.execute(
+                "DELETE FROM doctor_specializations WHERE doctor_id = ?1",
+                [&id],
+            )
+            .map_err(sql("project specializations"))?;
+            for s in &d.specializations {
+                conn.execute(
+                    "INSERT OR IGNORE INTO doctor_specializations(doctor_id, specialization) VALUES (?1, ?2)",
+                    params![id, s],
+                )
+                .map_err(sql("project specializations"))?;
+            }
+        }
+        AnyRecord::Schedule(s) => {
+            let weekly = serde_json::to_string(&s.rules)
+                .map_err(|e| StoreError::Corrupt(format!("schedule {}: {e}", s.id)))?;
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO schedules(id, doctor_id, site, slot_minutes,
+                    utc_offset_minutes, weekly, active, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .map_err(sql("prepare the schedule projection"))?
+            .execute(params![
+                s.id.to_string(),
+                s.doctor_id.to_string(),
+                s.site,
+                s.slot_minutes,
+                s.utc_offset_minutes,
+                weekly,
+                s.active,
+                s.updated_at.timestamp_millis(),
+            ])
+            .map_err(sql("project a schedule"))?;
+        }
+        AnyRecord::Leave(l) => {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO leaves(id, doctor_id, site, start_at, end_at, reason, cancelled)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(sql("prepare the leave projection"))?
+            .execute(params![
+                l.id.to_string(),
+                l.doctor_id.to_string(),
+                l.site,
+                l.start.timestamp_millis(),
+                l.end.timestamp_millis(),
+                l.reason,
+                l.cancelled,
+            ])
+            .map_err(sql("project a leave"))?;
+        }
+        AnyRecord::Appointment(a) => {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO appointments(id, patient_id, doctor_id, site, start_at, end_at,
+                    status, reason, notes, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )
+            .map_err(sql("prepare the appointment projection"))?
+            .execute(params![
+                a.id.to_string(),
+                a.patient_id.to_string(),
+                a.doctor_id.to_string(),
+                a.site,
+                a.start.timestamp_millis(),
+                a.end.timestamp_millis(),
+                a.status.as_str(),
+                a.reason,
+                a.notes,
+                a.created_at.timestamp_millis(),
+                a.updated_at.timestamp_millis(),
+            ])
+            .map_err(sql("project an appointment"))?;
+        }
+        AnyRecord::Notification(n) => {
+            let (kind, audience) = match n.audience {
+                Audience::Patient(p) => ("PATIENT", p.0),
+                Audience::Doctor(d) => ("DOCTOR", d.0),
+            };
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO notifications(id, audience_kind, audience_id, type, title,
+                    body, appointment_id, created_at, read)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(sql("prepare the notification projection"))?
+            .execute(params![
+                n.id.to_string(),
+                kind,
+                audience.to_string(),
+                n.kind,
+                n.title,
+                n.body,
+                n.appointment_id.map(|a| a.to_string()),
+                n.created_at.timestamp_millis(),
+                n.read,
+            ])
+            .map_err(sql("project a notification"))?;
+        }
+        AnyRecord::User(u) => {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO users(id, username, role, password_hash, patient_id,
+                    doctor_id, active)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(sql("prepare the user projection"))?
+            .execute(params![
+                u.id.to_string(),
+                u.username,
+                u.role.as_str(),
+                u.password_hash,
+                u.patient_id.map(|p| p.to_string()),
+                u.doctor_id.map(|d| d.to_string()),
+                u.active,
+            ])
+            .map_err(sql("project a user"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The outcome of comparing the live projections with a rebuild from the documents.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectionReport {
+    pub documents: usize,
+    /// Tables whose rebuilt rows differ from the live rows, with row counts (live, rebuilt).
+    pub mismatched: Vec<(String, usize, usize)>,
+}
+
+impl ProjectionReport {
+    pub fn is_consistent(&self) -> bool {
+        self.mismatched.is_empty()
+    }
+}
+
+type Snapshot = Vec<Vec<Vec<Value>>>;
+
+fn snapshot(conn: &Connection) -> Result<Snapshot, StoreError> {
+    let mut out = Vec::new();
+    for (table, order) in TABLES {
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))
+            .map_err(sql("read a projection"))?;
+        let cols = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| (0..cols).map(|i| r.get::<_, Value>(i)).collect())
+            .map_err(sql("read a projection"))?
+            .collect::<Result<Vec<Vec<Value>>, _>>()
+            .map_err(sql("read a projection"))?;
+        out.push(rows);
+    }
+    Ok(out)
+}
+
+fn clear_and_project_all(conn: &Connection) -> Result<usize, StoreError> {
+    for (table, _) in TABLES {
+        conn.execute(&format!("DELETE FROM {table}"), [])
+            .map_err(sql("clear a projection"))?;
+    }
+    let mut stmt = conn
+        .prepare("SELECT id, bytes FROM documents ORDER BY id")
+        .map_err(sql("list documents"))?;
+    let mut rows = stmt.query([]).map_err(sql("list documents"))?;
+    let mut n = 0;
+    while let Some(row) = rows.next().map_err(sql("list documents"))? {
+        let id: String = row.get(0).map_err(sql("read a document"))?;
+        let bytes: Vec<u8> = row.get(1).map_err(sql("read a document"))?;
+        let doc =
+            automerge::AutoCommit::load(&bytes).map_err(|e| StoreError::record(&id)(e.into()))?;
+        let record = AnyRecord::read(&doc).map_err(StoreError::record(&id))?;
+        project(conn, &record)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+pub fn check(conn: &mut Connection) -> Result<ProjectionReport, StoreError> {
+    let tx = conn
+        .transaction()
+        .map_err(sql("begin the projection check"))?;
+    let live = snapshot(&tx)?;
+    let documents = clear_and_project_all(&tx)?;
+    let rebuilt = snapshot(&tx)?;
+    tx.rollback()
+        .map_err(sql("roll back the projection check"))?;
+    let mismatched = TABLES
+        .iter()
+        .zip(live.iter().zip(rebuilt.iter()))
+        .filter(|(_, (l, r))| l != r)
+        .map(|((t, _), (l, r))| (t.to_string(), l.len(), r.len()))
+        .collect();
+    Ok(ProjectionReport {
+        documents,
+        mismatched,
+    })
+}
+
+pub fn rebuild(conn: &mut Connection) -> Result<usize, StoreError> {
+    let tx = conn
+        .transaction()
+        .map_err(sql("begin the projection rebuild"))?;
+    let n = clear_and_project_all(&tx)?;
+    tx.commit().map_err(sql("commit the projection rebuild"))?;
+    Ok(n)
+}

@@ -1,0 +1,643 @@
+//! Read-side queries over the projections. Nothing here loads an automerge document:
+//! lists, searches and look-ups are answered from indexed relational rows.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use healsync_domain::*;
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, params, params_from_iter};
+
+use crate::StoreError;
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn time(row: &Row<'_>, idx: &str) -> rusqlite::Result<DateTime<Utc>> {
+    let v: i64 = row.get(idx)?;
+    DateTime::from_timestamp_millis(v).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Integer,
+            "time out of range".into(),
+        )
+    })
+}
+
+fn conv_err(e: impl std::fmt::Display) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.to_string().into())
+}
+
+fn id<T: std::str::FromStr<Err = DomainError>>(row: &Row<'_>, idx: &str) -> rusqlite::Result<T> {
+    let s: String = row.get(idx)?;
+    s.parse::<T>().map_err(conv_err)
+}
+
+fn opt_id<T: std::str::FromStr<Err = DomainError>>(
+    row: &Row<'_>,
+    idx: &str,
+) -> rusqlite::Result<Option<T>> {
+    let s: Option<String> = row.get(idx)?;
+    s.map(|s| s.parse::<T>().map_err(conv_err)).transpose()
+}
+
+fn json_list(row: &Row<'_>, idx: &str) -> rusqlite::Result<Vec<String>> {
+    let s: String = row.get(idx)?;
+    serde_json::from_str(&s).map_err(conv_err)
+}
+
+fn patient_row(row: &Row<'_>) -> rusqlite::Result<Patient> {
+    let dob: Option<String> = row.get("date_of_birth")?;
+    let sex: Option<String> = row.get("sex")?;
+    let ec_name: Option<String> = row.get("ec_name")?;
+    let ec_phone: Option<String> = row.get("ec_phone")?;
+    Ok(Patient {
+        id: id(row, "id")?,
+        mrn: row.get("mrn")?,
+        site: row.get("site")?,
+        name: row.get("name")?,
+        email: row.get("email")?,
+        phone: row.get("phone")?,
+        date_of_birth: dob
+            .map(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(conv_err))
+            .transpose()?,
+        sex: sex.map(|s| Sex::parse(&s).map_err(conv_err)).transpose()?,
+        address: Address {
+            line1: row.get("address_line1")?,
+            line2: row.get("address_line2")?,
+            city: row.get("address_city")?,
+            region: row.get("address_region")?,
+            postal_code: row.get("address_postal_code")?,
+            country: row.get("address_country")?,
+        },
+        emergency_contact: match (ec_name, ec_phone) {
+            (Some(name), Some(phone)) => Some(EmergencyContact {
+                name,
+                phone,
+                relationship: row.get("ec_relationship")?,
+            }),
+            _ => None,
+        },
+        allergies: json_list(row, "allergies")?,
+        active: row.get("active")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+fn doctor_row(row: &Row<'_>) -> rusqlite::Result<Doctor> {
+    Ok(Doctor {
+        id: id(row, "id")?,
+        name: row.get("name")?,
+        specializations: json_list(row, "specializations")?,
+        licence_number: row.get("licence_number")?,
+        email: row.get("email")?,
+        phone: row.get("phone")?,
+        active: row.get("active")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+fn schedule_row(row: &Row<'_>) -> rusqlite::Result<Schedule> {
+    let weekly: String = row.get("weekly")?;
+    Ok(Schedule {
+        id: id(row, "id")?,
+        doctor_id: id(row, "doctor_id")?,
+        site: row.get("site")?,
+        slot_minutes: row.get("slot_minutes")?,
+        utc_offset_minutes: row.get("utc_offset_minutes")?,
+        rules: serde_json::from_str(&weekly).map_err(conv_err)?,
+        active: row.get("active")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+fn leave_row(row: &Row<'_>) -> rusqlite::Result<Leave> {
+    Ok(Leave {
+        id: id(row, "id")?,
+        doctor_id: id(row, "doctor_id")?,
+        site: row.get("site")?,
+        start: time(row, "start_at")?,
+        end: time(row, "end_at")?,
+        reason: row.get("reason")?,
+        cancelled: row.get("cancelled")?,
+    })
+}
+
+fn appointment_row(row: &Row<'_>) -> rusqlite::Result<Appointment> {
+    let status: String = row.get("status")?;
+    Ok(Appointment {
+        id: id(row, "id")?,
+        patient_id: id(row, "patient_id")?,
+        doctor_id: id(row, "doctor_id")?,
+        site: row.get("site")?,
+        start: time(row, "start_at")?,
+        end: time(row, "end_at")?,
+        status: AppointmentStatus::parse(&status).map_err(conv_err)?,
+        reason: row.get("reason")?,
+        notes: row.get("notes")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+fn notification_row(row: &Row<'_>) -> rusqlite::Result<Notification> {
+    let kind: String = row.get("audience_kind")?;
+    let audience = match kind.as_str() {
+        "PATIENT" => Audience::Patient(id(row, "audience_id")?),
+        _ => Audience::Doctor(id(row, "audience_id")?),
+    };
+    Ok(Notification {
+        id: id(row, "id")?,
+        audience,
+        kind: row.get("type")?,
+        title: row.get("title")?,
+        body: row.get("body")?,
+        appointment_id: opt_id(row, "appointment_id")?,
+        created_at: time(row, "created_at")?,
+        read: row.get("read")?,
+    })
+}
+
+fn user_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    let role: String = row.get("role")?;
+    Ok(User {
+        id: id(row, "id")?,
+        username: row.get("username")?,
+        role: Role::parse(&role).map_err(conv_err)?,
+        password_hash: row.get("password_hash")?,
+        patient_id: opt_id(row, "patient_id")?,
+        doctor_id: opt_id(row, "doctor_id")?,
+        active: row.get("active")?,
+    })
+}
+
+fn all<T>(
+    conn: &Connection,
+    action: &'static str,
+    sql: &str,
+    args: &[&dyn ToSql],
+    f: fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = conn
+        .prepare_cached(sql)
+        .map_err(StoreError::sqlite(action))?;
+    let rows = stmt
+        .query_map(args, f)
+        .map_err(StoreError::sqlite(action))?
+        .collect::<rusqlite::Result<Vec<T>>>()
+        .map_err(StoreError::sqlite(action))?;
+    Ok(rows)
+}
+
+fn one<T>(
+    conn: &Connection,
+    action: &'static str,
+    sql: &str,
+    args: &[&dyn ToSql],
+    f: fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<T>> {
+    conn.prepare_cached(sql)
+        .map_err(StoreError::sqlite(action))?
+        .query_row(args, f)
+        .optional()
+        .map_err(StoreError::sqlite(action))
+}
+
+fn by_ids<T>(
+    conn: &Connection,
+    action: &'static str,
+    select: &str,
+    column: &str,
+    ids: &[String],
+    f: fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let sql = format!("{select} WHERE {column} IN ({marks})");
+        let mut stmt = conn.prepare(&sql).map_err(StoreError::sqlite(action))?;
+        let rows = stmt
+            .query_map(params_from_iter(chunk.iter()), f)
+            .map_err(StoreError::sqlite(action))?;
+        for r in rows {
+            out.push(r.map_err(StoreError::sqlite(action))?);
+        }
+    }
+    Ok(out)
+}
+
+// ---- patients ----
+
+/// What a patient list asks for. `search` matches name, MRN, e-mail and phone digits by
+/// word prefix; `seen_by` limits to patients who have an appointment with that doctor.
+#[derive(Debug, Clone, Default)]
+pub struct PatientFilter {
+    pub search: Option<String>,
+    pub date_of_birth: Option<NaiveDate>,
+    pub include_inactive: bool,
+    pub seen_by: Option<DoctorId>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// Turns free text into an FTS5 query of prefix terms, keeping only letters and digits
+/// so that user input can never be FTS syntax.
+pub fn fts_query(text: &str) -> Option<String> {
+    let terms: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .take(8)
+        .map(|t| format!("\"{}\"*", t.to_lowercase()))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" "))
+}
+
+pub fn patients(conn: &Connection, f: &PatientFilter) -> Result<Vec<Patient>> {
+    let mut sql = String::from("SELECT * FROM patients p WHERE 1 = 1");
+    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+    if let Some(q) = f.search.as_deref().and_then(fts_query) {
+        sql.push_str(" AND p.rowid IN (SELECT rowid FROM patients_fts WHERE patients_fts MATCH ?)");
+        args.push(Box::new(q));
+    }
+    if let Some(d) = f.date_of_birth {
+        sql.push_str(" AND p.date_of_birth = ?");
+        args.push(Box::new(d.format("%Y-%m-%d").to_string()));
+    }
+    if !f.include_inactive {
+        sql.push_str(" AND p.active = 1");
+    }
+    if let Some(d) = f.seen_by {
+        sql.push_str(" AND p.id IN (SELECT patient_id FROM appointments WHERE doctor_id = ?)");
+        args.push(Box::new(d.to_string()));
+    }
+    sql.push_str(" ORDER BY p.name COLLATE NOCASE, p.id LIMIT ? OFFSET ?");
+    args.push(Box::new(f.limit));
+    args.push(Box::new(f.offset));
+    let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
+    all(conn, "list patients", &sql, &refs, patient_row)
+}
+
+pub fn patient(conn: &Connection, id: PatientId) -> Result<Option<Patient>> {
+    one(
+        conn,
+        "load a patient",
+        "SELECT * FROM patients WHERE id = ?1",
+        &[&id.to_string()],
+        patient_row,
+    )
+}
+
+pub fn patients_by_ids(conn: &Connection, ids: &[PatientId]) -> Result<Vec<Patient>> {
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    by_ids(
+        conn,
+        "load patients",
+        "SELECT * FROM patients",
+        "id",
+        &ids,
+        patient_row,
+    )
+}
+
+pub fn patient_by_email(conn: &Connection, email: &str) -> Result<Option<Patient>> {
+    one(
+        conn,
+        "find a patient by e-mail",
+        "SELECT * FROM patients WHERE email = ?1 AND active = 1 LIMIT 1",
+        &[&email],
+        patient_row,
+    )
+}
+
+/// Whether the doctor has (or had) any appointment with the patient.
+pub fn is_patient_of(conn: &Connection, patient: PatientId, doctor: DoctorId) -> Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS(SELECT 1 FROM appointments WHERE patient_id = ?1 AND doctor_id = ?2)",
+    )
+    .map_err(StoreError::sqlite("check a care relationship"))?
+    .query_row(params![patient.to_string(), doctor.to_string()], |r| {
+        r.get(0)
+    })
+    .map_err(StoreError::sqlite("check a care relationship"))
+}
+
+// ---- doctors, schedules, leave ----
+
+#[derive(Debug, Clone, Default)]
+pub struct DoctorFilter {
+    pub specialization: Option<String>,
+    pub search: Option<String>,
+    pub include_inactive: bool,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+pub fn doctors(conn: &Connection, f: &DoctorFilter) -> Result<Vec<Doctor>> {
+    let mut sql = String::from("SELECT * FROM doctors d WHERE 1 = 1");
+    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+    if let Some(s) = &f.specialization {
+        sql.push_str(
+            " AND d.id IN (SELECT doctor_id FROM doctor_specializations WHERE specialization = ?)",
+        );
+        args.push(Box::new(s.trim().to_string()));
+    }
+    if let Some(s) = &f.search {
+        sql.push_str(" AND d.name LIKE ? ESCAPE '\\'");
+        let escaped = s
+            .trim()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        args.push(Box::new(format!("%{escaped}%")));
+    }
+    if !f.include_inactive {
+        sql.push_str(" AND d.active = 1");
+    }
+    sql.push_str(" ORDER BY d.name COLLATE NOCASE, d.id LIMIT ? OFFSET ?");
+    args.push(Box::new(f.limit));
+    args.push(Box::new(f.offset));
+    let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
+    all(conn, "list doctors", &sql, &refs, doctor_row)
+}
+
+pub fn doctor(conn: &Connection, id: DoctorId) -> Result<Option<Doctor>> {
+    one(
+        conn,
+        "load a doctor",
+        "SELECT * FROM doctors WHERE id = ?1",
+        &[&id.to_string()],
+        doctor_row,
+    )
+}
+
+pub fn doctors_by_ids(conn: &Connection, ids: &[DoctorId]) -> Result<Vec<Doctor>> {
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    by_ids(
+        conn,
+        "load doctors",
+        "SELECT * FROM doctors",
+        "id",
+        &ids,
+        doctor_row,
+    )
+}
+
+pub fn schedules_of(conn: &Connection, doctor: DoctorId) -> Result<Vec<Schedule>> {
+    all(
+        conn,
+        "load schedules",
+        "SELECT * FROM schedules WHERE doctor_id = ?1 ORDER BY site, id",
+        &[&doctor.to_string()],
+        schedule_row,
+    )
+}
+
+pub fn schedule(conn: &Connection, id: ScheduleId) -> Result<Option<Schedule>> {
+    one(
+        conn,
+        "load a schedule",
+        "SELECT * FROM schedules WHERE id = ?1",
+        &[&id.to_string()],
+        schedule_row,
+    )
+}
+
+/// The doctor's leave that overlaps `[from, to)`, cancelled leave included.
+pub fn leaves_of(
+    conn: &Connection,
+    doctor: DoctorId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Leave>> {
+    all(
+        conn,
+        "load leave",
+        "SELECT * FROM leaves WHERE doctor_id = ?1 AND end_at > ?2 AND start_at < ?3 ORDER BY start_at, id",
+        &[&doctor.to_string(), &ms(from), &ms(to)],
+        leave_row,
+    )
+}
+
+pub fn leave(conn: &Connection, id: LeaveId) -> Result<Option<Leave>> {
+    one(
+        conn,
+        "load a leave",
+        "SELECT * FROM leaves WHERE id = ?1",
+        &[&id.to_string()],
+        leave_row,
+    )
+}
+
+// ---- appointments ----
+
+#[derive(Debug, Clone, Default)]
+pub struct AppointmentFilter {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub doctor: Option<DoctorId>,
+    pub patient: Option<PatientId>,
+    pub status: Option<AppointmentStatus>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+pub fn appointments(conn: &Connection, f: &AppointmentFilter) -> Result<Vec<Appointment>> {
+    let mut sql = String::from("SELECT * FROM appointments a WHERE 1 = 1");
+    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+    if let Some(t) = f.from {
+        sql.push_str(" AND a.start_at >= ?");
+        args.push(Box::new(ms(t)));
+    }
+    if let Some(t) = f.to {
+        sql.push_str(" AND a.start_at < ?");
+        args.push(Box::new(ms(t)));
+    }
+    if let Some(d) = f.doctor {
+        sql.push_str(" AND a.doctor_id = ?");
+        args.push(Box::new(d.to_string()));
+    }
+    if let Some(p) = f.patient {
+        sql.push_str(" AND a.patient_id = ?");
+        args.push(Box::new(p.to_string()));
+    }
+    if let Some(s) = f.status {
+        sql.push_str(" AND a.status = ?");
+        args.push(Box::new(s.as_str()));
+    }
+    sql.push_str(" ORDER BY a.start_at, a.id LIMIT ? OFFSET ?");
+    args.push(Box::new(f.limit));
+    args.push(Box::new(f.offset));
+    let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
+    all(conn, "list appointments", &sql, &refs, appointment_row)
+}
+
+pub fn appointment(conn: &Connection, id: AppointmentId) -> Result<Option<Appointment>> {
+    one(
+        conn,
+        "load an appointment",
+        "SELECT * FROM appointments WHERE id = ?1",
+        &[&id.to_string()],
+        appointment_row,
+    )
+}
+
+pub fn appointments_of_patients(conn: &Connection, ids: &[PatientId]) -> Result<Vec<Appointment>> {
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    by_ids(
+        conn,
+        "load appointments",
+        "SELECT * FROM appointments",
+        "patient_id",
+        &ids,
+        appointment_row,
+    )
+}
+
+pub fn appointments_of_doctors(
+    conn: &Connection,
+    ids: &[DoctorId],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Appointment>> {
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let select = format!(
+        "SELECT * FROM appointments WHERE start_at >= {} AND start_at < {} AND 1",
+        ms(from),
+        ms(to)
+    );
+    by_ids(
+        conn,
+        "load appointments",
+        &select,
+        "doctor_id",
+        &ids,
+        appointment_row,
+    )
+}
+
+/// Appointments that hold time (not cancelled, not no-show) and overlap `[start, end)`,
+/// for one doctor or one patient, leaving out `except` (the appointment being moved).
+pub fn holding_overlaps(
+    conn: &Connection,
+    who: Who,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    except: Option<AppointmentId>,
+) -> Result<Vec<Appointment>> {
+    let (column, id) = match who {
+        Who::Doctor(d) => ("doctor_id", d.to_string()),
+        Who::Patient(p) => ("patient_id", p.to_string()),
+    };
+    let sql = format!(
+        "SELECT * FROM appointments WHERE {column} = ?1 AND start_at < ?2 AND end_at > ?3
+         AND status IN ('BOOKED', 'CHECKED_IN', 'COMPLETED') AND id != ?4"
+    );
+    let except = except.map(|e| e.to_string()).unwrap_or_default();
+    all(
+        conn,
+        "check overlapping appointments",
+        &sql,
+        &[&id, &ms(end), &ms(start), &except],
+        appointment_row,
+    )
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Who {
+    Doctor(DoctorId),
+    Patient(PatientId),
+}
+
+// ---- notifications ----
+
+pub fn notifications_for(
+    conn: &Connection,
+    audience: Audience,
+    unread_only: bool,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<Notification>> {
+    let id = match audience {
+        Audience::Patient(p) => p.to_string(),
+        Audience::Doctor(d) => d.to_string(),
+    };
+    let sql = if unread_only {
+        "SELECT * FROM notifications WHERE audience_id = ?1 AND read = 0 ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3"
+    } else {
+        "SELECT * FROM notifications WHERE audience_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3"
+    };
+    all(
+        conn,
+        "list notifications",
+        sql,
+        &[&id, &limit, &offset],
+        notification_row,
+    )
+}
+
+pub fn notification(conn: &Connection, id: NotificationId) -> Result<Option<Notification>> {
+    one(
+        conn,
+        "load a notification",
+        "SELECT * FROM notifications WHERE id = ?1",
+        &[&id.to_string()],
+        notification_row,
+    )
+}
+
+// ---- users ----
+
+/// Active accounts with this user name (normally one; two sites could each have created
+/// one while offline).
+pub fn users_named(conn: &Connection, username: &str) -> Result<Vec<User>> {
+    all(
+        conn,
+        "find a user",
+        "SELECT * FROM users WHERE username = ?1 AND active = 1 ORDER BY id",
+        &[&username],
+        user_row,
+    )
+}
+
+pub fn user(conn: &Connection, id: UserId) -> Result<Option<User>> {
+    one(
+        conn,
+        "load a user",
+        "SELECT * FROM users WHERE id = ?1",
+        &[&id.to_string()],
+        user_row,
+    )
+}
+
+pub fn users(conn: &Connection, limit: u32, offset: u32) -> Result<Vec<User>> {
+    all(
+        conn,
+        "list users",
+        "SELECT * FROM users ORDER BY username, id LIMIT ?1 OFFSET ?2",
+        &[&limit, &offset],
+        user_row,
+    )
+}
+
+pub fn count_users(conn: &Connection) -> Result<i64> {
+    conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+        .map_err(StoreError::sqlite("count users"))
+}
+
+pub fn count_doctors(conn: &Connection) -> Result<i64> {
+    conn.query_row("SELECT count(*) FROM doctors", [], |r| r.get(0))
+        .map_err(StoreError::sqlite("count doctors"))
+}
+
+/// Change-log entries written since `after` (exclusive).
+pub fn change_log_len(conn: &Connection) -> Result<i64> {
+    conn.query_row("SELECT count(*) FROM change_log WHERE local = 1", [], |r| {
+        r.get(0)
+    })
+    .map_err(StoreError::sqlite("count the change log"))
+}

@@ -1,0 +1,252 @@
+//! Versioned schema migrations (`PRAGMA user_version`) and the node's stored identity.
+//!
+//! A migration is appended, never edited: version N is the N-th entry of [`MIGRATIONS`].
+//! Projection tables carry no constraints that documents could violate (no foreign keys
+//! or unique indexes between records): merged documents from two sites must always
+//! project, and uniqueness rules are checked by the write path instead.
+
+use automerge::ActorId;
+use healsync_domain::SiteCode;
+use rusqlite::{Connection, OptionalExtension, params};
+use uuid::Uuid;
+
+use crate::{Identity, StoreError};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: documents, change log, projections of the scheduling domains.
+    r#"
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+
+    CREATE TABLE documents (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        bytes BLOB NOT NULL,
+        heads TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX documents_kind ON documents(kind);
+
+    CREATE TABLE change_log (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        doc_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        hash BLOB NOT NULL UNIQUE,
+        bytes BLOB NOT NULL,
+        local INTEGER NOT NULL,
+        recorded_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX change_log_doc ON change_log(doc_id);
+
+    CREATE TABLE patients (
+        id TEXT PRIMARY KEY,
+        mrn TEXT NOT NULL,
+        site TEXT NOT NULL,
+        name TEXT NOT NULL,
+        email TEXT NOT NULL,
+        phone TEXT,
+        phone_digits TEXT,
+        date_of_birth TEXT,
+        sex TEXT,
+        address_line1 TEXT, address_line2 TEXT, address_city TEXT,
+        address_region TEXT, address_postal_code TEXT, address_country TEXT,
+        ec_name TEXT, ec_phone TEXT, ec_relationship TEXT,
+        allergies TEXT NOT NULL,
+        active INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX patients_name ON patients(name COLLATE NOCASE, id);
+    CREATE INDEX patients_mrn ON patients(mrn);
+    CREATE INDEX patients_dob ON patients(date_of_birth);
+    CREATE VIRTUAL TABLE patients_fts USING fts5(
+        name, mrn, email, phone_digits, tokenize = 'unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER patients_fts_insert AFTER INSERT ON patients BEGIN
+        INSERT INTO patients_fts(rowid, name, mrn, email, phone_digits)
+        VALUES (new.rowid, new.name, new.mrn, new.email, new.phone_digits);
+    END;
+    CREATE TRIGGER patients_fts_update AFTER UPDATE ON patients BEGIN
+        DELETE FROM patients_fts WHERE rowid = old.rowid;
+        INSERT INTO patients_fts(rowid, name, mrn, email, phone_digits)
+        VALUES (new.rowid, new.name, new.mrn, new.email, new.phone_digits);
+    END;
+    CREATE TRIGGER patients_fts_delete AFTER DELETE ON patients BEGIN
+        DELETE FROM patients_fts WHERE rowid = old.rowid;
+    END;
+
+    CREATE TABLE doctors (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        specializations TEXT NOT NULL,
+        licence_number TEXT NOT NULL,
+        email TEXT,
+        phone TEXT,
+        active INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX doctors_name ON doctors(name COLLATE NOCASE, id);
+    CREATE TABLE doctor_specializations (
+        doctor_id TEXT NOT NULL,
+        specialization TEXT NOT NULL COLLATE NOCASE,
+        PRIMARY KEY (doctor_id, specialization)
+    ) STRICT;
+    CREATE INDEX doctor_specializations_name ON doctor_specializations(specialization);
+
+    CREATE TABLE schedules (
+        id TEXT PRIMARY KEY,
+        doctor_id TEXT NOT NULL,
+        site TEXT NOT NULL,
+        slot_minutes INTEGER NOT NULL,
+        utc_offset_minutes INTEGER NOT NULL,
+        weekly TEXT NOT NULL,
+        active INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX schedules_doctor ON schedules(doctor_id, site);
+
+    CREATE TABLE leaves (
+        id TEXT PRIMARY KEY,
+        doctor_id TEXT NOT NULL,
+        site TEXT NOT NULL,
+        start_at INTEGER NOT NULL,
+        end_at INTEGER NOT NULL,
+        reason TEXT,
+        cancelled INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX leaves_doctor ON leaves(doctor_id, end_at);
+
+    CREATE TABLE appointments (
+        id TEXT PRIMARY KEY,
+        patient_id TEXT NOT NULL,
+        doctor_id TEXT NOT NULL,
+        site TEXT NOT NULL,
+        start_at INTEGER NOT NULL,
+        end_at INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        notes TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX appointments_doctor ON appointments(doctor_id, start_at);
+    CREATE INDEX appointments_patient ON appointments(patient_id, start_at);
+    CREATE INDEX appointments_start ON appointments(start_at);
+
+    CREATE TABLE notifications (
+        id TEXT PRIMARY KEY,
+        audience_kind TEXT NOT NULL,
+        audience_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        appointment_id TEXT,
+        created_at INTEGER NOT NULL,
+        read INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX notifications_audience ON notifications(audience_id, created_at);
+
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        username TEXT NOT NULL,
+        role TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        patient_id TEXT,
+        doctor_id TEXT,
+        active INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX users_username ON users(username);
+    "#,
+];
+
+/// Brings the database to the newest schema, one migration per transaction.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(StoreError::sqlite("read the schema version"))?;
+    let known = MIGRATIONS.len() as i64;
+    if current > known {
+        return Err(StoreError::TooNew {
+            found: current,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn
+            .transaction()
+            .map_err(StoreError::sqlite("begin a migration"))?;
+        tx.execute_batch(sql)
+            .map_err(StoreError::sqlite("apply a migration"))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(StoreError::sqlite("record the schema version"))?;
+        tx.commit()
+            .map_err(StoreError::sqlite("commit a migration"))?;
+        tracing::info!(version = i + 1, "database migrated");
+    }
+    Ok(())
+}
+
+fn get_meta(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+        .map_err(StoreError::sqlite("read node metadata"))
+}
+
+/// Reads the node's identity, creating it on first open.
+pub fn identity(conn: &mut Connection, site: Option<&SiteCode>) -> Result<Identity, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(StoreError::sqlite("begin reading the identity"))?;
+    let stored_site = get_meta(&tx, "site")?;
+    let identity = match stored_site {
+        Some(stored) => {
+            if let Some(requested) = site
+                && requested.as_str() != stored
+            {
+                return Err(StoreError::SiteMismatch {
+                    stored,
+                    requested: requested.to_string(),
+                });
+            }
+            let corrupt = |what: &str| StoreError::Corrupt(format!("node metadata: bad {what}"));
+            let node_id = get_meta(&tx, "node_id")?
+                .and_then(|s| Uuid::parse_str(&s).ok())
+                .ok_or_else(|| corrupt("node_id"))?;
+            let actor = get_meta(&tx, "actor_id")?
+                .and_then(|s| s.parse::<ActorId>().ok())
+                .ok_or_else(|| corrupt("actor_id"))?;
+            let site = SiteCode::parse(&stored).map_err(|_| corrupt("site"))?;
+            Identity {
+                node_id,
+                site,
+                actor,
+            }
+        }
+        None => {
+            let site = match site {
+                Some(s) => s.clone(),
+                None => SiteCode::parse("DEV").map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            };
+            let identity = Identity {
+                node_id: Uuid::now_v7(),
+                site,
+                actor: ActorId::random(),
+            };
+            for (k, v) in [
+                ("site", identity.site.to_string()),
+                ("node_id", identity.node_id.to_string()),
+                ("actor_id", identity.actor.to_hex_string()),
+            ] {
+                tx.execute(
+                    "INSERT INTO meta(key, value) VALUES (?1, ?2)",
+                    params![k, v],
+                )
+                .map_err(StoreError::sqlite("store the node identity"))?;
+            }
+            identity
+        }
+    };
+    tx.commit()
+        .map_err(StoreError::sqlite("commit the identity"))?;
+    Ok(identity)
+}

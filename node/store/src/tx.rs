@@ -1,0 +1,138 @@
+//! A write transaction: where a record's document, its projection rows and its change-log
+//! entries are written together, or not at all.
+
+use chrono::{DateTime, Utc};
+use healsync_domain::SiteCode;
+use healsync_records::{AnyRecord, Record, heads_hex, load_document, new_document, write_record};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::{Identity, StoreError, projection};
+
+pub struct WriteTx<'c> {
+    tx: Transaction<'c>,
+    identity: &'c Identity,
+    now: DateTime<Utc>,
+    changed: Vec<AnyRecord>,
+}
+
+impl<'c> WriteTx<'c> {
+    pub(crate) fn new(tx: Transaction<'c>, identity: &'c Identity, now: DateTime<Utc>) -> Self {
+        WriteTx {
+            tx,
+            identity,
+            now,
+            changed: Vec::new(),
+        }
+    }
+
+    /// The transaction's connection, for the checks a write needs (they see the
+    /// transaction's own earlier writes).
+    pub fn conn(&self) -> &Connection {
+        &self.tx
+    }
+
+    pub fn site(&self) -> &SiteCode {
+        &self.identity.site
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// Writes `record` into its document (creating it if new), appends the new automerge
+    /// changes to the change log and refreshes the projection from the document (so the
+    /// projection is always what a rebuild would produce). A record equal to what the
+    /// document holds writes nothing.
+    pub fn put<R>(&mut self, record: &R) -> Result<(), StoreError>
+    where
+        R: Record,
+    {
+        let id = record.id().to_string();
+        let existing: Option<Vec<u8>> = self
+            .tx
+            .query_row("SELECT bytes FROM documents WHERE id = ?1", [&id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(StoreError::sqlite("load a document"))?;
+        let mut doc = match &existing {
+            Some(bytes) => {
+                load_document(bytes, &self.identity.actor).map_err(StoreError::record(&id))?
+            }
+            None => new_document(&self.identity.actor),
+        };
+        let written = write_record(&mut doc, record).map_err(StoreError::record(&id))?;
+        if written.changes.is_empty() {
+            return Ok(());
+        }
+        let kind = R::KIND.as_str();
+        let now_ms = self.now.timestamp_millis();
+        let bytes = doc.save();
+        let heads = heads_hex(&mut doc);
+        self.tx
+            .execute(
+                "INSERT INTO documents(id, kind, bytes, heads, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(id) DO UPDATE SET bytes = excluded.bytes, heads = excluded.heads,
+                                               updated_at = excluded.updated_at",
+                params![id, kind, bytes, heads, now_ms],
+            )
+            .map_err(StoreError::sqlite("store a document"))?;
+        {
+            let mut insert = self
+                .tx
+                .prepare_cached(
+                    "INSERT INTO change_log(doc_id, kind, hash, bytes, local, recorded_at)
+                     VALUES (?1, ?2, ?3, ?4, 1, ?5)",
+                )
+                .map_err(StoreError::sqlite("prepare the change log"))?;
+            for (hash, change) in &written.changes {
+                insert
+                    .execute(params![id, kind, hash.as_ref(), change, now_ms])
+                    .map_err(StoreError::sqlite("append to the change log"))?;
+            }
+        }
+        let current = AnyRecord::read(&doc).map_err(StoreError::record(&id))?;
+        projection::project(&self.tx, &current)?;
+        self.changed
+            .retain(|r| projection::record_id(r) != record.id());
+        self.changed.push(current);
+        Ok(())
+    }
+
+    /// The next value of a named counter kept in this node's metadata (for example the
+    /// medical record number sequence). Counters belong to this node: numbers built from
+    /// them carry the site code, so two sites never mint the same one.
+    pub fn next_counter(&mut self, name: &str) -> Result<u64, StoreError> {
+        let key = format!("counter.{name}");
+        let current: Option<String> = self
+            .tx
+            .query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(StoreError::sqlite("read a counter"))?;
+        let next = match current {
+            Some(v) => {
+                v.parse::<u64>()
+                    .map_err(|_| StoreError::Corrupt(format!("counter {name} is {v:?}")))?
+                    + 1
+            }
+            None => 1,
+        };
+        self.tx
+            .execute(
+                "INSERT INTO meta(key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, next.to_string()],
+            )
+            .map_err(StoreError::sqlite("advance a counter"))?;
+        Ok(next)
+    }
+
+    pub(crate) fn commit(self) -> Result<Vec<AnyRecord>, StoreError> {
+        self.tx
+            .commit()
+            .map_err(StoreError::sqlite("commit a write"))?;
+        Ok(self.changed)
+    }
+}

@@ -1,0 +1,28 @@
+//! The HealSync domain model and its rules, free of I/O.
+//!
+//! Everything here is plain data and pure functions: record types for patients, doctors,
+//! schedules, appointments, notifications and users; parsers that turn user input into
+//! valid values (parse, don't validate); and the rules that decide what a write may do
+//! (the appointment lifecycle, which instants are bookable slots). No clocks, no random
+//! numbers, no storage: callers pass `now` and fresh ids in, which keeps the rules
+//! testable exhaustively. Only this crate decides what is a valid record.
+
+pub mod appointment;
+pub mod doctor;
+pub mod error;
+pub mod ids;
+pub mod notification;
+pub mod patient;
+pub mod schedule;
+pub mod site;
+pub mod user;
+
+pub use appointment::{Appointment, AppointmentStatus};
+pub use doctor::Doctor;
+pub use error::DomainError;
+pub use ids::*;
+pub use notification::{Audience, Notification};
+pub use patient::{Address, EmergencyContact, Patient, Sex};
+pub use schedule::{Leave, Schedule, Slot, WeeklyRule};
+pub use site::SiteCode;
+pub use user::{Role, User};

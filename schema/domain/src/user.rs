@@ -1,0 +1,136 @@
+//! Login accounts and the roles that decide what each may see and do.
+
+use crate::{DoctorId, DomainError, PatientId, UserId};
+
+/// A role carried in the session token. RECEPTIONIST is the front desk: registers
+/// patients and books appointments, but reads no clinical detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    Patient,
+    Doctor,
+    Receptionist,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Patient => "PATIENT",
+            Role::Doctor => "DOCTOR",
+            Role::Receptionist => "RECEPTIONIST",
+            Role::Admin => "ADMIN",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "PATIENT" => Ok(Role::Patient),
+            "DOCTOR" => Ok(Role::Doctor),
+            "RECEPTIONIST" => Ok(Role::Receptionist),
+            "ADMIN" => Ok(Role::Admin),
+            _ => Err(DomainError::invalid(
+                "role",
+                format!("{s:?} is not one of PATIENT, DOCTOR, RECEPTIONIST, ADMIN"),
+            )),
+        }
+    }
+
+    /// Staff at the front desk or above: may see every patient's demographics.
+    pub fn is_front_desk(self) -> bool {
+        matches!(self, Role::Receptionist | Role::Admin)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub role: Role,
+    /// An argon2id PHC string; never the password.
+    pub password_hash: String,
+    /// Set for PATIENT accounts: the patient record this login belongs to.
+    pub patient_id: Option<PatientId>,
+    /// Set for DOCTOR accounts: the doctor record this login belongs to.
+    pub doctor_id: Option<DoctorId>,
+    pub active: bool,
+}
+
+/// 3 to 64 characters: lower-case letters, digits, `.`, `_`, `-`.
+pub fn parse_username(s: &str) -> Result<String, DomainError> {
+    let t = s.trim().to_lowercase();
+    let ok = (3..=64).contains(&t.len())
+        && t.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        });
+    if ok {
+        Ok(t)
+    } else {
+        Err(DomainError::invalid(
+            "username",
+            "3 to 64 characters: letters, digits, '.', '_' or '-'",
+        ))
+    }
+}
+
+/// A password long enough to resist guessing and short enough to hash cheaply.
+pub fn check_password(p: &str) -> Result<(), DomainError> {
+    let n = p.chars().count();
+    if n < 8 || n > 128 {
+        return Err(DomainError::invalid("password", "8 to 128 characters"));
+    }
+    Ok(())
+}
+
+/// Which record a user of this role must be linked to.
+pub fn check_links(
+    role: Role,
+    patient_id: Option<PatientId>,
+    doctor_id: Option<DoctorId>,
+) -> Result<(), DomainError> {
+    match (role, patient_id, doctor_id) {
+        (Role::Patient, Some(_), None) | (Role::Doctor, None, Some(_)) => Ok(()),
+        (Role::Admin | Role::Receptionist, None, None) => Ok(()),
+        (Role::Patient, _, _) => Err(DomainError::invalid(
+            "patientId",
+            "a PATIENT account is linked to exactly one patient record",
+        )),
+        (Role::Doctor, _, _) => Err(DomainError::invalid(
+            "doctorId",
+            "a DOCTOR account is linked to exactly one doctor record",
+        )),
+        _ => Err(DomainError::invalid(
+            "role",
+            "only PATIENT and DOCTOR accounts are linked to a record",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert_eq!(parse_username(" Dr.Achieng "), Ok("dr.achieng".into()));
+        assert!(parse_username("ab").is_err());
+        assert!(parse_username("a b c").is_err());
+    }
+
+    #[test]
+    fn links() {
+        let p = Some(PatientId(uuid::Uuid::nil()));
+        let d = Some(DoctorId(uuid::Uuid::nil()));
+        assert!(check_links(Role::Patient, p, None).is_ok());
+        assert!(check_links(Role::Patient, None, None).is_err());
+        assert!(check_links(Role::Doctor, None, d).is_ok());
+        assert!(check_links(Role::Admin, p, None).is_err());
+        assert!(check_links(Role::Receptionist, None, None).is_ok());
+    }
+}

@@ -1,0 +1,195 @@
+//! Field-level access to a record document's root map: typed getters, and setters that
+//! write only when the value differs from what the document already says.
+
+use automerge::{
+    AutoCommit, ObjType, ROOT, ReadDoc, ScalarValue, Value, transaction::Transactable,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::RecordError;
+
+/// Puts fields into a document, skipping those that already hold the value.
+pub struct Writer<'a> {
+    doc: &'a mut AutoCommit,
+}
+
+impl<'a> Writer<'a> {
+    pub(crate) fn new(doc: &'a mut AutoCommit) -> Self {
+        Writer { doc }
+    }
+
+    fn current(&self, key: &str) -> Result<Option<ScalarValue>, RecordError> {
+        Ok(match self.doc.get(ROOT, key)? {
+            Some((Value::Scalar(s), _)) => Some(s.into_owned()),
+            Some((Value::Object(ObjType::Map), _)) | Some((Value::Object(_), _)) => None,
+            None => None,
+        })
+    }
+
+    fn put(&mut self, key: &str, value: ScalarValue) -> Result<(), RecordError> {
+        // A field with concurrent values is rewritten even if the winner already equals
+        // the new value: writing it is how a person's decision settles the conflict.
+        let settled = self.doc.get_all(ROOT, key)?.len() <= 1;
+        if settled && self.current(key)?.as_ref() == Some(&value) {
+            return Ok(());
+        }
+        self.doc.put(ROOT, key, value)?;
+        Ok(())
+    }
+
+    pub fn str(&mut self, key: &str, value: &str) -> Result<(), RecordError> {
+        self.put(key, ScalarValue::Str(value.into()))
+    }
+
+    pub fn opt_str(&mut self, key: &str, value: Option<&str>) -> Result<(), RecordError> {
+        match value {
+            Some(v) => self.str(key, v),
+            None => self.clear(key),
+        }
+    }
+
+    pub fn int(&mut self, key: &str, value: i64) -> Result<(), RecordError> {
+        self.put(key, ScalarValue::Int(value))
+    }
+
+    pub fn bool(&mut self, key: &str, value: bool) -> Result<(), RecordError> {
+        self.put(key, ScalarValue::Boolean(value))
+    }
+
+    pub fn time(&mut self, key: &str, value: DateTime<Utc>) -> Result<(), RecordError> {
+        self.put(key, ScalarValue::Timestamp(value.timestamp_millis()))
+    }
+
+    pub fn date(&mut self, key: &str, value: Option<NaiveDate>) -> Result<(), RecordError> {
+        self.opt_str(
+            key,
+            value.map(|d| d.format("%Y-%m-%d").to_string()).as_deref(),
+        )
+    }
+
+    /// A JSON-encoded value as one scalar (lists, small structures).
+    pub fn json(&mut self, key: &str, value: &serde_json::Value) -> Result<(), RecordError> {
+        self.str(key, &value.to_string())
+    }
+
+    /// Removes a field (an optional value that is no longer recorded).
+    pub fn clear(&mut self, key: &str) -> Result<(), RecordError> {
+        if self.doc.get(ROOT, key)?.is_some() {
+            self.doc.delete(ROOT, key)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads typed fields from a document's root map (the winning value of each field).
+pub struct Reader<'a> {
+    doc: &'a AutoCommit,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(doc: &'a AutoCommit) -> Self {
+        Reader { doc }
+    }
+
+    fn scalar(&self, key: &'static str) -> Result<Option<ScalarValue>, RecordError> {
+        match self.doc.get(ROOT, key)? {
+            Some((Value::Scalar(s), _)) => Ok(Some(s.into_owned())),
+            Some((Value::Object(_), _)) => Err(RecordError::WrongType(key)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn opt_str(&self, key: &'static str) -> Result<Option<String>, RecordError> {
+        match self.scalar(key)? {
+            Some(ScalarValue::Str(s)) => Ok(Some(s.to_string())),
+            Some(ScalarValue::Null) | None => Ok(None),
+            Some(_) => Err(RecordError::WrongType(key)),
+        }
+    }
+
+    pub fn str(&self, key: &'static str) -> Result<String, RecordError> {
+        self.opt_str(key)?.ok_or(RecordError::Missing(key))
+    }
+
+    pub fn int(&self, key: &'static str) -> Result<i64, RecordError> {
+        match self.scalar(key)? {
+            Some(ScalarValue::Int(i)) => Ok(i),
+            Some(ScalarValue::Uint(u)) => i64::try_from(u).map_err(|_| RecordError::WrongType(key)),
+            None => Err(RecordError::Missing(key)),
+            Some(_) => Err(RecordError::WrongType(key)),
+        }
+    }
+
+    pub fn bool(&self, key: &'static str) -> Result<bool, RecordError> {
+        match self.scalar(key)? {
+            Some(ScalarValue::Boolean(b)) => Ok(b),
+            None => Err(RecordError::Missing(key)),
+            Some(_) => Err(RecordError::WrongType(key)),
+        }
+    }
+
+    pub fn time(&self, key: &'static str) -> Result<DateTime<Utc>, RecordError> {
+        match self.scalar(key)? {
+            Some(ScalarValue::Timestamp(ms)) | Some(ScalarValue::Int(ms)) => {
+                DateTime::from_timestamp_millis(ms).ok_or(RecordError::Invalid {
+                    field: key,
+                    reason: format!("{ms} is out of range"),
+                })
+            }
+            None => Err(RecordError::Missing(key)),
+            Some(_) => Err(RecordError::WrongType(key)),
+        }
+    }
+
+    pub fn date(&self, key: &'static str) -> Result<Option<NaiveDate>, RecordError> {
+        self.opt_str(key)?
+            .map(|s| {
+                NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|e| RecordError::Invalid {
+                    field: key,
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    pub fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &'static str,
+    ) -> Result<T, RecordError> {
+        let s = self.str(key)?;
+        serde_json::from_str(&s).map_err(|e| RecordError::Invalid {
+            field: key,
+            reason: e.to_string(),
+        })
+    }
+
+    pub fn parsed<T>(
+        &self,
+        key: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, healsync_domain::DomainError>,
+    ) -> Result<T, RecordError> {
+        let s = self.str(key)?;
+        parse(&s).map_err(|e| RecordError::Invalid {
+            field: key,
+            reason: e.to_string(),
+        })
+    }
+
+    pub fn uuid<T: From<uuid::Uuid>>(&self, key: &'static str) -> Result<T, RecordError> {
+        self.parsed(key, |s| {
+            uuid::Uuid::parse_str(s)
+                .map_err(|_| healsync_domain::DomainError::invalid(key, "not a uuid"))
+        })
+        .map(T::from)
+    }
+
+    pub fn opt_uuid<T: From<uuid::Uuid>>(
+        &self,
+        key: &'static str,
+    ) -> Result<Option<T>, RecordError> {
+        match self.opt_str(key)? {
+            None => Ok(None),
+            Some(_) => self.uuid(key).map(Some),
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! How HealSync records live in automerge documents, with no I/O.
+//!
+//! One record is one automerge document whose root map holds the record's fields as
+//! scalars (`kind` and `id` included, so a document describes itself). Writing a record
+//! puts only the fields whose value changed: two sites that edit different fields of one
+//! patient produce changes that merge cleanly, and two sites that edit the same field
+//! leave both values in the document (`get_all`), which is how a conflict is found later.
+//! Lists and small structures (a schedule's weekly rules, a patient's allergies) are one
+//! JSON scalar each: replacing them concurrently is a conflict a person settles.
+
+mod fields;
+mod kinds;
+
+pub use fields::{Reader, Writer};
+pub use kinds::{AnyRecord, Record, RecordKind};
+
+use automerge::{ActorId, AutoCommit, ChangeHash};
+
+/// What went wrong mapping a document to a record or back.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    #[error("document has no field {0:?}")]
+    Missing(&'static str),
+    #[error("document field {0:?} has the wrong type")]
+    WrongType(&'static str),
+    #[error("document field {field:?} holds an invalid value: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("document is a {found}, not a {expected}")]
+    WrongKind {
+        expected: &'static str,
+        found: String,
+    },
+    #[error("automerge: {0}")]
+    Automerge(#[from] automerge::AutomergeError),
+}
+
+/// A fresh document for a new record, written by `actor`.
+pub fn new_document(actor: &ActorId) -> AutoCommit {
+    AutoCommit::new().with_actor(actor.clone())
+}
+
+/// Loads saved document bytes to be edited by `actor`.
+pub fn load_document(bytes: &[u8], actor: &ActorId) -> Result<AutoCommit, RecordError> {
+    Ok(AutoCommit::load(bytes)?.with_actor(actor.clone()))
+}
+
+/// The result of writing a record into its document: the new automerge changes (raw
+/// bytes and hash), ready for the change log, or none when nothing differed.
+pub struct Written {
+    pub changes: Vec<(ChangeHash, Vec<u8>)>,
+}
+
+/// Writes `record` into `doc` and commits. Only changed fields become operations.
+pub fn write_record<R: Record>(doc: &mut AutoCommit, record: &R) -> Result<Written, RecordError> {
+    let before = doc.get_heads();
+    {
+        let mut w = Writer::new(doc);
+        w.str("kind", R::KIND.as_str())?;
+        w.str("id", &record.id().to_string())?;
+        record.write(&mut w)?;
+    }
+    if doc.commit().is_none() {
+        return Ok(Written { changes: vec![] });
+    }
+    let changes = doc
+        .get_changes(&before)
+        .into_iter()
+        .map(|c| (c.hash(), c.raw_bytes().to_vec()))
+        .collect();
+    Ok(Written { changes })
+}
+
+/// Reads a record of a known kind from its document.
+pub fn read_record<R: Record>(doc: &AutoCommit) -> Result<R, RecordError> {
+    let r = Reader::new(doc);
+    let kind = r.str("kind")?;
+    if kind != R::KIND.as_str() {
+        return Err(RecordError::WrongKind {
+            expected: R::KIND.as_str(),
+            found: kind,
+        });
+    }
+    R::read(&r)
+}
+
+/// Hex form of a document's heads, sorted: equal strings mean equal documents.
+pub fn heads_hex(doc: &mut AutoCommit) -> String {
+    let mut heads: Vec<String> = doc.get_heads().iter().map(|h| h.to_string()).collect();
+    heads.sort();
+    heads.join(",")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,196 @@
+//! Round trips of every record kind, and the merge behaviour the rest of the product
+//! relies on (different fields merge; the same field keeps both values).
+
+use automerge::{ActorId, ROOT, ReadDoc};
+use chrono::{DateTime, NaiveDate, Utc, Weekday};
+use healsync_domain::*;
+use uuid::Uuid;
+
+use crate::*;
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .expect("time")
+        .with_timezone(&Utc)
+}
+
+fn patient() -> Patient {
+    Patient {
+        id: PatientId(Uuid::now_v7()),
+        mrn: "DEV-000001".into(),
+        site: "DEV".into(),
+        name: "Amina Njoroge".into(),
+        email: "amina@example.org".into(),
+        phone: Some("+254 712 000 111".into()),
+        date_of_birth: NaiveDate::from_ymd_opt(1984, 3, 1),
+        sex: Some(Sex::Female),
+        address: Address {
+            line1: Some("12 Moi Avenue".into()),
+            city: Some("Nairobi".into()),
+            ..Address::default()
+        },
+        emergency_contact: Some(EmergencyContact {
+            name: "Otieno Njoroge".into(),
+            phone: "+254 733 000 222".into(),
+            relationship: Some("brother".into()),
+        }),
+        allergies: vec!["Penicillin".into()],
+        active: true,
+        created_at: t("2026-11-23T08:00:00Z"),
+        updated_at: t("2026-11-23T08:00:00Z"),
+    }
+}
+
+fn round_trip<R: Record + PartialEq + std::fmt::Debug>(record: R) {
+    let actor = ActorId::random();
+    let mut doc = new_document(&actor);
+    let written = write_record(&mut doc, &record).expect("write");
+    assert_eq!(written.changes.len(), 1);
+    let bytes = doc.save();
+    let loaded = load_document(&bytes, &actor).expect("load");
+    assert_eq!(read_record::<R>(&loaded).expect("read"), record);
+    // Writing the same record again changes nothing.
+    let mut doc = loaded;
+    assert!(
+        write_record(&mut doc, &record)
+            .expect("rewrite")
+            .changes
+            .is_empty()
+    );
+}
+
+#[test]
+fn every_kind_round_trips() {
+    round_trip(patient());
+    let mut bare = patient();
+    bare.phone = None;
+    bare.sex = None;
+    bare.date_of_birth = None;
+    bare.emergency_contact = None;
+    bare.allergies = vec![];
+    bare.address = Address::default();
+    round_trip(bare);
+    round_trip(Doctor {
+        id: DoctorId(Uuid::now_v7()),
+        name: "Dr. Wanjiru Kamau".into(),
+        specializations: vec!["Cardiology".into(), "Internal medicine".into()],
+        licence_number: "KMPDC-1234".into(),
+        email: None,
+        phone: Some("+254 700 000 000".into()),
+        active: true,
+        created_at: t("2026-11-23T08:00:00Z"),
+        updated_at: t("2026-11-23T08:00:00Z"),
+    });
+    round_trip(Schedule {
+        id: ScheduleId(Uuid::now_v7()),
+        doctor_id: DoctorId(Uuid::now_v7()),
+        site: "DEV".into(),
+        slot_minutes: 20,
+        utc_offset_minutes: 180,
+        rules: vec![WeeklyRule {
+            weekday: Weekday::Tue,
+            start: healsync_domain::schedule::parse_time("s", "09:00").expect("time"),
+            end: healsync_domain::schedule::parse_time("e", "12:00").expect("time"),
+        }],
+        active: true,
+        updated_at: t("2026-11-23T08:00:00Z"),
+    });
+    round_trip(Leave {
+        id: LeaveId(Uuid::now_v7()),
+        doctor_id: DoctorId(Uuid::now_v7()),
+        site: "DEV".into(),
+        start: t("2026-12-01T00:00:00Z"),
+        end: t("2026-12-08T00:00:00Z"),
+        reason: Some("Annual leave".into()),
+        cancelled: false,
+    });
+    round_trip(Appointment {
+        id: AppointmentId(Uuid::now_v7()),
+        patient_id: PatientId(Uuid::now_v7()),
+        doctor_id: DoctorId(Uuid::now_v7()),
+        site: "DEV".into(),
+        start: t("2026-11-24T09:00:00Z"),
+        end: t("2026-11-24T09:20:00Z"),
+        status: AppointmentStatus::CheckedIn,
+        reason: Some("Follow-up".into()),
+        notes: None,
+        created_at: t("2026-11-23T08:00:00Z"),
+        updated_at: t("2026-11-23T08:00:00Z"),
+    });
+    round_trip(Notification {
+        id: NotificationId(Uuid::now_v7()),
+        audience: Audience::Doctor(DoctorId(Uuid::now_v7())),
+        kind: "APPOINTMENT_BOOKED".into(),
+        title: "New appointment".into(),
+        body: "Amina Njoroge, 24 Nov 09:00".into(),
+        appointment_id: Some(AppointmentId(Uuid::now_v7())),
+        created_at: t("2026-11-23T08:00:00Z"),
+        read: false,
+    });
+    round_trip(User {
+        id: UserId(Uuid::now_v7()),
+        username: "amina".into(),
+        role: Role::Patient,
+        password_hash: "$argon2id$v=19$...".into(),
+        patient_id: Some(PatientId(Uuid::now_v7())),
+        doctor_id: None,
+        active: true,
+    });
+}
+
+#[test]
+fn only_changed_fields_are_written() {
+    let actor = ActorId::random();
+    let mut doc = new_document(&actor);
+    let mut p = patient();
+    write_record(&mut doc, &p).expect("create");
+    p.phone = Some("+254 799 999 999".into());
+    let written = write_record(&mut doc, &p).expect("edit");
+    let change = automerge::Change::from_bytes(written.changes[0].1.clone()).expect("change");
+    assert_eq!(change.len(), 1, "one field edited, one operation");
+}
+
+#[test]
+fn edits_of_different_fields_merge_and_of_one_field_keep_both() {
+    let (a, b) = (ActorId::random(), ActorId::random());
+    let mut doc_a = new_document(&a);
+    let p = patient();
+    write_record(&mut doc_a, &p).expect("create");
+    let mut doc_b = load_document(&doc_a.save(), &b).expect("fork");
+
+    let mut pa = p.clone();
+    pa.phone = Some("+254 711 111 111".into());
+    pa.name = "Amina W. Njoroge".into();
+    write_record(&mut doc_a, &pa).expect("edit at a");
+    let mut pb = p.clone();
+    pb.phone = Some("+254 722 222 222".into());
+    pb.email = "amina.n@example.org".into();
+    write_record(&mut doc_b, &pb).expect("edit at b");
+
+    doc_a.merge(&mut doc_b).expect("merge");
+    let merged: Patient = read_record(&doc_a).expect("read");
+    assert_eq!(merged.name, "Amina W. Njoroge");
+    assert_eq!(merged.email, "amina.n@example.org");
+    assert_eq!(doc_a.get_all(ROOT, "phone").expect("phone").len(), 2);
+    assert_eq!(doc_a.get_all(ROOT, "name").expect("name").len(), 1);
+
+    // Writing a value settles the field, even when it equals the current winner.
+    let winner = merged.phone.clone();
+    let mut settled = merged.clone();
+    settled.phone = winner;
+    write_record(&mut doc_a, &settled).expect("settle");
+    assert_eq!(doc_a.get_all(ROOT, "phone").expect("phone").len(), 1);
+}
+
+#[test]
+fn wrong_kind_and_garbage_are_errors_not_panics() {
+    let actor = ActorId::random();
+    let mut doc = new_document(&actor);
+    write_record(&mut doc, &patient()).expect("create");
+    assert!(matches!(
+        read_record::<Doctor>(&doc),
+        Err(RecordError::WrongKind { .. })
+    ));
+    assert!(load_document(b"not a document", &actor).is_err());
+    assert!(AnyRecord::read(&new_document(&actor)).is_err());
+}
