@@ -222,7 +222,7 @@ async fn start_page(State(app): State<App>) -> Response {
 
 async fn healthz(State(app): State<App>) -> Response {
     let node = app.node.clone();
-    match node.read(|c| healsync_store::queries::count_users(c)).await {
+    match node.read(healsync_store::queries::count_users).await {
         Ok(_) => {
             let id = app.node.store().identity();
             Json(json!({ "status": "ok", "site": id.site.to_string(), "nodeId": id.node_id.to_string() }))

@@ -21,7 +21,7 @@ pub enum StoreError {
     Record {
         id: String,
         #[source]
-        source: RecordError,
+        source: Box<RecordError>,
     },
     #[error(
         "this data directory belongs to site {stored}, not {requested}; use the right --data-dir or omit --site"
@@ -46,7 +46,7 @@ impl StoreError {
     pub fn record(id: impl ToString) -> impl FnOnce(RecordError) -> StoreError {
         move |source| StoreError::Record {
             id: id.to_string(),
-            source,
+            source: Box::new(source),
         }
     }
 }

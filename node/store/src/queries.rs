@@ -210,6 +210,7 @@ fn by_ids<T>(
     action: &'static str,
     select: &str,
     column: &str,
+    extra: &str,
     ids: &[String],
     f: fn(&Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>> {
@@ -219,7 +220,7 @@ fn by_ids<T>(
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
         let marks = vec!["?"; chunk.len()].join(",");
-        let sql = format!("{select} WHERE {column} IN ({marks})");
+        let sql = format!("{select} WHERE {column} IN ({marks}){extra}");
         let mut stmt = conn.prepare(&sql).map_err(StoreError::sqlite(action))?;
         let rows = stmt
             .query_map(params_from_iter(chunk.iter()), f)
@@ -299,6 +300,7 @@ pub fn patients_by_ids(conn: &Connection, ids: &[PatientId]) -> Result<Vec<Patie
         "load patients",
         "SELECT * FROM patients",
         "id",
+        "",
         &ids,
         patient_row,
     )
@@ -382,6 +384,7 @@ pub fn doctors_by_ids(conn: &Connection, ids: &[DoctorId]) -> Result<Vec<Doctor>
         "load doctors",
         "SELECT * FROM doctors",
         "id",
+        "",
         &ids,
         doctor_row,
     )
@@ -493,6 +496,7 @@ pub fn appointments_of_patients(conn: &Connection, ids: &[PatientId]) -> Result<
         "load appointments",
         "SELECT * FROM appointments",
         "patient_id",
+        "",
         &ids,
         appointment_row,
     )
@@ -505,16 +509,14 @@ pub fn appointments_of_doctors(
     to: DateTime<Utc>,
 ) -> Result<Vec<Appointment>> {
     let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-    let select = format!(
-        "SELECT * FROM appointments WHERE start_at >= {} AND start_at < {} AND 1",
-        ms(from),
-        ms(to)
-    );
+    // The bounds are integers formatted here, never user text.
+    let range = format!(" AND start_at >= {} AND start_at < {}", ms(from), ms(to));
     by_ids(
         conn,
         "load appointments",
-        &select,
+        "SELECT * FROM appointments",
         "doctor_id",
+        &range,
         &ids,
         appointment_row,
     )

@@ -54,9 +54,7 @@ fn a_write_commits_document_projection_and_change_log_together() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path(), None).expect("open");
     let p = patient("Amina Njoroge", "DEV-000001");
-    let ((), changed) = store
-        .write(now(), |tx| tx.put(&p).map_err(StoreError::from))
-        .expect("write");
+    let ((), changed) = store.write(now(), |tx| tx.put(&p)).expect("write");
     assert_eq!(changed.len(), 1);
     assert_eq!(all_patients(&store), vec![p.clone()]);
     let stats = store.stats().expect("stats");

@@ -82,7 +82,7 @@ pub fn parse_username(s: &str) -> Result<String, DomainError> {
 /// A password long enough to resist guessing and short enough to hash cheaply.
 pub fn check_password(p: &str) -> Result<(), DomainError> {
     let n = p.chars().count();
-    if n < 8 || n > 128 {
+    if !(8..=128).contains(&n) {
         return Err(DomainError::invalid("password", "8 to 128 characters"));
     }
     Ok(())

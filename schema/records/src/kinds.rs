@@ -58,6 +58,9 @@ pub trait Record: Sized {
 }
 
 /// Any record, for code that walks documents of every kind (projection rebuilds, sync).
+// Records are built once and moved (into the event bus behind an Arc); boxing the large
+// variant would only add an allocation per write.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum AnyRecord {
     Patient(Patient),

@@ -1,1 +1,392 @@
-//! placeholder
+//! Test support for HealSync: a GraphQL-over-HTTP client, a `graphql-transport-ws`
+//! client built on tokio-tungstenite, and control of real `healsync-node` processes
+//! (start on a free port, SIGKILL, SIGTERM). Used by the integration tests and the
+//! benchmarks; never by the product.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+/// The password the tests give the first administrator.
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+/// A GraphQL client for one node, optionally logged in.
+#[derive(Clone)]
+pub struct Gql {
+    http: reqwest::Client,
+    pub base: String,
+    pub token: Option<String>,
+}
+
+/// An HTTP answer: status and JSON body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The `data` of a successful answer; fails with the errors otherwise.
+    pub fn data(&self) -> Result<&Value> {
+        if let Some(errors) = self.body.get("errors") {
+            bail!("GraphQL errors (HTTP {}): {errors}", self.status);
+        }
+        self.body
+            .get("data")
+            .ok_or_else(|| anyhow!("no data in {}", self.body))
+    }
+
+    /// The `extensions.code` of the first error, if any.
+    pub fn code(&self) -> Option<&str> {
+        self.body["errors"][0]["extensions"]["code"].as_str()
+    }
+
+    /// Every error code of the answer.
+    pub fn codes(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|errs| {
+                errs.iter()
+                    .map(|e| {
+                        e["extensions"]["code"]
+                            .as_str()
+                            .unwrap_or("<none>")
+                            .to_string()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Gql {
+    pub fn new(base: &str) -> Gql {
+        Gql {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_string(),
+            token: None,
+        }
+    }
+
+    pub fn with_token(&self, token: &str) -> Gql {
+        Gql {
+            token: Some(token.to_string()),
+            ..self.clone()
+        }
+    }
+
+    /// Posts a raw body (for malformed-input tests).
+    pub async fn post_raw(&self, body: impl Into<reqwest::Body>) -> Result<Answer> {
+        let mut req = self
+            .http
+            .post(format!("{}/graphql", self.base))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.context("send a GraphQL request")?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.context("read a GraphQL answer")?;
+        let body = serde_json::from_str(&text)
+            .with_context(|| format!("HTTP {status}, not JSON: {text}"))?;
+        Ok(Answer { status, body })
+    }
+
+    pub async fn query(&self, query: &str, variables: Value) -> Result<Answer> {
+        self.post_raw(json!({ "query": query, "variables": variables }).to_string())
+            .await
+    }
+
+    /// Runs an operation that must succeed and returns its `data`.
+    pub async fn ok(&self, query: &str, variables: Value) -> Result<Value> {
+        let a = self.query(query, variables).await?;
+        Ok(a.data()?.clone())
+    }
+
+    /// Logs in and returns a client carrying the token.
+    pub async fn login(&self, username: &str, password: &str) -> Result<Gql> {
+        let data = self
+            .ok(
+                "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token } }",
+                json!({ "u": username, "p": password }),
+            )
+            .await?;
+        let token = data["login"]["token"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no token"))?;
+        Ok(self.with_token(token))
+    }
+
+    pub async fn get(&self, path: &str) -> Result<(u16, String)> {
+        let resp = self.http.get(format!("{}{path}", self.base)).send().await?;
+        Ok((resp.status().as_u16(), resp.text().await?))
+    }
+}
+
+type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A graphql-transport-ws connection.
+pub struct Ws {
+    stream: WsStream,
+    last_close: Option<(u16, String)>,
+}
+
+/// How a WebSocket connection ended or what it delivered.
+#[derive(Debug)]
+pub enum WsEvent {
+    Next { id: String, payload: Value },
+    Error { id: String, payload: Value },
+    Complete { id: String },
+    Closed { code: u16, reason: String },
+}
+
+impl Ws {
+    /// Connects and sends `connection_init` with `payload`. Returns the connection once
+    /// acknowledged, or the close the server answered with.
+    pub async fn connect(base: &str, payload: Value) -> Result<std::result::Result<Ws, WsEvent>> {
+        let url = format!("{}/graphql", base.replacen("http", "ws", 1));
+        let mut req = url.into_client_request()?;
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static("graphql-transport-ws"),
+        );
+        let (stream, resp) = tokio_tungstenite::connect_async(req)
+            .await
+            .context("connect the WebSocket")?;
+        let proto = resp
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok());
+        if proto != Some("graphql-transport-ws") {
+            bail!("server chose subprotocol {proto:?}");
+        }
+        let mut ws = Ws {
+            stream,
+            last_close: None,
+        };
+        ws.send(json!({ "type": "connection_init", "payload": payload }))
+            .await?;
+        loop {
+            match ws.raw(Duration::from_secs(10)).await? {
+                Some(msg) if msg["type"] == "connection_ack" => return Ok(Ok(ws)),
+                Some(msg) if msg["type"] == "ping" => ws.send(json!({ "type": "pong" })).await?,
+                Some(other) => bail!("unexpected before ack: {other}"),
+                None => {
+                    return Ok(Err(ws.closed_event()));
+                }
+            }
+        }
+    }
+
+    /// Connects with a bearer token.
+    pub async fn connect_with_token(base: &str, token: &str) -> Result<Ws> {
+        match Ws::connect(base, json!({ "Authorization": format!("Bearer {token}") })).await? {
+            Ok(ws) => Ok(ws),
+            Err(e) => bail!("connection refused: {e:?}"),
+        }
+    }
+
+    async fn send(&mut self, v: Value) -> Result<()> {
+        self.stream
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .context("send on the WebSocket")
+    }
+
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) -> Result<()> {
+        self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }))
+            .await
+    }
+
+    fn closed_event(&self) -> WsEvent {
+        let (code, reason) = self.last_close.clone().unwrap_or((0, String::new()));
+        WsEvent::Closed { code, reason }
+    }
+
+    /// The next JSON message, `None` if the connection closed; errors on timeout.
+    async fn raw(&mut self, timeout: Duration) -> Result<Option<Value>> {
+        loop {
+            let msg = tokio::time::timeout(timeout, self.stream.next())
+                .await
+                .map_err(|_| anyhow!("no WebSocket message within {timeout:?}"))?;
+            match msg {
+                None => return Ok(None),
+                Some(Err(e)) => bail!("WebSocket error: {e}"),
+                Some(Ok(Message::Text(t))) => return Ok(Some(serde_json::from_str(&t)?)),
+                Some(Ok(Message::Close(frame))) => {
+                    let (code, reason) = frame
+                        .map(|f| (u16::from(f.code), f.reason.to_string()))
+                        .unwrap_or((0, String::new()));
+                    self.last_close = Some((code, reason));
+                    return Ok(None);
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// The next subscription event (answering pings on the way).
+    pub async fn next_event(&mut self, timeout: Duration) -> Result<WsEvent> {
+        loop {
+            let Some(msg) = self.raw(timeout).await? else {
+                return Ok(self.closed_event());
+            };
+            let id = msg["id"].as_str().unwrap_or_default().to_string();
+            match msg["type"].as_str() {
+                Some("next") => {
+                    return Ok(WsEvent::Next {
+                        id,
+                        payload: msg["payload"].clone(),
+                    });
+                }
+                Some("error") => {
+                    return Ok(WsEvent::Error {
+                        id,
+                        payload: msg["payload"].clone(),
+                    });
+                }
+                Some("complete") => return Ok(WsEvent::Complete { id }),
+                Some("ping") => self.send(json!({ "type": "pong" })).await?,
+                _ => continue,
+            }
+        }
+    }
+
+    /// Asserts that nothing arrives within `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) -> Result<()> {
+        match tokio::time::timeout(wait, self.stream.next()).await {
+            Err(_) => Ok(()),
+            Ok(msg) => bail!("expected no message, got {msg:?}"),
+        }
+    }
+}
+
+/// A running `healsync-node serve` process on a free loopback port.
+pub struct NodeProcess {
+    child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+    binary: PathBuf,
+    /// Everything the process printed on standard output before it served.
+    pub banner: Vec<String>,
+}
+
+impl NodeProcess {
+    /// Starts `binary serve` on `data_dir` (port 0) and waits until it serves.
+    pub async fn start(binary: &Path, data_dir: &Path, extra: &[&str]) -> Result<NodeProcess> {
+        let mut cmd = Command::new(binary);
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(extra)
+            .env("HEALSYNC_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("HEALSYNC_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("start {}", binary.display()))?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let mut banner = Vec::new();
+        let base = tokio::time::timeout(Duration::from_secs(120), async {
+            while let Some(line) = lines.next_line().await? {
+                banner.push(line.clone());
+                if let Some(rest) = line.split("serving on ").nth(1) {
+                    let url = rest.split_whitespace().next().unwrap_or_default();
+                    return Ok::<_, anyhow::Error>(url.trim_end_matches('/').to_string());
+                }
+            }
+            bail!("the node exited before serving: {banner:?}")
+        })
+        .await
+        .map_err(|_| anyhow!("the node did not start serving within 120 s"))??;
+        // Keep draining stdout so the process never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(NodeProcess {
+            child,
+            base,
+            data_dir: data_dir.to_path_buf(),
+            binary: binary.to_path_buf(),
+            banner,
+        })
+    }
+
+    pub fn gql(&self) -> Gql {
+        Gql::new(&self.base)
+    }
+
+    pub async fn admin(&self) -> Result<Gql> {
+        self.gql().login("admin", ADMIN_PASSWORD).await
+    }
+
+    /// SIGKILL: the process gets no chance to clean up.
+    pub async fn kill(mut self) -> Result<()> {
+        self.child.kill().await.context("kill the node")?;
+        Ok(())
+    }
+
+    /// SIGTERM, then waits for the exit; returns whether it exited successfully.
+    pub async fn terminate(mut self) -> Result<bool> {
+        let pid = self
+            .child
+            .id()
+            .ok_or_else(|| anyhow!("the node already exited"))?;
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .await?;
+        if !status.success() {
+            bail!("kill -TERM failed");
+        }
+        let exit = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .map_err(|_| anyhow!("the node did not stop within 30 s of SIGTERM"))??;
+        Ok(exit.success())
+    }
+
+    /// Runs another `healsync-node` subcommand on the same binary.
+    pub async fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<std::process::Output> {
+        run(&self.binary, args, stdin).await
+    }
+}
+
+/// Runs `binary args...` with optional standard input and collects its output.
+pub async fn run(
+    binary: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<std::process::Output> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = Command::new(binary)
+        .args(args)
+        .env("HEALSYNC_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("run {}", binary.display()))?;
+    if let Some(mut input) = child.stdin.take() {
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).await?;
+        }
+        drop(input);
+    }
+    Ok(child.wait_with_output().await?)
+}

@@ -1,0 +1,261 @@
+//! The node as a process: crash and restart, clean stop, the command line, the pages.
+
+use anyhow::Result;
+use healsync_test_support::{ADMIN_PASSWORD, NodeProcess, run};
+use serde_json::json;
+
+use crate::{BOOK, Clinic, binary};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_acknowledged_is_lost_when_the_process_is_killed() -> Result<()> {
+    let c = Clinic::start().await?;
+    let p = c.patient("Faith Omondi").await?;
+    let slots = c.slots(&c.doctor_id, 1).await?;
+    let booked = c
+        .admin
+        .ok(
+            BOOK,
+            json!({ "p": p["id"], "d": c.doctor_id, "at": slots[0] }),
+        )
+        .await?;
+    // The answer came back: SIGKILL at once, no chance to flush anything.
+    let Clinic {
+        node, _dir: dir, ..
+    } = c;
+    let data_dir = node.data_dir.clone();
+    node.kill().await?;
+
+    let check = run(
+        binary(),
+        &[
+            "projections",
+            "check",
+            "--data-dir",
+            data_dir.to_str().unwrap_or_default(),
+        ],
+        None,
+    )
+    .await?;
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    assert!(String::from_utf8_lossy(&check.stdout).contains("Projections match"));
+
+    let again = NodeProcess::start(binary(), &data_dir, &[]).await?;
+    let admin = again.admin().await?;
+    let got = admin
+        .ok(
+            "query($id: ID!) { appointment(id: $id) { status scheduledAt patient { name mrn } } }",
+            json!({ "id": booked["bookAppointment"]["id"] }),
+        )
+        .await?;
+    assert_eq!(got["appointment"]["status"], "BOOKED");
+    assert_eq!(got["appointment"]["patient"]["name"], "Faith Omondi");
+    assert_eq!(got["appointment"]["patient"]["mrn"], p["mrn"]);
+    // The site and the MRN sequence survive too.
+    let next = admin
+        .ok(
+            "mutation { createPatient(input: {name: \"Next One\", email: \"n@o.org\"}) { mrn } }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(next["createPatient"]["mrn"], "NBO-000002");
+    drop(dir);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_cleanly_and_the_cli_manages_users() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let node = NodeProcess::start(binary(), dir.path(), &[]).await?;
+    assert!(
+        node.banner
+            .iter()
+            .any(|l| l.contains("first administrator")),
+        "{:?}",
+        node.banner
+    );
+    let data_dir = dir.path().to_str().unwrap_or_default();
+
+    // users add, while the node is running, with the password on stdin.
+    let out = node
+        .run(
+            &[
+                "users",
+                "add",
+                "nurse.joy",
+                "--role",
+                "RECEPTIONIST",
+                "--data-dir",
+                data_dir,
+            ],
+            Some("nurse-password\n"),
+        )
+        .await?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    node.gql().login("nurse.joy", "nurse-password").await?;
+    // Bad input on the command line: a clear message and a failure exit code.
+    let dup = node
+        .run(
+            &[
+                "users",
+                "add",
+                "nurse.joy",
+                "--role",
+                "RECEPTIONIST",
+                "--data-dir",
+                data_dir,
+            ],
+            Some("nurse-password\n"),
+        )
+        .await?;
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
+    let role = node
+        .run(
+            &[
+                "users",
+                "add",
+                "x.y",
+                "--role",
+                "SURGEON",
+                "--data-dir",
+                data_dir,
+            ],
+            Some("password-1\n"),
+        )
+        .await?;
+    assert!(!role.status.success());
+    assert!(String::from_utf8_lossy(&role.stderr).contains("SURGEON"));
+    let link = node
+        .run(
+            &[
+                "users",
+                "add",
+                "pat",
+                "--role",
+                "PATIENT",
+                "--data-dir",
+                data_dir,
+            ],
+            Some("password-1\n"),
+        )
+        .await?;
+    assert!(!link.status.success());
+
+    // The console and the start page load with no external reference.
+    let (status, console) = node.gql().get("/graphiql").await?;
+    assert_eq!(status, 200);
+    assert!(console.contains("graphql-transport-ws"));
+    for external in [
+        "http://",
+        "https://",
+        "<script src",
+        "<link ",
+        "cdn",
+        "unpkg",
+    ] {
+        assert!(
+            !console.contains(external),
+            "the console references {external:?}"
+        );
+    }
+    let (status, start) = node.gql().get("/").await?;
+    assert_eq!(status, 200);
+    assert!(start.contains("/graphiql"));
+    let (status, health) = node.gql().get("/healthz").await?;
+    assert_eq!((status, health.contains("\"ok\"")), (200, true));
+
+    assert!(
+        node.terminate().await?,
+        "SIGTERM must end the process with success"
+    );
+    // The first admin is created once; a restart keeps the same password.
+    let again = NodeProcess::start(binary(), dir.path(), &[]).await?;
+    assert!(
+        !again
+            .banner
+            .iter()
+            .any(|l| l.contains("first administrator"))
+    );
+    again.gql().login("admin", ADMIN_PASSWORD).await?;
+    // Another site on this data directory is refused.
+    let wrong = run(
+        binary(),
+        &[
+            "serve",
+            "--data-dir",
+            data_dir,
+            "--site",
+            "MSA",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        None,
+    )
+    .await?;
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("belongs to site DEV"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_data_is_realistic_and_consistent() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let node = NodeProcess::start(binary(), dir.path(), &["--demo"]).await?;
+    let admin = node.admin().await?;
+    let d = admin.ok("{ doctors { name schedules { weekly { weekday } } } patients(limit: 500) { id } appointments(limit: 500) { status } }", json!({})).await?;
+    assert_eq!(d["doctors"].as_array().map(Vec::len), Some(5));
+    assert!(
+        d["doctors"][0]["schedules"][0]["weekly"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0)
+            >= 5
+    );
+    assert_eq!(d["patients"].as_array().map(Vec::len), Some(300));
+    assert!(
+        d["appointments"].as_array().map(Vec::len).unwrap_or(0) > 100,
+        "{}",
+        d["appointments"]
+    );
+    // Demo accounts log in with the administrator's password and see their own scope.
+    let doctor = node.gql().login("doctor", ADMIN_PASSWORD).await?;
+    let mine = doctor
+        .ok(
+            "{ appointments(limit: 500) { doctor { name } } }",
+            json!({}),
+        )
+        .await?;
+    assert!(
+        mine["appointments"]
+            .as_array()
+            .is_some_and(|l| l.iter().all(|a| a["doctor"]["name"] == "Dr. Wanjiru Kamau"))
+    );
+    node.gql().login("patient", ADMIN_PASSWORD).await?;
+    node.gql().login("reception", ADMIN_PASSWORD).await?;
+    node.kill().await?;
+    let check = run(
+        binary(),
+        &[
+            "projections",
+            "check",
+            "--data-dir",
+            dir.path().to_str().unwrap_or_default(),
+        ],
+        None,
+    )
+    .await?;
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    Ok(())
+}
