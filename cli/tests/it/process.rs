@@ -79,75 +79,30 @@ async fn sigterm_stops_cleanly_and_the_cli_manages_users() -> Result<()> {
     );
     let data_dir = dir.path().to_str().unwrap_or_default();
 
-    // users add, while the node is running, with the password on stdin.
-    let out = node
-        .run(
-            &[
-                "users",
-                "add",
-                "nurse.joy",
-                "--role",
-                "RECEPTIONIST",
-                "--data-dir",
-                data_dir,
-            ],
-            Some("nurse-password\n"),
-        )
-        .await?;
+    // users add, while the node is running, with the password on stdin; then bad input
+    // on the command line: a clear message and a failure exit code.
+    let add = |user: &'static str, role: &'static str| {
+        let args = ["users", "add", user, "--role", role, "--data-dir", data_dir];
+        let node = &node;
+        async move { node.run(&args, Some("nurse-password\n")).await }
+    };
+    let out = add("nurse.joy", "RECEPTIONIST").await?;
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     node.gql().login("nurse.joy", "nurse-password").await?;
-    // Bad input on the command line: a clear message and a failure exit code.
-    let dup = node
-        .run(
-            &[
-                "users",
-                "add",
-                "nurse.joy",
-                "--role",
-                "RECEPTIONIST",
-                "--data-dir",
-                data_dir,
-            ],
-            Some("nurse-password\n"),
-        )
-        .await?;
-    assert!(!dup.status.success());
-    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
-    let role = node
-        .run(
-            &[
-                "users",
-                "add",
-                "x.y",
-                "--role",
-                "SURGEON",
-                "--data-dir",
-                data_dir,
-            ],
-            Some("password-1\n"),
-        )
-        .await?;
-    assert!(!role.status.success());
-    assert!(String::from_utf8_lossy(&role.stderr).contains("SURGEON"));
-    let link = node
-        .run(
-            &[
-                "users",
-                "add",
-                "pat",
-                "--role",
-                "PATIENT",
-                "--data-dir",
-                data_dir,
-            ],
-            Some("password-1\n"),
-        )
-        .await?;
-    assert!(!link.status.success());
+    for (user, role, message) in [
+        ("nurse.joy", "RECEPTIONIST", "already exists"),
+        ("x.y", "SURGEON", "SURGEON"),
+        ("pat", "PATIENT", "linked to exactly one patient record"),
+    ] {
+        let out = add(user, role).await?;
+        assert!(!out.status.success(), "{user} {role}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{stderr}");
+    }
 
     // The console and the start page load with no external reference.
     let (status, console) = node.gql().get("/graphiql").await?;

@@ -37,6 +37,20 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         doctors: usize,
     },
+    /// Query latency on a large clinic: seeds patients and appointments through the
+    /// store's write path (documents, change log, projections; 1,000 records per
+    /// transaction), then times searches and lists over GraphQL.
+    Scale {
+        #[arg(long, default_value = "target/release/healsync-node")]
+        node: PathBuf,
+        #[arg(long, default_value_t = 100_000)]
+        patients: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        appointments: usize,
+        /// Timed repetitions of each query.
+        #[arg(long, default_value_t = 200)]
+        repeat: usize,
+    },
 }
 
 struct Run {
@@ -219,5 +233,13 @@ async fn main() -> Result<()> {
             concurrency,
             doctors,
         } => bookings(node, n, concurrency, doctors).await,
+        Command::Scale {
+            node,
+            patients,
+            appointments,
+            repeat,
+        } => scale::run(node, patients, appointments, repeat).await,
     }
 }
+
+mod scale;
