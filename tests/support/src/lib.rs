@@ -384,9 +384,60 @@ pub async fn run(
         .with_context(|| format!("run {}", binary.display()))?;
     if let Some(mut input) = child.stdin.take() {
         if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).await?;
+            // A command that refuses its arguments exits before reading its input.
+            match input.write_all(text.as_bytes()).await {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other?,
+            }
         }
         drop(input);
     }
     Ok(child.wait_with_output().await?)
+}
+
+/// Posts a body of `size` bytes to `/graphql` over a raw TCP connection, reading the
+/// answer while still writing: a server may refuse an oversized body before it has
+/// all arrived and close the connection, which makes ordinary HTTP clients report a
+/// send error instead of the answer. Returns the status and the JSON body.
+pub async fn post_oversized(base: &str, size: usize) -> Result<Answer> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    let stream = tokio::net::TcpStream::connect(host).await?;
+    let (mut rd, mut wr) = stream.into_split();
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
+    );
+    let writer = tokio::spawn(async move {
+        wr.write_all(head.as_bytes()).await?;
+        let chunk = vec![b' '; 64 * 1024];
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            wr.write_all(&chunk[..n]).await?;
+            left -= n;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), rd.read_to_end(&mut raw))
+        .await
+        .map_err(|_| anyhow!("no answer to the oversized request"))??;
+    // The writer may fail once the server closes: that is the point of this client.
+    let _ = writer.await;
+    let text = String::from_utf8_lossy(&raw);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("no HTTP status in {text:?}"))?;
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    // The body may be chunked; the JSON object is between the first '{' and last '}'.
+    let json = match (body.find('{'), body.rfind('}')) {
+        (Some(a), Some(b)) if a < b => &body[a..=b],
+        _ => bail!("no JSON in {text:?}"),
+    };
+    Ok(Answer {
+        status,
+        body: serde_json::from_str(json)?,
+    })
 }

@@ -26,7 +26,7 @@ fn opt_text(
     healsync_domain::patient::parse_opt_text(field, v.as_deref(), max).map_err(ApiError::from)
 }
 
-#[Object]
+#[Object(name = "Mutation")]
 impl MutationRoot {
     /// Exchanges a user name and password for a session token.
     async fn login(

@@ -14,7 +14,7 @@ use crate::service::notifications::audience_of;
 
 pub struct QueryRoot;
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// The logged-in user.
     async fn me(&self, ctx: &Context<'_>) -> Result<UserObj> {

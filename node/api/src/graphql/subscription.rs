@@ -32,7 +32,7 @@ fn records(node: &Node) -> impl Stream<Item = Arc<AnyRecord>> + use<> {
     })
 }
 
-#[Subscription]
+#[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// Appointments as they change (booked, moved, status). With `patientId`, only that
     /// patient's; always only those the session may see.
