@@ -91,6 +91,18 @@ fn dependency_direction() -> Result<()> {
             &["tokio", "rusqlite", "axum", "async-graphql"],
         ),
         ("healsync-node-api", &["axum", "hyper"]),
+        (
+            "healsync-sync-protocol",
+            &[
+                "tokio",
+                "rusqlite",
+                "automerge",
+                "quinn",
+                "sqlx",
+                "healsync-domain",
+                "healsync-store",
+            ],
+        ),
     ];
     for (krate, banned) in rules {
         let deps = closure(&meta, krate)?;
