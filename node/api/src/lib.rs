@@ -4,8 +4,8 @@
 //! The data path of every write: resolver parses input → service checks access and
 //! runs `store.write` (domain rule + document + projection + change log in one SQLite
 //! transaction) on a blocking thread → after the commit, the changed records go to the
-//! [`events::EventBus`], which feeds every GraphQL subscription. A later sync driver
-//! publishes the records it merges into the same bus. This crate knows nothing of HTTP.
+//! [`events::EventBus`], which feeds every GraphQL subscription. Changes merged from the
+//! hub ([`Node::apply_remote`]) go to the same bus. This crate knows nothing of HTTP.
 
 pub mod demo;
 pub mod error;
@@ -18,8 +18,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use healsync_auth::SessionKeys;
-use healsync_records::AnyRecord;
-use healsync_store::{Connection, Store, StoreError, WriteTx};
+use healsync_store::{Connection, Incoming, Store, StoreError, WriteTx};
 
 pub use error::ApiError;
 pub use events::EventBus;
@@ -99,8 +98,22 @@ impl Node {
             .map_err(ApiError::from)
     }
 
-    /// Publishes records changed outside a request (for example merged by sync).
-    pub fn publish(&self, records: Vec<AnyRecord>) {
-        self.inner.events.publish(records);
+    /// Merges changes received from the hub (one transaction, cursor included) and
+    /// publishes the records they changed, exactly as local writes are published: open
+    /// subscriptions see a booking made elsewhere. Returns how many records changed.
+    pub async fn apply_remote(
+        &self,
+        changes: Vec<Incoming>,
+        through: u64,
+    ) -> Result<usize, ApiError> {
+        let store = self.inner.store.clone();
+        let now = self.now();
+        let changed =
+            tokio::task::spawn_blocking(move || store.apply_remote(now, changes, through))
+                .await
+                .map_err(ApiError::internal)??;
+        let n = changed.len();
+        self.inner.events.publish(changed);
+        Ok(n)
     }
 }

@@ -15,6 +15,7 @@ mod error;
 mod projection;
 pub mod queries;
 mod schema;
+mod sync;
 mod tx;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ pub use error::StoreError;
 pub use projection::ProjectionReport;
 /// The connection type read closures receive.
 pub use rusqlite::Connection;
+pub use sync::{Incoming, Outgoing, SyncState};
 pub use tx::WriteTx;
 
 /// File name of the database inside the data directory.
@@ -120,7 +122,7 @@ impl Store {
         &self.path
     }
 
-    fn writer(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+    pub(crate) fn writer(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
         self.writer.lock().map_err(|_| StoreError::Poisoned)
     }
 

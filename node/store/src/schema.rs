@@ -157,6 +157,15 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX users_username ON users(username);
     "#,
+    // 2: sync bookkeeping: changes the hub refused to store, for the technician.
+    r#"
+    CREATE TABLE sync_rejections (
+        seq INTEGER PRIMARY KEY,
+        doc_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        recorded_at INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// Brings the database to the newest schema, one migration per transaction.

@@ -181,3 +181,157 @@ fn search_by_name_mrn_phone_and_dob() {
     assert_eq!(find(Some("\" OR * NEAR("), None), Vec::<String>::new());
     assert_eq!(find(Some("zzz"), None), Vec::<String>::new());
 }
+
+// ---- replication between two stores (two clinics), through the sync storage API ----
+
+use crate::{Incoming, Outgoing};
+
+fn ship(from: &Store, after: u64) -> Vec<Incoming> {
+    from.pending_upload(after, usize::MAX)
+        .expect("pending")
+        .into_iter()
+        .map(|o: Outgoing| Incoming {
+            doc_id: o.doc_id,
+            kind: o.kind,
+            hash: o.hash,
+            bytes: o.bytes,
+        })
+        .collect()
+}
+
+fn patient_named(store: &Store, id: PatientId) -> Patient {
+    store
+        .read(|c| queries::patient(c, id))
+        .expect("read")
+        .expect("present")
+}
+
+#[test]
+fn changes_replicate_and_merge_to_identical_documents() {
+    let (da, db) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let a = Store::open(da.path(), Some(&SiteCode::parse("NBO").expect("site"))).expect("open a");
+    let b = Store::open(db.path(), Some(&SiteCode::parse("MSA").expect("site"))).expect("open b");
+    let p = patient("Amina Njoroge", "NBO-000001");
+    a.write(now(), |tx| tx.put(&p)).expect("write at a");
+
+    // A's change log arrives at B: same document, same projection, events for it.
+    let changed = b.apply_remote(now(), ship(&a, 0), 1).expect("apply");
+    assert_eq!(changed.len(), 1);
+    assert_eq!(patient_named(&b, p.id), p);
+    assert_eq!(
+        a.document_heads(p.id.0).expect("a"),
+        b.document_heads(p.id.0).expect("b")
+    );
+    assert_eq!(b.sync_state().expect("state").download_cursor, 1);
+    // Applying the same changes again changes nothing.
+    assert!(
+        b.apply_remote(now(), ship(&a, 0), 1)
+            .expect("again")
+            .is_empty()
+    );
+    // Remote changes are not uploaded again by B.
+    assert!(b.pending_upload(0, usize::MAX).expect("pending").is_empty());
+
+    // Both clinics edit offline: different fields merge, the same field keeps both.
+    let a_seq = a
+        .pending_upload(0, usize::MAX)
+        .expect("seq")
+        .last()
+        .map_or(0, |c| c.seq);
+    let b_seq = 0;
+    let mut at_a = p.clone();
+    at_a.name = "Amina W. Njoroge".into();
+    at_a.phone = Some("+254 711 111 111".into());
+    a.write(now(), |tx| tx.put(&at_a)).expect("edit a");
+    let mut at_b = p.clone();
+    at_b.email = "amina.n@example.org".into();
+    at_b.phone = Some("+254 722 222 222".into());
+    b.write(now(), |tx| tx.put(&at_b)).expect("edit b");
+    let (to_b, to_a) = (ship(&a, a_seq), ship(&b, b_seq));
+    b.apply_remote(now(), to_b, 2).expect("a to b");
+    a.apply_remote(now(), to_a, 1).expect("b to a");
+
+    assert_eq!(
+        a.document_heads(p.id.0).expect("a"),
+        b.document_heads(p.id.0).expect("b")
+    );
+    let (ma, mb) = (patient_named(&a, p.id), patient_named(&b, p.id));
+    assert_eq!(ma, mb, "both clinics read the same merged record");
+    assert_eq!(ma.name, "Amina W. Njoroge");
+    assert_eq!(ma.email, "amina.n@example.org");
+    assert!(a.check_projections().expect("check a").is_consistent());
+    assert!(b.check_projections().expect("check b").is_consistent());
+}
+
+#[test]
+fn a_change_before_its_dependencies_is_refused_and_the_cursor_stays() {
+    let (da, db) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let a = Store::open(da.path(), None).expect("a");
+    let b = Store::open(db.path(), None).expect("b");
+    let mut p = patient("Brian Otieno", "DEV-000001");
+    a.write(now(), |tx| tx.put(&p)).expect("create");
+    p.phone = None;
+    a.write(now(), |tx| tx.put(&p)).expect("edit");
+    let changes = ship(&a, 0);
+    assert_eq!(changes.len(), 2);
+    let second_only = vec![changes[1].clone()];
+    assert!(b.apply_remote(now(), second_only, 7).is_err());
+    assert_eq!(b.sync_state().expect("state").download_cursor, 0);
+    assert_eq!(b.stats().expect("stats").documents, 0);
+    // In order, both apply.
+    b.apply_remote(now(), changes, 7).expect("in order");
+    assert_eq!(patient_named(&b, p.id), p);
+
+    // A damaged change is refused too.
+    let mut bad = ship(&a, 0);
+    bad[0].bytes[10] ^= 0xff;
+    let dc = tempfile::tempdir().expect("c");
+    let c = Store::open(dc.path(), None).expect("c");
+    assert!(c.apply_remote(now(), bad, 1).is_err());
+}
+
+#[test]
+fn upload_positions_only_move_forward_and_refusals_are_kept() {
+    let dir = tempfile::tempdir().expect("dir");
+    let s = Store::open(dir.path(), None).expect("open");
+    for i in 0..5 {
+        let p = patient(&format!("P {i}"), &format!("DEV-{i:06}"));
+        s.write(now(), |tx| tx.put(&p)).expect("write");
+    }
+    let all = s.pending_upload(0, usize::MAX).expect("all");
+    assert_eq!(all.len(), 5);
+    let first_batch = s.pending_upload(0, 1).expect("small batch");
+    assert_eq!(
+        first_batch.len(),
+        1,
+        "at least one change even over the byte budget"
+    );
+    s.record_upload_ack(
+        now(),
+        all[2].seq,
+        &[(all[1].seq, all[1].doc_id, "another site's document".into())],
+    )
+    .expect("ack");
+    s.record_upload_ack(now(), all[0].seq, &[])
+        .expect("stale ack");
+    assert_eq!(s.sync_state().expect("state").upload_acked, all[2].seq);
+    assert_eq!(
+        s.pending_upload(all[2].seq, usize::MAX)
+            .expect("rest")
+            .len(),
+        2
+    );
+    let refusals: i64 = s
+        .read(|c| {
+            c.query_row("SELECT count(*) FROM sync_rejections", [], |r| r.get(0))
+                .map_err(StoreError::sqlite("count"))
+        })
+        .expect("count");
+    assert_eq!(refusals, 1);
+}
