@@ -10,6 +10,7 @@ use healsync_records::{AnyRecord, heads_hex};
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
+use crate::tx::save_document;
 use crate::{Store, StoreError, projection};
 
 /// One local change to upload.
@@ -217,13 +218,7 @@ impl Store {
             }
             let record = AnyRecord::read(&doc).map_err(StoreError::record(&id))?;
             let kind = record.kind().as_str();
-            tx.execute(
-                "INSERT INTO documents(id, kind, bytes, heads, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(id) DO UPDATE SET bytes = excluded.bytes, heads = excluded.heads,
-                                               updated_at = excluded.updated_at",
-                params![id, kind, doc.save(), heads, now.timestamp_millis()],
-            )
-            .map_err(StoreError::sqlite("store a merged document"))?;
+            save_document(&tx, &id, kind, &doc.save(), &heads, now.timestamp_millis())?;
             projection::project(&tx, &record)?;
             changed.push(record);
         }

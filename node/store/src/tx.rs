@@ -69,14 +69,7 @@ impl<'c> WriteTx<'c> {
         let now_ms = self.now.timestamp_millis();
         let bytes = doc.save();
         let heads = heads_hex(&mut doc);
-        self.tx
-            .execute(
-                "INSERT INTO documents(id, kind, bytes, heads, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(id) DO UPDATE SET bytes = excluded.bytes, heads = excluded.heads,
-                                               updated_at = excluded.updated_at",
-                params![id, kind, bytes, heads, now_ms],
-            )
-            .map_err(StoreError::sqlite("store a document"))?;
+        save_document(&self.tx, &id, kind, &bytes, &heads, now_ms)?;
         {
             let mut insert = self
                 .tx
@@ -135,4 +128,24 @@ impl<'c> WriteTx<'c> {
             .map_err(StoreError::sqlite("commit a write"))?;
         Ok(self.changed)
     }
+}
+
+/// Inserts or replaces a document's saved bytes and heads.
+pub(crate) fn save_document(
+    conn: &Connection,
+    id: &str,
+    kind: &str,
+    bytes: &[u8],
+    heads: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO documents(id, kind, bytes, heads, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(id) DO UPDATE SET bytes = excluded.bytes, heads = excluded.heads,
+                                       updated_at = excluded.updated_at",
+    )
+    .map_err(StoreError::sqlite("prepare storing a document"))?
+    .execute(params![id, kind, bytes, heads, now_ms])
+    .map_err(StoreError::sqlite("store a document"))?;
+    Ok(())
 }
