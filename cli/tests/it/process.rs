@@ -25,23 +25,7 @@ async fn nothing_acknowledged_is_lost_when_the_process_is_killed() -> Result<()>
     let data_dir = node.data_dir.clone();
     node.kill().await?;
 
-    let check = run(
-        binary(),
-        &[
-            "projections",
-            "check",
-            "--data-dir",
-            data_dir.to_str().unwrap_or_default(),
-        ],
-        None,
-    )
-    .await?;
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
-    assert!(String::from_utf8_lossy(&check.stdout).contains("Projections match"));
+    assert_projections_match(&data_dir).await?;
 
     let again = NodeProcess::start(binary(), &data_dir, &[]).await?;
     let admin = again.admin().await?;
@@ -196,21 +180,16 @@ async fn demo_data_is_realistic_and_consistent() -> Result<()> {
     node.gql().login("patient", ADMIN_PASSWORD).await?;
     node.gql().login("reception", ADMIN_PASSWORD).await?;
     node.kill().await?;
-    let check = run(
-        binary(),
-        &[
-            "projections",
-            "check",
-            "--data-dir",
-            dir.path().to_str().unwrap_or_default(),
-        ],
-        None,
-    )
-    .await?;
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    assert_projections_match(dir.path()).await?;
+    Ok(())
+}
+
+/// `healsync-node projections check` on a stopped node's data directory passes.
+async fn assert_projections_match(data_dir: &std::path::Path) -> Result<()> {
+    let dir = data_dir.to_str().unwrap_or_default();
+    let check = run(binary(), &["projections", "check", "--data-dir", dir], None).await?;
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{out}");
+    assert!(out.contains("Projections match"), "{out}");
     Ok(())
 }
