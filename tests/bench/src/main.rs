@@ -37,6 +37,16 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         doctors: usize,
     },
+    /// Hub ingest: changes committed into PostgreSQL in upload batches (store level).
+    HubIngest {
+        /// The PostgreSQL server's maintenance database; a fresh database is created.
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        database_url: String,
+        #[arg(long, default_value_t = 100_000)]
+        changes: usize,
+        #[arg(long, default_value_t = 5_000)]
+        batch: usize,
+    },
     /// Query latency on a large clinic: seeds patients and appointments through the
     /// store's write path (documents, change log, projections; 1,000 records per
     /// transaction), then times searches and lists over GraphQL.
@@ -239,7 +249,13 @@ async fn main() -> Result<()> {
             appointments,
             repeat,
         } => scale::run(node, patients, appointments, repeat).await,
+        Command::HubIngest {
+            database_url,
+            changes,
+            batch,
+        } => ingest::run(database_url, changes, batch).await,
     }
 }
 
+mod ingest;
 mod scale;

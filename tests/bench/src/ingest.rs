@@ -1,0 +1,79 @@
+//! Hub ingest: 100,000 changes committed into PostgreSQL in upload batches, as a node
+//! catching up after a month offline would send them (store level: no network).
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use healsync_hub_store::HubStore;
+use healsync_sync_protocol::Change;
+use uuid::Uuid;
+
+pub async fn run(admin_url: String, changes: usize, batch: usize) -> Result<()> {
+    let name = format!("healsync_bench_{}", Uuid::now_v7().simple());
+    let admin = sqlx::PgPool::connect(&admin_url)
+        .await
+        .context("connect to PostgreSQL")?;
+    // The name is ours (a UUID), never input.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await?;
+    let url = format!(
+        "{}/{name}",
+        admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(b, _)| b)
+    );
+    let store = HubStore::connect(&url, 4).await?;
+    store.add_site("NBO", "Nairobi").await?;
+    let token = store.create_enrollment_token("NBO").await?;
+    let node = Uuid::now_v7();
+    store.enroll(&token, node).await?;
+
+    // About ten changes per document, ~110-byte changes (the measured size of a
+    // single-field automerge commit).
+    let docs: Vec<Uuid> = (0..changes.div_ceil(10)).map(|_| Uuid::now_v7()).collect();
+    let all: Vec<Change> = (0..changes)
+        .map(|i| {
+            let mut hash = [0u8; 32];
+            hash[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            hash[8..16].copy_from_slice(&node.as_bytes()[..8]);
+            Change {
+                seq: i as u64 + 1,
+                doc_id: *docs[i / 10].as_bytes(),
+                kind: if i % 3 == 0 {
+                    "patient".into()
+                } else {
+                    "appointment".into()
+                },
+                hash,
+                bytes: vec![(i % 251) as u8; 110],
+            }
+        })
+        .collect();
+    let t = Instant::now();
+    for chunk in all.chunks(batch) {
+        let through = chunk.last().map_or(0, |c| c.seq);
+        store.commit_upload(node, chunk, through).await?;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "hub ingest: {changes} changes in {batch}-change batches committed in {secs:.2} s = {:.0} changes/s",
+        changes as f64 / secs
+    );
+    let t = Instant::now();
+    let again = store
+        .commit_upload(node, &all[..batch.min(all.len())], batch as u64)
+        .await?;
+    println!(
+        "resending one batch (all duplicates): {:.1} ms, {} refused",
+        t.elapsed().as_secs_f64() * 1e3,
+        again.len()
+    );
+    store.pool().close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await?;
+    Ok(())
+}
