@@ -117,7 +117,7 @@ fn dependency_direction() -> Result<()> {
     ] {
         for p in meta["packages"].as_array().into_iter().flatten() {
             let name = p["name"].as_str().unwrap_or_default();
-            if !name.starts_with("healsync") || name == owner {
+            if !name.starts_with("healsync") || name == owner || name == "healsync-bench" {
                 continue;
             }
             let direct = p["dependencies"]

@@ -1,0 +1,124 @@
+//! The hub's certificate authority. Its key never leaves the hub's data directory
+//! (`ca-key.pem`, mode 0600); nodes receive the CA certificate and their own
+//! certificate and key at enrollment.
+
+use std::path::Path;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+use uuid::Uuid;
+
+use crate::{HUB_NAME, TransportError, node_name};
+
+/// A certificate and its private key, both PEM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+pub struct HubCa {
+    key: KeyPair,
+    cert_pem: String,
+}
+
+const KEY_FILE: &str = "ca-key.pem";
+const CERT_FILE: &str = "ca-cert.pem";
+
+fn cert_err(e: rcgen::Error) -> TransportError {
+    TransportError::Certificate(e.to_string())
+}
+
+/// The CA's parameters. Deterministic, so that the issuer can be rebuilt from the
+/// stored key alone: what signing uses is the name and the key.
+fn ca_params() -> CertificateParams {
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "HealSync");
+    dn.push(DnType::CommonName, "HealSync hub CA");
+    p.distinguished_name = dn;
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p.not_before = rcgen::date_time_ymd(2025, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2045, 1, 1);
+    p
+}
+
+fn write_file(path: &Path, text: &str, private: bool) -> Result<(), TransportError> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let io = |action| move |source| TransportError::Io { action, source };
+    let mut f = opts.open(path).map_err(io("create a CA file"))?;
+    f.write_all(text.as_bytes())
+        .map_err(io("write a CA file"))?;
+    f.sync_all().map_err(io("sync a CA file"))
+}
+
+impl HubCa {
+    /// Loads the CA from `dir`, creating it on first use.
+    pub fn load_or_create(dir: &Path) -> Result<HubCa, TransportError> {
+        let io = |action| move |source| TransportError::Io { action, source };
+        std::fs::create_dir_all(dir).map_err(io("create the hub data directory"))?;
+        let (key_path, cert_path) = (dir.join(KEY_FILE), dir.join(CERT_FILE));
+        if key_path.exists() {
+            let key_pem = std::fs::read_to_string(&key_path).map_err(io("read the CA key"))?;
+            let cert_pem =
+                std::fs::read_to_string(&cert_path).map_err(io("read the CA certificate"))?;
+            let key = KeyPair::from_pem(&key_pem).map_err(cert_err)?;
+            return Ok(HubCa { key, cert_pem });
+        }
+        let key = KeyPair::generate().map_err(cert_err)?;
+        let cert = ca_params().self_signed(&key).map_err(cert_err)?;
+        let cert_pem = cert.pem();
+        write_file(&key_path, &key.serialize_pem(), true)?;
+        write_file(&cert_path, &cert_pem, false)?;
+        Ok(HubCa { key, cert_pem })
+    }
+
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    fn issue(&self, mut params: CertificateParams) -> Result<Credentials, TransportError> {
+        let key = KeyPair::generate().map_err(cert_err)?;
+        params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2045, 1, 1);
+        let issuer = Issuer::new(ca_params(), &self.key);
+        let cert = params.signed_by(&key, &issuer).map_err(cert_err)?;
+        Ok(Credentials {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// A client certificate for one node of one site.
+    pub fn issue_node(&self, node_id: Uuid, site: &str) -> Result<Credentials, TransportError> {
+        let mut p = CertificateParams::new(vec![node_name(node_id)]).map_err(cert_err)?;
+        p.distinguished_name
+            .push(DnType::CommonName, node_id.to_string());
+        p.distinguished_name
+            .push(DnType::OrganizationalUnitName, site);
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.issue(p)
+    }
+
+    /// The hub's own server certificate.
+    pub fn issue_hub(&self) -> Result<Credentials, TransportError> {
+        let mut p = CertificateParams::new(vec![HUB_NAME.to_string()]).map_err(cert_err)?;
+        p.distinguished_name.push(DnType::CommonName, HUB_NAME);
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.issue(p)
+    }
+}

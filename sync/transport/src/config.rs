@@ -1,0 +1,105 @@
+//! quinn endpoint configuration with mutual TLS.
+
+use std::sync::Arc;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::RootCertStore;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+use uuid::Uuid;
+
+use crate::ca::Credentials;
+use crate::{ALPN, TransportError, node_name};
+
+fn tls(e: impl std::fmt::Display) -> TransportError {
+    TransportError::Tls(e.to_string())
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, TransportError> {
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(tls)
+}
+
+fn key(pem: &str) -> Result<PrivateKeyDer<'static>, TransportError> {
+    PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(tls)
+}
+
+fn roots(ca_pem: &str) -> Result<Arc<RootCertStore>, TransportError> {
+    let mut roots = RootCertStore::empty();
+    for c in certs(ca_pem)? {
+        roots.add(c).map_err(tls)?;
+    }
+    Ok(Arc::new(roots))
+}
+
+/// The hub's endpoint: its server certificate, and client certificates required from
+/// its own CA. 0-RTT stays off (the rustls config is built by hand).
+pub fn server(ca_pem: &str, hub: &Credentials) -> Result<quinn::ServerConfig, TransportError> {
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca_pem)?, provider())
+            .build()
+            .map_err(tls)?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs(&hub.cert_pem)?, key(&hub.key_pem)?)
+        .map_err(tls)?;
+    cfg.alpn_protocols = vec![ALPN.to_vec()];
+    cfg.max_early_data_size = 0;
+    let quic = QuicServerConfig::try_from(cfg).map_err(tls)?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_idle_timeout(Some(
+        std::time::Duration::from_secs(30).try_into().map_err(tls)?,
+    ));
+    transport.keep_alive_interval(Some(std::time::Duration::from_secs(5)));
+    server.transport_config(Arc::new(transport));
+    Ok(server)
+}
+
+/// A node's endpoint: trusts only its hub's CA, presents its node certificate.
+pub fn client(ca_pem: &str, node: &Credentials) -> Result<quinn::ClientConfig, TransportError> {
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls)?
+        .with_root_certificates(roots(ca_pem)?)
+        .with_client_auth_cert(certs(&node.cert_pem)?, key(&node.key_pem)?)
+        .map_err(tls)?;
+    cfg.alpn_protocols = vec![ALPN.to_vec()];
+    cfg.enable_early_data = false;
+    let quic = QuicClientConfig::try_from(cfg).map_err(tls)?;
+    let mut client = quinn::ClientConfig::new(Arc::new(quic));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_idle_timeout(Some(
+        std::time::Duration::from_secs(30).try_into().map_err(tls)?,
+    ));
+    transport.keep_alive_interval(Some(std::time::Duration::from_secs(5)));
+    client.transport_config(Arc::new(transport));
+    Ok(client)
+}
+
+/// Whether the connection's client certificate (already verified against the CA by
+/// the handshake) names `node_id`. A node can only speak for itself.
+pub fn peer_is_node(conn: &quinn::Connection, node_id: Uuid) -> bool {
+    let Some(identity) = conn.peer_identity() else {
+        return false;
+    };
+    let Ok(chain) = identity.downcast::<Vec<CertificateDer<'static>>>() else {
+        return false;
+    };
+    let Some(leaf) = chain.first() else {
+        return false;
+    };
+    let Ok(cert) = webpki::EndEntityCert::try_from(leaf) else {
+        return false;
+    };
+    let Ok(name) = rustls::pki_types::ServerName::try_from(node_name(node_id)) else {
+        return false;
+    };
+    cert.verify_is_valid_for_subject_name(&name).is_ok()
+}
