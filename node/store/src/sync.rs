@@ -230,6 +230,32 @@ impl Store {
         Ok(changed)
     }
 
+    /// Every document's kind and heads, to compare replicas.
+    pub fn all_heads(&self) -> Result<BTreeMap<Uuid, (String, String)>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare("SELECT id, kind, heads FROM documents")
+                .map_err(StoreError::sqlite("list documents"))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .map_err(StoreError::sqlite("list documents"))?;
+            let mut out = BTreeMap::new();
+            for row in rows {
+                let (id, kind, heads) = row.map_err(StoreError::sqlite("list documents"))?;
+                let id = Uuid::parse_str(&id)
+                    .map_err(|_| StoreError::Corrupt(format!("document id {id:?}")))?;
+                out.insert(id, (kind, heads));
+            }
+            Ok(out)
+        })
+    }
+
     /// The heads of one document (sorted, hex), to compare replicas.
     pub fn document_heads(&self, id: Uuid) -> Result<Option<String>, StoreError> {
         self.read(|c| {

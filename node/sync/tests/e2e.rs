@@ -1,0 +1,206 @@
+//! Two clinics and a hub: SQLite nodes (the real store and services), the PostgreSQL
+//! hub store, real QUIC with mutual TLS on loopback. Both clinics work offline, then
+//! sync; every document both hold must end with identical heads.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use healsync_auth::SessionKeys;
+use healsync_domain::{Role, SiteCode, UserId};
+use healsync_hub_store::HubStore;
+use healsync_hub_sync::HubSyncStorage;
+use healsync_node_api::service::{doctors, patients};
+use healsync_node_api::{Node, Session};
+use healsync_node_sync::sync_once;
+use healsync_store::Store;
+use healsync_sync_transport::ca::HubCa;
+use healsync_sync_transport::{config, driver};
+use uuid::Uuid;
+
+fn admin() -> Session {
+    Session {
+        user_id: UserId(Uuid::nil()),
+        username: "admin".into(),
+        role: Role::Admin,
+        patient_id: None,
+        doctor_id: None,
+    }
+}
+
+async fn hub_db() -> (HubStore, String, String) {
+    let admin_url = std::env::var("HEALSYNC_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("healsync_e2e_{}", Uuid::now_v7().simple());
+    let pool = sqlx::PgPool::connect(&admin_url)
+        .await
+        .expect("PostgreSQL (see tests/ensure-postgres.sh)");
+    // The name is ours (a UUID), never input.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .expect("create");
+    let url = format!(
+        "{}/{name}",
+        admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(b, _)| b)
+    );
+    (
+        HubStore::connect(&url, 4).await.expect("hub store"),
+        admin_url,
+        name,
+    )
+}
+
+struct Clinic {
+    node: Node,
+    endpoint: quinn::Endpoint,
+    _dir: tempfile::TempDir,
+}
+
+async fn clinic(site: &str, hub: &HubStore, ca: &HubCa) -> Clinic {
+    let dir = tempfile::tempdir().expect("dir");
+    let store =
+        Store::open(dir.path(), Some(&SiteCode::parse(site).expect("site"))).expect("store");
+    let node_id = store.identity().node_id;
+    let token = hub.create_enrollment_token(site).await.expect("token");
+    hub.enroll(&token, node_id).await.expect("enroll");
+    let creds = ca.issue_node(node_id, site).expect("cert");
+    let mut endpoint =
+        quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
+    endpoint
+        .set_default_client_config(config::client(ca.cert_pem(), &creds).expect("client config"));
+    let keys = SessionKeys::load_or_create(dir.path(), site).expect("keys");
+    Clinic {
+        node: Node::new(Arc::new(store), keys).expect("node"),
+        endpoint,
+        _dir: dir,
+    }
+}
+
+fn new_patient(name: &str) -> patients::NewPatient {
+    patients::NewPatient {
+        name: name.into(),
+        email: format!("{}@example.org", name.to_lowercase().replace(' ', ".")),
+        phone: Some("+254 712 000 111".into()),
+        date_of_birth: None,
+        sex: None,
+        address: Default::default(),
+        emergency_contact: None,
+        allergies: vec![],
+    }
+}
+
+async fn sync(c: &Clinic, hub: SocketAddr) -> healsync_sync_protocol::session::Summary {
+    sync_once(&c.node, &c.endpoint, hub)
+        .await
+        .expect("sync round")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_offline_clinics_converge_through_the_hub() {
+    let (hub_store, admin_url, db_name) = hub_db().await;
+    hub_store.add_site("NBO", "Nairobi").await.expect("site");
+    hub_store.add_site("MSA", "Mombasa").await.expect("site");
+    let ca_dir = tempfile::tempdir().expect("ca dir");
+    let ca = HubCa::load_or_create(ca_dir.path()).expect("ca");
+    let server = config::server(ca.cert_pem(), &ca.issue_hub().expect("hub cert")).expect("server");
+    let endpoint = quinn::Endpoint::server(server, "127.0.0.1:0".parse().expect("addr"))
+        .expect("hub endpoint");
+    let hub_addr = endpoint.local_addr().expect("addr");
+    tokio::spawn(driver::run_hub(
+        endpoint,
+        Arc::new(HubSyncStorage(hub_store.clone())),
+        8,
+    ));
+
+    let (nbo, msa) = (
+        clinic("NBO", &hub_store, &ca).await,
+        clinic("MSA", &hub_store, &ca).await,
+    );
+    // Offline work at both clinics.
+    let amina = patients::create(&nbo.node, &admin(), new_patient("Amina Njoroge"))
+        .await
+        .expect("patient");
+    doctors::create(
+        &nbo.node,
+        &admin(),
+        doctors::NewDoctor {
+            name: "Dr. Wanjiru Kamau".into(),
+            specializations: vec!["General practice".into()],
+            licence_number: "KMPDC-1".into(),
+            email: None,
+            phone: None,
+        },
+    )
+    .await
+    .expect("doctor");
+    for i in 0..20 {
+        patients::create(
+            &msa.node,
+            &admin(),
+            new_patient(&format!("Mombasa Patient {i}")),
+        )
+        .await
+        .expect("patient");
+    }
+
+    let s = sync(&nbo, hub_addr).await;
+    assert_eq!((s.uploaded, s.downloaded, s.rejected), (2, 0, 0));
+    let s = sync(&msa, hub_addr).await;
+    assert_eq!((s.uploaded, s.downloaded), (20, 2));
+    let s = sync(&nbo, hub_addr).await;
+    assert_eq!(s.downloaded, 20);
+
+    let (ha, hb) = (
+        nbo.node.store().all_heads().expect("a"),
+        msa.node.store().all_heads().expect("b"),
+    );
+    assert_eq!(ha.len(), 22);
+    assert_eq!(ha, hb, "every document identical on both clinics");
+
+    // The same patient's phone edited at both clinics while offline: both values are
+    // kept by the merge, and both clinics read the same record afterwards.
+    let edit = |phone: &'static str| {
+        move |p: &mut healsync_domain::Patient| {
+            p.phone = Some(phone.into());
+            Ok(())
+        }
+    };
+    patients::update(&nbo.node, &admin(), amina.id, edit("+254 711 111 111"))
+        .await
+        .expect("edit at NBO");
+    patients::update(&msa.node, &admin(), amina.id, edit("+254 722 222 222"))
+        .await
+        .expect("edit at MSA");
+    sync(&nbo, hub_addr).await;
+    sync(&msa, hub_addr).await;
+    sync(&nbo, hub_addr).await;
+    let read = |c: &Clinic| {
+        c.node
+            .store()
+            .read(|conn| healsync_store::queries::patient(conn, amina.id))
+            .expect("read")
+            .expect("present")
+    };
+    assert_eq!(read(&nbo), read(&msa));
+    assert_eq!(
+        nbo.node.store().document_heads(amina.id.0).expect("a"),
+        msa.node.store().document_heads(amina.id.0).expect("b")
+    );
+    // Nothing is stored twice at the hub.
+    let hub_changes: i64 = sqlx::query_scalar("SELECT count(*) FROM changes")
+        .fetch_one(hub_store.pool())
+        .await
+        .expect("count");
+    assert_eq!(hub_changes, 2 + 20 + 2);
+
+    hub_store.pool().close().await;
+    if let Ok(pool) = sqlx::PgPool::connect(&admin_url).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"
+        )))
+        .execute(&pool)
+        .await;
+    }
+}
