@@ -1,6 +1,5 @@
-//! Hub store tests on a real PostgreSQL server: each test gets a fresh database.
-//! `HEALSYNC_TEST_DATABASE_URL` names the server's maintenance database
-//! (default `postgres://postgres@127.0.0.1:5432/postgres`).
+//! Hub store tests on a real PostgreSQL server: each test gets a fresh database
+//! (`healsync_test_support::TestDatabase`).
 
 use healsync_sync_protocol::{Change, RefusalCode};
 use uuid::Uuid;
@@ -9,46 +8,24 @@ use super::*;
 
 struct TestDb {
     store: HubStore,
-    admin_url: String,
-    name: String,
+    db: healsync_test_support::TestDatabase,
 }
 
 impl TestDb {
     async fn new() -> TestDb {
-        let admin_url = std::env::var("HEALSYNC_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let name = format!("healsync_test_{}", Uuid::now_v7().simple());
-        let admin = PgPool::connect(&admin_url)
+        let db = healsync_test_support::TestDatabase::create("hubstore")
             .await
-            .expect("PostgreSQL for tests (see tests/run.sh)");
-        // The name is ours (a UUID), never input.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await
-            .expect("create db");
-        admin.close().await;
-        let url = match admin_url.rsplit_once('/') {
-            Some((base, _)) => format!("{base}/{name}"),
-            None => panic!("bad URL {admin_url}"),
-        };
-        let store = HubStore::connect(&url, 4).await.expect("connect");
-        TestDb {
-            store,
-            admin_url,
-            name,
-        }
+            .expect("test database");
+        let store = HubStore::connect(&db.url, 4).await.expect("connect");
+        TestDb { store, db }
     }
 
     async fn drop_db(self) {
         self.store.pool().close().await;
-        if let Ok(admin) = PgPool::connect(&self.admin_url).await {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            )))
-            .execute(&admin)
-            .await;
-        }
+        self.db
+            .drop_database()
+            .await
+            .expect("drop the test database");
     }
 }
 

@@ -27,31 +27,6 @@ fn admin() -> Session {
     }
 }
 
-async fn hub_db() -> (HubStore, String, String) {
-    let admin_url = std::env::var("HEALSYNC_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("healsync_e2e_{}", Uuid::now_v7().simple());
-    let pool = sqlx::PgPool::connect(&admin_url)
-        .await
-        .expect("PostgreSQL (see tests/ensure-postgres.sh)");
-    // The name is ours (a UUID), never input.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&pool)
-        .await
-        .expect("create");
-    let url = format!(
-        "{}/{name}",
-        admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(b, _)| b)
-    );
-    (
-        HubStore::connect(&url, 4).await.expect("hub store"),
-        admin_url,
-        name,
-    )
-}
-
 struct Clinic {
     node: Node,
     endpoint: quinn::Endpoint,
@@ -99,7 +74,10 @@ async fn sync(c: &Clinic, hub: SocketAddr) -> healsync_sync_protocol::session::S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_offline_clinics_converge_through_the_hub() {
-    let (hub_store, admin_url, db_name) = hub_db().await;
+    let db = healsync_test_support::TestDatabase::create("e2e")
+        .await
+        .expect("test database");
+    let hub_store = HubStore::connect(&db.url, 4).await.expect("hub store");
     hub_store.add_site("NBO", "Nairobi").await.expect("site");
     hub_store.add_site("MSA", "Mombasa").await.expect("site");
     let ca_dir = tempfile::tempdir().expect("ca dir");
@@ -196,11 +174,5 @@ async fn two_offline_clinics_converge_through_the_hub() {
     assert_eq!(hub_changes, 2 + 20 + 2);
 
     hub_store.pool().close().await;
-    if let Ok(pool) = sqlx::PgPool::connect(&admin_url).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"
-        )))
-        .execute(&pool)
-        .await;
-    }
+    db.drop_database().await.expect("drop the test database");
 }

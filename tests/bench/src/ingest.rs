@@ -3,27 +3,14 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use healsync_hub_store::HubStore;
 use healsync_sync_protocol::Change;
 use uuid::Uuid;
 
 pub async fn run(admin_url: String, changes: usize, batch: usize) -> Result<()> {
-    let name = format!("healsync_bench_{}", Uuid::now_v7().simple());
-    let admin = sqlx::PgPool::connect(&admin_url)
-        .await
-        .context("connect to PostgreSQL")?;
-    // The name is ours (a UUID), never input.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await?;
-    let url = format!(
-        "{}/{name}",
-        admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(b, _)| b)
-    );
-    let store = HubStore::connect(&url, 4).await?;
+    let db = healsync_test_support::TestDatabase::create_on(&admin_url, "bench").await?;
+    let store = HubStore::connect(&db.url, 4).await?;
     store.add_site("NBO", "Nairobi").await?;
     let token = store.create_enrollment_token("NBO").await?;
     let node = Uuid::now_v7();
@@ -70,10 +57,6 @@ pub async fn run(admin_url: String, changes: usize, batch: usize) -> Result<()> 
         again.len()
     );
     store.pool().close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&admin)
-    .await?;
+    db.drop_database().await?;
     Ok(())
 }

@@ -441,3 +441,55 @@ pub async fn post_oversized(base: &str, size: usize) -> Result<Answer> {
         body: serde_json::from_str(json)?,
     })
 }
+
+/// A fresh PostgreSQL database for one test or benchmark, on the server named by
+/// `HEALSYNC_TEST_DATABASE_URL` (its maintenance database; default
+/// `postgres://postgres@127.0.0.1:5432/postgres`, which `tests/ensure-postgres.sh`
+/// provides). Call [`TestDatabase::drop_database`] at the end.
+pub struct TestDatabase {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    pub async fn create(prefix: &str) -> Result<TestDatabase> {
+        let admin_url = std::env::var("HEALSYNC_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        Self::create_on(&admin_url, prefix).await
+    }
+
+    /// The same on the server whose maintenance database is `admin_url`.
+    pub async fn create_on(admin_url: &str, prefix: &str) -> Result<TestDatabase> {
+        let admin_url = admin_url.to_string();
+        let name = format!("healsync_{prefix}_{}", uuid::Uuid::now_v7().simple());
+        let pool = sqlx::PgPool::connect(&admin_url)
+            .await
+            .context("connect to PostgreSQL (tests/ensure-postgres.sh starts it)")?;
+        // The name is ours (a prefix and a UUID), never outside input.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&pool)
+            .await?;
+        pool.close().await;
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(b, _)| b);
+        Ok(TestDatabase {
+            url: format!("{base}/{name}"),
+            admin_url,
+            name,
+        })
+    }
+
+    /// Drops the database (closing its other connections).
+    pub async fn drop_database(self) -> Result<()> {
+        let pool = sqlx::PgPool::connect(&self.admin_url).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&pool)
+        .await?;
+        Ok(())
+    }
+}
