@@ -91,3 +91,113 @@ async fn merged_changes_are_published_like_local_writes() {
     assert_eq!(seen, expected);
     assert_eq!(b.store().sync_state().expect("state").download_cursor, 2);
 }
+
+fn ship(from: &Node, after: u64) -> Vec<Incoming> {
+    from.store()
+        .pending_upload(after, usize::MAX)
+        .expect("pending")
+        .into_iter()
+        .map(|o| Incoming {
+            doc_id: o.doc_id,
+            kind: o.kind,
+            hash: o.hash,
+            bytes: o.bytes,
+        })
+        .collect()
+}
+
+async fn gql(node: &Node, session: Session, query: &str) -> serde_json::Value {
+    let schema = healsync_node_api::build_schema(node.clone());
+    let req = async_graphql::Request::new(query)
+        .data(healsync_node_api::session::Auth::Session(session))
+        .data(healsync_node_api::graphql::new_loaders(node));
+    serde_json::to_value(schema.execute(req).await).expect("json")
+}
+
+#[tokio::test]
+async fn conflicts_are_listed_and_resolved_through_graphql() {
+    let (da, db) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let (a, b) = (node(da.path(), "NBO"), node(db.path(), "MSA"));
+    let p = patients::create(
+        &a,
+        &admin(),
+        patients::NewPatient {
+            name: "Brian Otieno".into(),
+            email: "brian@example.org".into(),
+            phone: None,
+            date_of_birth: None,
+            sex: None,
+            address: Default::default(),
+            emergency_contact: None,
+            allergies: vec!["Latex".into()],
+        },
+    )
+    .await
+    .expect("create");
+    b.apply_remote(ship(&a, 0), 1).await.expect("to b");
+    let a_seq = a
+        .store()
+        .pending_upload(0, usize::MAX)
+        .expect("seq")
+        .last()
+        .map_or(0, |c| c.seq);
+    for (n, phone, allergy) in [
+        (&a, "+254 711 111 111", "Latex, Penicillin"),
+        (&b, "+254 722 222 222", "Aspirin"),
+    ] {
+        patients::update(n, &admin(), p.id, move |x| {
+            x.phone = Some(phone.into());
+            x.allergies = vec![allergy.into()];
+            Ok(())
+        })
+        .await
+        .expect("edit");
+    }
+    b.apply_remote(ship(&a, a_seq), 2).await.expect("a to b");
+
+    let list = gql(&b, admin(), "{ conflicts { recordId kind field values } }").await;
+    let fields: Vec<&str> = list["data"]["conflicts"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|c| c["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(fields, ["allergies", "phone"], "{list}");
+    let desk = Session {
+        role: Role::Receptionist,
+        ..admin()
+    };
+    let seen_by_desk = gql(&b, desk.clone(), "{ conflicts { field } }").await;
+    assert_eq!(
+        seen_by_desk["data"]["conflicts"],
+        serde_json::json!([{ "field": "phone" }])
+    );
+    let patient_view = Session {
+        role: Role::Patient,
+        patient_id: Some(p.id),
+        ..admin()
+    };
+    let refused = gql(&b, patient_view, "{ conflicts { field } }").await;
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "FORBIDDEN");
+
+    let id = p.id.to_string();
+    let wrong = gql(
+        &b,
+        desk.clone(),
+        &format!(
+            r#"mutation {{ resolveConflict(recordId: "{id}", field: "phone", value: "+1 555") }}"#
+        ),
+    )
+    .await;
+    assert_eq!(wrong["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    let clinical = gql(&b, desk.clone(), &format!(r#"mutation {{ resolveConflict(recordId: "{id}", field: "allergies", value: "[\"Aspirin\"]") }}"#)).await;
+    assert_eq!(clinical["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    let ok = gql(&b, desk, &format!(r#"mutation {{ resolveConflict(recordId: "{id}", field: "phone", value: "+254 722 222 222") }}"#)).await;
+    assert_eq!(ok["data"]["resolveConflict"], true, "{ok}");
+    let left = gql(&b, admin(), "{ conflicts { field } }").await;
+    assert_eq!(
+        left["data"]["conflicts"],
+        serde_json::json!([{ "field": "allergies" }])
+    );
+}

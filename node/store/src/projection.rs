@@ -20,6 +20,7 @@ const TABLES: &[(&str, &str)] = &[
     ("appointments", "id"),
     ("notifications", "id"),
     ("users", "id"),
+    ("conflicts", "doc_id, field"),
 ];
 
 pub fn record_id(r: &AnyRecord) -> Uuid {
@@ -229,6 +230,28 @@ pub fn project(conn: &Connection, record: &AnyRecord) -> Result<(), StoreError> 
     Ok(())
 }
 
+/// Replaces the conflict rows of one document with what the document holds now.
+pub fn project_conflicts(
+    conn: &Connection,
+    doc_id: &str,
+    kind: &str,
+    doc: &automerge::AutoCommit,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM conflicts WHERE doc_id = ?1")
+        .map_err(sql("prepare clearing conflicts"))?
+        .execute([doc_id])
+        .map_err(sql("clear conflicts"))?;
+    for c in healsync_records::conflicts(doc).map_err(StoreError::record(doc_id))? {
+        conn.prepare_cached(
+            "INSERT INTO conflicts(doc_id, kind, field, \"values\") VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(sql("prepare recording a conflict"))?
+        .execute(params![doc_id, kind, c.field, json!(c.values).to_string()])
+        .map_err(sql("record a conflict"))?;
+    }
+    Ok(())
+}
+
 /// The outcome of comparing the live projections with a rebuild from the documents.
 #[derive(Debug, Clone, Default)]
 pub struct ProjectionReport {
@@ -279,6 +302,7 @@ fn clear_and_project_all(conn: &Connection) -> Result<usize, StoreError> {
             automerge::AutoCommit::load(&bytes).map_err(|e| StoreError::record(&id)(e.into()))?;
         let record = AnyRecord::read(&doc).map_err(StoreError::record(&id))?;
         project(conn, &record)?;
+        project_conflicts(conn, &id, record.kind().as_str(), &doc)?;
         n += 1;
     }
     Ok(n)

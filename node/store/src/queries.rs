@@ -643,3 +643,41 @@ pub fn change_log_len(conn: &Connection) -> Result<i64> {
     })
     .map_err(StoreError::sqlite("count the change log"))
 }
+
+// ---- conflicts ----
+
+/// A field of a record that holds several different values after concurrent edits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub doc_id: uuid::Uuid,
+    pub kind: String,
+    pub field: String,
+    pub values: Vec<String>,
+}
+
+fn conflict_row(row: &Row<'_>) -> rusqlite::Result<Conflict> {
+    let id: String = row.get("doc_id")?;
+    let values: String = row.get("values")?;
+    Ok(Conflict {
+        doc_id: uuid::Uuid::parse_str(&id).map_err(conv_err)?,
+        kind: row.get("kind")?,
+        field: row.get("field")?,
+        values: serde_json::from_str(&values).map_err(conv_err)?,
+    })
+}
+
+/// Open conflicts, by record then field.
+pub fn conflicts(conn: &Connection, limit: u32, offset: u32) -> Result<Vec<Conflict>> {
+    all(
+        conn,
+        "list conflicts",
+        "SELECT * FROM conflicts ORDER BY doc_id, field LIMIT ?1 OFFSET ?2",
+        &[&limit, &offset],
+        conflict_row,
+    )
+}
+
+pub fn count_conflicts(conn: &Connection) -> Result<i64> {
+    conn.query_row("SELECT count(*) FROM conflicts", [], |r| r.get(0))
+        .map_err(StoreError::sqlite("count conflicts"))
+}

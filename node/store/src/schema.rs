@@ -166,6 +166,17 @@ const MIGRATIONS: &[&str] = &[
         recorded_at INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 3: conflicts, a projection: fields of a document that hold several different
+    // values after concurrent edits, until a person settles them.
+    r#"
+    CREATE TABLE conflicts (
+        doc_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        field TEXT NOT NULL,
+        "values" TEXT NOT NULL,
+        PRIMARY KEY (doc_id, field)
+    ) STRICT;
+    "#,
 ];
 
 /// Brings the database to the newest schema, one migration per transaction.

@@ -220,6 +220,7 @@ impl Store {
             let kind = record.kind().as_str();
             save_document(&tx, &id, kind, &doc.save(), &heads, now.timestamp_millis())?;
             projection::project(&tx, &record)?;
+            projection::project_conflicts(&tx, &id, kind, &doc)?;
             changed.push(record);
         }
         if through > get_u64(&tx, DOWNLOAD_CURSOR)? {

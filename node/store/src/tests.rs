@@ -335,3 +335,72 @@ fn upload_positions_only_move_forward_and_refusals_are_kept() {
         .expect("count");
     assert_eq!(refusals, 1);
 }
+
+#[test]
+fn concurrent_edits_of_one_field_become_a_conflict_that_a_person_settles() {
+    let (da, db) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let a = Store::open(da.path(), Some(&SiteCode::parse("NBO").expect("site"))).expect("open a");
+    let b = Store::open(db.path(), Some(&SiteCode::parse("MSA").expect("site"))).expect("open b");
+    let p = patient("Amina Njoroge", "NBO-000001");
+    a.write(now(), |tx| tx.put(&p)).expect("create");
+    b.apply_remote(now(), ship(&a, 0), 1).expect("to b");
+    let a_seq = a
+        .pending_upload(0, usize::MAX)
+        .expect("seq")
+        .last()
+        .map_or(0, |c| c.seq);
+
+    let mut at_a = p.clone();
+    at_a.phone = Some("+254 711 111 111".into());
+    a.write(now(), |tx| tx.put(&at_a)).expect("edit a");
+    let mut at_b = p.clone();
+    at_b.phone = Some("+254 722 222 222".into());
+    b.write(now(), |tx| tx.put(&at_b)).expect("edit b");
+    let b_seq = 0;
+    let (to_b, to_a) = (ship(&a, a_seq), ship(&b, b_seq));
+    b.apply_remote(now(), to_b, 2).expect("a to b");
+    a.apply_remote(now(), to_a, 1).expect("b to a");
+
+    let open = |s: &Store| {
+        s.read(|c| queries::conflicts(c, 100, 0))
+            .expect("conflicts")
+    };
+    let (ca, cb) = (open(&a), open(&b));
+    assert_eq!(ca, cb, "both clinics see the same conflict");
+    assert_eq!(ca.len(), 1);
+    assert_eq!(ca[0].field, "phone");
+    assert_eq!(ca[0].values, ["+254 711 111 111", "+254 722 222 222"]);
+    assert!(
+        a.check_projections().expect("check").is_consistent(),
+        "conflicts rebuild from documents"
+    );
+
+    // A receptionist at MSA picks Nairobi's number; after the exchange it is settled
+    // at both clinics, and both read it.
+    let b_seq = b
+        .pending_upload(0, usize::MAX)
+        .expect("seq")
+        .last()
+        .map_or(0, |c| c.seq);
+    let (settled, _) = b
+        .write(now(), |tx| {
+            tx.resolve_conflict(p.id.0, "phone", "+254 711 111 111")
+        })
+        .expect("resolve");
+    assert!(settled);
+    let (refused, _) = b
+        .write(now(), |tx| tx.resolve_conflict(p.id.0, "phone", "nonsense"))
+        .expect("resolve");
+    assert!(!refused);
+    assert!(open(&b).is_empty());
+    a.apply_remote(now(), ship(&b, b_seq), 3).expect("b to a");
+    assert!(open(&a).is_empty());
+    assert_eq!(
+        patient_named(&a, p.id).phone.as_deref(),
+        Some("+254 711 111 111")
+    );
+    assert_eq!(patient_named(&a, p.id), patient_named(&b, p.id));
+}

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use healsync_domain::SiteCode;
-use healsync_records::{AnyRecord, Record, heads_hex, load_document, new_document, write_record};
+use healsync_records::{
+    AnyRecord, Record, heads_hex, load_document, new_document, resolve_field, write_record,
+};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::{Identity, StoreError, projection};
@@ -65,11 +67,21 @@ impl<'c> WriteTx<'c> {
         if written.changes.is_empty() {
             return Ok(());
         }
-        let kind = R::KIND.as_str();
+        self.finish_document(&id, R::KIND.as_str(), &mut doc, written.changes)
+    }
+
+    /// Saves a changed document, appends its new changes to the change log, and
+    /// refreshes its projection and conflict rows.
+    fn finish_document(
+        &mut self,
+        id: &str,
+        kind: &str,
+        doc: &mut automerge::AutoCommit,
+        changes: Vec<(automerge::ChangeHash, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
         let now_ms = self.now.timestamp_millis();
-        let bytes = doc.save();
-        let heads = heads_hex(&mut doc);
-        save_document(&self.tx, &id, kind, &bytes, &heads, now_ms)?;
+        let heads = heads_hex(doc);
+        save_document(&self.tx, id, kind, &doc.save(), &heads, now_ms)?;
         {
             let mut insert = self
                 .tx
@@ -78,18 +90,51 @@ impl<'c> WriteTx<'c> {
                      VALUES (?1, ?2, ?3, ?4, 1, ?5)",
                 )
                 .map_err(StoreError::sqlite("prepare the change log"))?;
-            for (hash, change) in &written.changes {
+            for (hash, change) in &changes {
                 insert
                     .execute(params![id, kind, hash.as_ref(), change, now_ms])
                     .map_err(StoreError::sqlite("append to the change log"))?;
             }
         }
-        let current = AnyRecord::read(&doc).map_err(StoreError::record(&id))?;
+        let current = AnyRecord::read(doc).map_err(StoreError::record(id))?;
         projection::project(&self.tx, &current)?;
-        self.changed
-            .retain(|r| projection::record_id(r) != record.id());
+        projection::project_conflicts(&self.tx, id, kind, doc)?;
+        let uid = projection::record_id(&current);
+        self.changed.retain(|r| projection::record_id(r) != uid);
         self.changed.push(current);
         Ok(())
+    }
+
+    /// Settles a conflicting field of a document by choosing one of its current values.
+    /// Returns false when the document has no such field or value.
+    pub fn resolve_conflict(
+        &mut self,
+        doc_id: uuid::Uuid,
+        field: &str,
+        value: &str,
+    ) -> Result<bool, StoreError> {
+        let id = doc_id.to_string();
+        let row: Option<(String, Vec<u8>)> = self
+            .tx
+            .query_row(
+                "SELECT kind, bytes FROM documents WHERE id = ?1",
+                [&id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(StoreError::sqlite("load a document"))?;
+        let Some((kind, bytes)) = row else {
+            return Ok(false);
+        };
+        let mut doc =
+            load_document(&bytes, &self.identity.actor).map_err(StoreError::record(&id))?;
+        let Some(written) =
+            resolve_field(&mut doc, field, value).map_err(StoreError::record(&id))?
+        else {
+            return Ok(false);
+        };
+        self.finish_document(&id, &kind, &mut doc, written.changes)?;
+        Ok(true)
     }
 
     /// The next value of a named counter kept in this node's metadata (for example the

@@ -99,6 +99,11 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Every distinct concurrent value of a field.
+    pub fn values(&self, key: &'static str) -> Result<Vec<ScalarValue>, RecordError> {
+        crate::conflicts::field_values(self.doc, key)
+    }
+
     pub fn opt_str(&self, key: &'static str) -> Result<Option<String>, RecordError> {
         match self.scalar(key)? {
             Some(ScalarValue::Str(s)) => Ok(Some(s.to_string())),
@@ -139,6 +144,23 @@ impl<'a> Reader<'a> {
             None => Err(RecordError::Missing(key)),
             Some(_) => Err(RecordError::WrongType(key)),
         }
+    }
+
+    /// A timestamp field whose concurrent values merge to the latest one.
+    pub fn latest_time(&self, key: &'static str) -> Result<DateTime<Utc>, RecordError> {
+        let latest = self
+            .values(key)?
+            .into_iter()
+            .filter_map(|v| match v {
+                ScalarValue::Timestamp(ms) | ScalarValue::Int(ms) => Some(ms),
+                _ => None,
+            })
+            .max()
+            .ok_or(RecordError::Missing(key))?;
+        DateTime::from_timestamp_millis(latest).ok_or(RecordError::Invalid {
+            field: key,
+            reason: format!("{latest} is out of range"),
+        })
     }
 
     pub fn date(&self, key: &'static str) -> Result<Option<NaiveDate>, RecordError> {

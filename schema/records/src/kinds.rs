@@ -201,7 +201,7 @@ impl Record for Patient {
             allergies: r.json("allergies")?,
             active: r.bool("active")?,
             created_at: r.time("createdAt")?,
-            updated_at: r.time("updatedAt")?,
+            updated_at: r.latest_time("updatedAt")?,
         })
     }
 }
@@ -234,7 +234,7 @@ impl Record for Doctor {
             phone: r.opt_str("phone")?,
             active: r.bool("active")?,
             created_at: r.time("createdAt")?,
-            updated_at: r.time("updatedAt")?,
+            updated_at: r.latest_time("updatedAt")?,
         })
     }
 }
@@ -277,7 +277,7 @@ impl Record for Schedule {
             utc_offset_minutes: small_int(r, "utcOffsetMinutes")?,
             rules,
             active: r.bool("active")?,
-            updated_at: r.time("updatedAt")?,
+            updated_at: r.latest_time("updatedAt")?,
         })
     }
 }
@@ -339,11 +339,16 @@ impl Record for Appointment {
             site: r.str("site")?,
             start: r.time("start")?,
             end: r.time("end")?,
-            status: r.parsed("status", AppointmentStatus::parse)?,
+            // Concurrent status changes merge by the lifecycle's rule; what it cannot
+            // settle stays a conflict, shown with the document's winning value.
+            status: match crate::conflicts::settled_status(&r.values("status")?) {
+                Some(s) => s,
+                None => r.parsed("status", AppointmentStatus::parse)?,
+            },
             reason: r.opt_str("reason")?,
             notes: r.opt_str("notes")?,
             created_at: r.time("createdAt")?,
-            updated_at: r.time("updatedAt")?,
+            updated_at: r.latest_time("updatedAt")?,
         })
     }
 }

@@ -8,9 +8,11 @@
 //! Lists and small structures (a schedule's weekly rules, a patient's allergies) are one
 //! JSON scalar each: replacing them concurrently is a conflict a person settles.
 
+pub mod conflicts;
 mod fields;
 mod kinds;
 
+pub use conflicts::{FieldConflict, conflicts};
 pub use fields::{Reader, Writer};
 pub use kinds::{AnyRecord, Record, RecordKind};
 
@@ -82,6 +84,33 @@ pub fn read_record<R: Record>(doc: &AutoCommit) -> Result<R, RecordError> {
         });
     }
     R::read(&r)
+}
+
+/// Settles a conflicting field by writing one of its current values (as shown in
+/// [`FieldConflict::values`]) and committing. Returns the new changes, or `None` when
+/// `value` is not one of the field's values.
+pub fn resolve_field(
+    doc: &mut AutoCommit,
+    field: &str,
+    value: &str,
+) -> Result<Option<Written>, RecordError> {
+    use automerge::transaction::Transactable;
+    let values = conflicts::field_values(doc, field)?;
+    let Some(chosen) = values
+        .into_iter()
+        .find(|v| conflicts::scalar_text(v) == value)
+    else {
+        return Ok(None);
+    };
+    let before = doc.get_heads();
+    doc.put(automerge::ROOT, field, chosen)?;
+    doc.commit();
+    let changes = doc
+        .get_changes(&before)
+        .into_iter()
+        .map(|c| (c.hash(), c.raw_bytes().to_vec()))
+        .collect();
+    Ok(Some(Written { changes }))
 }
 
 /// Hex form of a document's heads, sorted: equal strings mean equal documents.

@@ -194,3 +194,84 @@ fn wrong_kind_and_garbage_are_errors_not_panics() {
     assert!(load_document(b"not a document", &actor).is_err());
     assert!(AnyRecord::read(&new_document(&actor)).is_err());
 }
+
+#[test]
+fn conflicts_are_found_and_the_status_rule_settles_what_it_can() {
+    let (a, b) = (ActorId::random(), ActorId::random());
+    let appt = Appointment {
+        id: AppointmentId(Uuid::now_v7()),
+        patient_id: PatientId(Uuid::now_v7()),
+        doctor_id: DoctorId(Uuid::now_v7()),
+        site: "DEV".into(),
+        start: t("2026-11-24T09:00:00Z"),
+        end: t("2026-11-24T09:20:00Z"),
+        status: AppointmentStatus::Booked,
+        reason: None,
+        notes: None,
+        created_at: t("2026-11-23T08:00:00Z"),
+        updated_at: t("2026-11-23T08:00:00Z"),
+    };
+    let mut doc_a = new_document(&a);
+    write_record(&mut doc_a, &appt).expect("create");
+    let mut doc_b = load_document(&doc_a.save(), &b).expect("fork");
+    // CHECKED_IN at one site, CANCELLED at the other: the lifecycle reaches CANCELLED
+    // from CHECKED_IN, so the rule settles it; notes edited at both is a conflict.
+    let mut at_a = appt.clone();
+    at_a.status = AppointmentStatus::CheckedIn;
+    at_a.notes = Some("arrived early".into());
+    at_a.updated_at = t("2026-11-24T08:55:00Z");
+    write_record(&mut doc_a, &at_a).expect("a");
+    let mut at_b = appt.clone();
+    at_b.status = AppointmentStatus::Cancelled;
+    at_b.notes = Some("called to cancel".into());
+    at_b.updated_at = t("2026-11-24T08:50:00Z");
+    write_record(&mut doc_b, &at_b).expect("b");
+    doc_a.merge(&mut doc_b).expect("merge");
+    let merged: Appointment = read_record(&doc_a).expect("read");
+    assert_eq!(merged.status, AppointmentStatus::Cancelled);
+    assert_eq!(
+        merged.updated_at,
+        t("2026-11-24T08:55:00Z"),
+        "the latest update time wins"
+    );
+    let found = conflicts(&doc_a).expect("conflicts");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].field, "notes");
+    assert_eq!(found[0].values, ["arrived early", "called to cancel"]);
+
+    // A person picks a value: the conflict is gone, the other value stays in history.
+    assert!(
+        resolve_field(&mut doc_a, "notes", "not one of them")
+            .expect("resolve")
+            .is_none()
+    );
+    let written = resolve_field(&mut doc_a, "notes", "called to cancel")
+        .expect("resolve")
+        .expect("chosen");
+    assert_eq!(written.changes.len(), 1);
+    assert!(conflicts(&doc_a).expect("conflicts").is_empty());
+    assert_eq!(
+        read_record::<Appointment>(&doc_a)
+            .expect("read")
+            .notes
+            .as_deref(),
+        Some("called to cancel")
+    );
+
+    // COMPLETED against NO_SHOW has no rule: a conflict.
+    let mut doc_c = new_document(&a);
+    write_record(&mut doc_c, &appt).expect("create");
+    let mut doc_d = load_document(&doc_c.save(), &b).expect("fork");
+    let mut c = appt.clone();
+    c.status = AppointmentStatus::NoShow;
+    write_record(&mut doc_c, &c).expect("c");
+    let mut d = appt.clone();
+    d.status = AppointmentStatus::Completed;
+    write_record(&mut doc_d, &d).expect("d");
+    doc_c.merge(&mut doc_d).expect("merge");
+    let found = conflicts(&doc_c).expect("conflicts");
+    assert_eq!(
+        found.iter().map(|f| f.field.as_str()).collect::<Vec<_>>(),
+        ["status"]
+    );
+}

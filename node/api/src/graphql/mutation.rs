@@ -277,6 +277,25 @@ impl MutationRoot {
         ))
     }
 
+    /// Settles a conflict by choosing one of its values (as listed by `conflicts`).
+    async fn resolve_conflict(
+        &self,
+        ctx: &Context<'_>,
+        record_id: ID,
+        field: String,
+        value: String,
+    ) -> Result<bool> {
+        let s = session(ctx)?;
+        let record = uuid::Uuid::parse_str(record_id.as_str()).map_err(|_| {
+            ApiError::BadInput(format!("{:?} is not a record id", record_id.as_str()))
+        })?;
+        if field.len() > 100 || value.len() > 10_000 {
+            return Err(ApiError::BadInput("field or value too long".into()).into());
+        }
+        crate::service::conflicts::resolve(node(ctx)?, s, record, field, value).await?;
+        Ok(true)
+    }
+
     async fn mark_notification_read(&self, ctx: &Context<'_>, id: ID) -> Result<NotificationObj> {
         let s = session(ctx)?;
         let nid: NotificationId = self::id(&id)?;

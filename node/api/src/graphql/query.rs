@@ -253,6 +253,20 @@ impl QueryRoot {
         Ok(list.into_iter().map(NotificationObj).collect())
     }
 
+    /// Open conflicts (ADMIN and RECEPTIONIST; the front desk does not see conflicts in
+    /// clinical fields).
+    async fn conflicts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 100)] limit: i32,
+        #[graphql(default = 0)] offset: i32,
+    ) -> Result<Vec<ConflictObj>> {
+        let s = session(ctx)?;
+        let (limit, offset) = page(limit, offset)?;
+        let list = crate::service::conflicts::list(node(ctx)?, s, limit, offset).await?;
+        Ok(list.into_iter().map(Into::into).collect())
+    }
+
     /// Accounts (ADMIN only).
     async fn users(
         &self,

@@ -584,3 +584,26 @@ pub struct NodeInfo {
     pub node_id: ID,
     pub version: String,
 }
+
+/// A field of a record edited differently at two places. Pick one of `values` with
+/// `resolveConflict`; the other stays in the record's history.
+#[derive(SimpleObject)]
+#[graphql(name = "Conflict")]
+pub struct ConflictObj {
+    pub record_id: ID,
+    /// The record's kind: `patient`, `appointment`, ...
+    pub kind: String,
+    pub field: String,
+    pub values: Vec<String>,
+}
+
+impl From<healsync_store::queries::Conflict> for ConflictObj {
+    fn from(c: healsync_store::queries::Conflict) -> Self {
+        ConflictObj {
+            record_id: ID(c.doc_id.to_string()),
+            kind: c.kind,
+            field: c.field,
+            values: c.values,
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! demo seeder and the command line.
 
 pub mod appointments;
+pub mod conflicts;
 pub mod doctors;
 pub mod notifications;
 pub mod patients;
