@@ -60,6 +60,14 @@ enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Show this node's site, identity, sync state, open conflicts and database size.
+    Status {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the GraphQL schema (SDL) this build serves.
     Schema,
 }
@@ -138,6 +146,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 },
         } => users_add(dir.data_dir, username, role, patient_id, doctor_id),
         Command::Projections { command } => projections(command),
+        Command::Status { dir, json } => status(dir.data_dir, json),
         Command::Schema => {
             print!("{}", healsync_node_api::schema_sdl());
             Ok(ExitCode::SUCCESS)
@@ -318,4 +327,46 @@ fn projections(command: ProjectionsCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn status(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
+    if !data_dir.join(healsync_store::DB_FILE).exists() {
+        return Err(anyhow!(
+            "{} holds no HealSync node (run `healsync-node serve` first)",
+            data_dir.display()
+        ));
+    }
+    let store = open_store(&data_dir, None)?;
+    let s = store.status().context("read the node's status")?;
+    let id = store.identity();
+    if json {
+        let value = serde_json::json!({
+            "site": id.site.to_string(),
+            "nodeId": id.node_id.to_string(),
+            "hub": s.hub,
+            "lastSuccessfulSync": s.last_sync,
+            "changesWaitingToUpload": s.waiting_to_upload,
+            "openConflicts": s.open_conflicts,
+            "databaseBytes": s.database_bytes,
+        });
+        println!("{value}");
+    } else {
+        println!("site:                      {}", id.site);
+        println!("node id:                   {}", id.node_id);
+        println!(
+            "hub:                       {}",
+            s.hub.as_deref().unwrap_or("not enrolled")
+        );
+        println!(
+            "last successful sync:      {}",
+            s.last_sync.as_deref().unwrap_or("never")
+        );
+        println!("changes waiting to upload: {}", s.waiting_to_upload);
+        println!("open conflicts:            {}", s.open_conflicts);
+        println!(
+            "database size:             {:.1} MiB",
+            s.database_bytes as f64 / 1_048_576.0
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

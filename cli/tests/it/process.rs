@@ -26,6 +26,23 @@ async fn nothing_acknowledged_is_lost_when_the_process_is_killed() -> Result<()>
     node.kill().await?;
 
     assert_projections_match(&data_dir).await?;
+    // The technician's view of the stopped node.
+    let data = data_dir.to_str().unwrap_or_default();
+    let out = run(binary(), &["status", "--data-dir", data, "--json"], None).await?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(status["site"], "NBO");
+    assert_eq!(status["hub"], serde_json::Value::Null);
+    assert_eq!(status["openConflicts"], 0);
+    // Admin, doctor, schedule, patient, appointment, two notifications: nothing synced.
+    assert!(
+        status["changesWaitingToUpload"].as_i64().unwrap_or(0) >= 7,
+        "{status}"
+    );
 
     let again = NodeProcess::start(binary(), &data_dir, &[]).await?;
     let admin = again.admin().await?;

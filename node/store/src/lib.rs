@@ -33,7 +33,7 @@ pub use error::StoreError;
 pub use projection::ProjectionReport;
 /// The connection type read closures receive.
 pub use rusqlite::Connection;
-pub use sync::{Incoming, Outgoing, SyncState};
+pub use sync::{Incoming, NodeStatus, Outgoing, SyncState};
 pub use tx::WriteTx;
 
 /// File name of the database inside the data directory.

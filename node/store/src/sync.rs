@@ -41,7 +41,21 @@ pub struct SyncState {
     pub download_cursor: u64,
 }
 
+/// What `healsync-node status` reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// The hub this node is enrolled with, if any.
+    pub hub: Option<String>,
+    /// When the last sync round completed (RFC 3339), if ever.
+    pub last_sync: Option<String>,
+    pub waiting_to_upload: i64,
+    pub open_conflicts: i64,
+    pub database_bytes: i64,
+}
+
 const UPLOAD_ACKED: &str = "sync.upload_acked";
+const HUB: &str = "sync.hub";
+const LAST_SYNC: &str = "sync.last_success";
 const DOWNLOAD_CURSOR: &str = "sync.download_cursor";
 
 fn get_u64(conn: &Connection, key: &str) -> Result<u64, StoreError> {
@@ -72,7 +86,44 @@ fn hash_array(bytes: &[u8]) -> Result<[u8; 32], StoreError> {
         .map_err(|_| StoreError::Corrupt("a change hash is not 32 bytes".into()))
 }
 
+fn get_text(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+        .map_err(StoreError::sqlite("read node metadata"))
+}
+
 impl Store {
+    pub fn status(&self) -> Result<NodeStatus, StoreError> {
+        let database_bytes = self.stats()?.database_bytes;
+        self.read(|c| {
+            let acked = i64::try_from(get_u64(c, UPLOAD_ACKED)?).unwrap_or(i64::MAX);
+            Ok(NodeStatus {
+                hub: get_text(c, HUB)?,
+                last_sync: get_text(c, LAST_SYNC)?,
+                waiting_to_upload: c
+                    .query_row(
+                        "SELECT count(*) FROM change_log WHERE local = 1 AND seq > ?1",
+                        [acked],
+                        |r| r.get(0),
+                    )
+                    .map_err(StoreError::sqlite("count waiting changes"))?,
+                open_conflicts: crate::queries::count_conflicts(c)?,
+                database_bytes,
+            })
+        })
+    }
+
+    /// Records a completed sync round (for `status`).
+    pub fn record_sync_success(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let conn = self.writer()?;
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![LAST_SYNC, at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)],
+        )
+        .map_err(StoreError::sqlite("record a sync"))?;
+        Ok(())
+    }
+
     pub fn sync_state(&self) -> Result<SyncState, StoreError> {
         self.read(|c| {
             Ok(SyncState {

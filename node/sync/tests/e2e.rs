@@ -162,6 +162,9 @@ async fn two_offline_clinics_converge_through_the_hub() {
             .expect("present")
     };
     assert_eq!(read(&nbo), read(&msa));
+    // Both clinics see the phone conflict (the same one), until a person settles it.
+    let open = |c: &Clinic| c.node.store().status().expect("status").open_conflicts;
+    assert_eq!((open(&nbo), open(&msa)), (1, 1));
     assert_eq!(
         nbo.node.store().document_heads(amina.id.0).expect("a"),
         msa.node.store().document_heads(amina.id.0).expect("b")
