@@ -21,7 +21,7 @@ pub const SHARED_KINDS: &[&str] = &["patient", "doctor", "user"];
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HubStoreError {
-    #[error("could not {action}: {source}")]
+    #[error("could not {action}")]
     Db {
         action: &'static str,
         #[source]
@@ -81,8 +81,21 @@ fn sha256(s: &str) -> Vec<u8> {
 impl HubStore {
     /// Connects and migrates the database to the newest schema.
     pub async fn connect(url: &str, max_connections: u32) -> Result<HubStore, HubStoreError> {
+        // One plain connection first: an unreachable or misconfigured server fails at
+        // once with its own reason (the pool would retry for its whole timeout and then
+        // report only that it timed out).
+        use sqlx::Connection;
+        let probe = sqlx::PgConnection::connect(url);
+        match tokio::time::timeout(std::time::Duration::from_secs(10), probe).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+            }
+            Ok(Err(e)) => return Err(db("connect to PostgreSQL")(e)),
+            Err(_) => return Err(db("connect to PostgreSQL")(sqlx::Error::PoolTimedOut)),
+        }
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
+            .acquire_timeout(std::time::Duration::from_secs(10))
             .connect(url)
             .await
             .map_err(db("connect to PostgreSQL"))?;

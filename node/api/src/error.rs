@@ -60,9 +60,21 @@ impl ApiError {
     }
 }
 
+/// An error with its causes, `outer: inner: innermost`, for the log.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::internal(e)
+        ApiError::internal(chain(&e))
     }
 }
 

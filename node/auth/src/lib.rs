@@ -24,7 +24,7 @@ pub const KEY_FILE: &str = "session-key.pk8";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
-    #[error("could not {action}: {source}")]
+    #[error("could not {action}")]
     Io {
         action: &'static str,
         #[source]

@@ -5,19 +5,19 @@ use healsync_records::RecordError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    #[error("could not {action}: {source}")]
+    #[error("could not {action}")]
     Sqlite {
         action: &'static str,
         #[source]
         source: rusqlite::Error,
     },
-    #[error("could not {action}: {source}")]
+    #[error("could not {action}")]
     Io {
         action: &'static str,
         #[source]
         source: std::io::Error,
     },
-    #[error("document {id}: {source}")]
+    #[error("document {id} is damaged")]
     Record {
         id: String,
         #[source]

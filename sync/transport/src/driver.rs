@@ -37,7 +37,7 @@ pub enum SyncError {
     Frame(#[from] FrameError),
     #[error("protocol error: {0}")]
     Protocol(String),
-    #[error("storage: {0}")]
+    #[error("storage: {}", chain(.0.as_ref()))]
     Storage(StorageError),
 }
 
@@ -48,6 +48,18 @@ impl From<SessionError> for SyncError {
             other => SyncError::Protocol(other.to_string()),
         }
     }
+}
+
+/// An error with its causes, `outer: inner`: the technician sees why, not only what.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 fn link(e: impl std::fmt::Display) -> SyncError {

@@ -28,7 +28,7 @@ pub fn node_name(node_id: uuid::Uuid) -> String {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransportError {
-    #[error("could not {action}: {source}")]
+    #[error("could not {action}")]
     Io {
         action: &'static str,
         #[source]
