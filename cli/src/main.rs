@@ -60,6 +60,26 @@ enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Join a hub: exchange a one-time token for this node's certificate. A new data
+    /// directory takes the token's site.
+    Enroll {
+        /// The hub's sync address, HOST:PORT (QUIC, UDP).
+        #[arg(long)]
+        hub: String,
+        /// The token printed by `healsync-hub nodes token`.
+        #[arg(long)]
+        token: String,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Run one full sync round with the hub, up and down.
+    Sync {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show this node's site, identity, sync state, open conflicts and database size.
     Status {
         #[command(flatten)]
@@ -147,6 +167,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => users_add(dir.data_dir, username, role, patient_id, doctor_id),
         Command::Projections { command } => projections(command),
         Command::Status { dir, json } => status(dir.data_dir, json),
+        Command::Enroll { hub, token, dir } => enroll(dir.data_dir, hub, token),
+        Command::Sync { dir, json } => sync(dir.data_dir, json),
         Command::Schema => {
             print!("{}", healsync_node_api::schema_sdl());
             Ok(ExitCode::SUCCESS)
@@ -366,6 +388,60 @@ fn status(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
         println!(
             "database size:             {:.1} MiB",
             s.database_bytes as f64 / 1_048_576.0
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")
+}
+
+fn enroll(data_dir: PathBuf, hub: String, token: String) -> Result<ExitCode> {
+    let token =
+        healsync_sync_transport::enroll::Token::parse(&token).map_err(|e| anyhow!("{e}"))?;
+    let store = open_store(&data_dir, Some(&token.site))?;
+    let site = runtime()?.block_on(healsync_node_sync::enroll(&store, &data_dir, &hub, &token))?;
+    println!(
+        "Enrolled node {} of site {site} with the hub at {hub}.",
+        store.identity().node_id
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sync(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
+    if !data_dir.join(healsync_store::DB_FILE).exists() {
+        return Err(anyhow!("{} holds no HealSync node", data_dir.display()));
+    }
+    let store = Arc::new(open_store(&data_dir, None)?);
+    let keys = SessionKeys::load_or_create(
+        &data_dir,
+        &format!("healsync-node:{}", store.identity().node_id),
+    )
+    .context("load the session key")?;
+    let node = Node::new(store, keys).map_err(api)?;
+    if !json && std::io::stderr().is_terminal() {
+        eprintln!("Syncing with the hub...");
+    }
+    let summary = runtime()?.block_on(healsync_node_sync::sync_enrolled(&node, &data_dir))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "uploaded": summary.uploaded,
+                "refused": summary.rejected,
+                "downloaded": summary.downloaded,
+                "uploadAcknowledgedThrough": summary.upload_acked,
+                "downloadCursor": summary.download_cursor,
+            })
+        );
+    } else {
+        println!(
+            "Sync complete: {} changes uploaded ({} refused by the hub), {} received.",
+            summary.uploaded, summary.rejected, summary.downloaded
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -6,6 +6,7 @@ mod architecture;
 mod bad_input;
 mod process;
 mod scheduling;
+mod sync;
 
 use std::path::Path;
 

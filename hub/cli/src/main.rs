@@ -77,10 +77,14 @@ enum SitesCommand {
 
 #[derive(Subcommand)]
 enum NodesCommand {
-    /// Print a one-time enrollment token for a site.
+    /// Print a one-time enrollment token for a site (it names the site and pins this
+    /// hub's CA, so the node can check it talks to this hub).
     Token {
         #[arg(long)]
         site: String,
+        /// Where the hub keeps its certificate authority (as for `serve`).
+        #[arg(long, default_value = "./healsync-hub-data")]
+        data_dir: PathBuf,
         #[command(flatten)]
         db: Db,
     },
@@ -154,12 +158,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             println!("Added site {code} ({})", name.trim());
         }
         Command::Nodes {
-            command: NodesCommand::Token { site, db },
+            command: NodesCommand::Token { site, data_dir, db },
         } => {
-            let token = store(&db)
-                .await?
-                .create_enrollment_token(&site_code(&site)?)
-                .await?;
+            let site = site_code(&site)?;
+            let ca =
+                HubCa::load_or_create(&data_dir).context("load the hub's certificate authority")?;
+            let secret = store(&db).await?.create_enrollment_token(&site).await?;
+            let token = healsync_sync_transport::enroll::Token::new(&secret, ca.cert_pem(), &site)?;
             println!("{token}");
         }
         Command::Nodes {
@@ -221,14 +226,18 @@ async fn serve(
     max_sessions: usize,
 ) -> Result<()> {
     let store = store(&db).await?;
-    let ca = HubCa::load_or_create(&data_dir).context("load the hub's certificate authority")?;
+    let ca =
+        Arc::new(HubCa::load_or_create(&data_dir).context("load the hub's certificate authority")?);
     let server = config::server(ca.cert_pem(), &ca.issue_hub()?)?;
     let endpoint = quinn::Endpoint::server(server, sync_listen)
         .with_context(|| format!("listen on UDP {sync_listen}"))?;
     let sync_addr = endpoint.local_addr().context("read the sync address")?;
     tokio::spawn(driver::run_hub(
         endpoint.clone(),
-        Arc::new(HubSyncStorage(store.clone())),
+        Arc::new(HubSyncStorage {
+            store: store.clone(),
+            ca: ca.clone(),
+        }),
         max_sessions,
     ));
 

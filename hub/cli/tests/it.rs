@@ -73,18 +73,45 @@ async fn sites_tokens_and_nodes_from_the_command_line() -> Result<()> {
     assert!(!bad.status.success());
     assert!(text(&bad.stderr).contains("letters or digits"));
 
+    let ca_dir = tempfile_dir()?;
+    let ca = ca_dir.to_str().unwrap_or_default();
     let token = run(
         hub(),
-        &["nodes", "token", "--site", "NBO", "--database-url", url],
+        &[
+            "nodes",
+            "token",
+            "--site",
+            "NBO",
+            "--data-dir",
+            ca,
+            "--database-url",
+            url,
+        ],
         None,
     )
     .await?;
     assert!(token.status.success(), "{}", text(&token.stderr));
+    // SECRET.PIN.SITE: the one-time secret, the CA's fingerprint, the site.
     let token = text(&token.stdout).trim().to_string();
-    assert_eq!(token.len(), 48, "{token}");
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(
+        (parts.len(), parts[0].len(), parts[1].len(), parts[2]),
+        (3, 48, 32, "NBO"),
+        "{token}"
+    );
+    assert!(std::path::Path::new(ca).join("ca-cert.pem").exists());
     let none = run(
         hub(),
-        &["nodes", "token", "--site", "XYZ", "--database-url", url],
+        &[
+            "nodes",
+            "token",
+            "--site",
+            "XYZ",
+            "--data-dir",
+            ca,
+            "--database-url",
+            url,
+        ],
         None,
     )
     .await?;
@@ -133,6 +160,7 @@ async fn sites_tokens_and_nodes_from_the_command_line() -> Result<()> {
     assert!(!unreachable.status.success());
     assert!(text(&unreachable.stderr).contains("open the hub database"));
 
+    std::fs::remove_dir_all(&ca_dir)?;
     db.drop_database().await?;
     Ok(())
 }

@@ -6,10 +6,42 @@ use healsync_sync_protocol::{Change, Refusal, Rejection, RemoteChange};
 use healsync_sync_transport::driver::{HubStorage, StorageError};
 use uuid::Uuid;
 
+use std::sync::Arc;
+
+use healsync_hub_store::HubStoreError;
+use healsync_sync_transport::ca::HubCa;
+use healsync_sync_transport::enroll::Grant;
+
+/// The hub store and the CA that certifies enrolled nodes.
 #[derive(Clone)]
-pub struct HubSyncStorage(pub HubStore);
+pub struct HubSyncStorage {
+    pub store: HubStore,
+    pub ca: Arc<HubCa>,
+}
 
 impl HubStorage for HubSyncStorage {
+    async fn enroll(&self, secret: String, node_id: Uuid) -> Result<Grant, String> {
+        let site = self
+            .store
+            .enroll(&secret, node_id)
+            .await
+            .map_err(|e| match e {
+                HubStoreError::InvalidToken => {
+                    "the enrollment token is unknown or already used".to_string()
+                }
+                other => format!("the hub could not enroll this node: {other}"),
+            })?;
+        let node = self
+            .ca
+            .issue_node(node_id, &site)
+            .map_err(|e| format!("the hub could not issue a certificate: {e}"))?;
+        Ok(Grant {
+            site,
+            ca_pem: self.ca.cert_pem().to_string(),
+            node,
+        })
+    }
+
     async fn authenticate(
         &self,
         node_id: Uuid,
@@ -17,7 +49,7 @@ impl HubStorage for HubSyncStorage {
         node_upload_acked: u64,
     ) -> Result<Result<(u64, Vec<Rejection>), Refusal>, StorageError> {
         Ok(self
-            .0
+            .store
             .authenticate(node_id, site, node_upload_acked)
             .await?)
     }
@@ -28,7 +60,7 @@ impl HubStorage for HubSyncStorage {
         changes: &[Change],
         through: u64,
     ) -> Result<Vec<Rejection>, StorageError> {
-        Ok(self.0.commit_upload(node_id, changes, through).await?)
+        Ok(self.store.commit_upload(node_id, changes, through).await?)
     }
 
     async fn load(
@@ -38,6 +70,9 @@ impl HubStorage for HubSyncStorage {
         after: u64,
         max_bytes: usize,
     ) -> Result<(Vec<RemoteChange>, u64, bool), StorageError> {
-        Ok(self.0.load_changes(node_id, site, after, max_bytes).await?)
+        Ok(self
+            .store
+            .load_changes(node_id, site, after, max_bytes)
+            .await?)
     }
 }

@@ -113,6 +113,17 @@ impl Store {
         })
     }
 
+    /// Records the hub this node is enrolled with (`HOST:PORT`).
+    pub fn set_hub(&self, hub: &str) -> Result<(), StoreError> {
+        let conn = self.writer()?;
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![HUB, hub],
+        )
+        .map_err(StoreError::sqlite("record the hub"))?;
+        Ok(())
+    }
+
     /// Records a completed sync round (for `status`).
     pub fn record_sync_success(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
         let conn = self.writer()?;

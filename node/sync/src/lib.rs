@@ -3,6 +3,7 @@
 //! [`Node::apply_remote`], so open subscriptions see changes made elsewhere.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use healsync_node_api::{ApiError, Node};
 use healsync_store::Incoming;
@@ -97,7 +98,7 @@ pub async fn sync_once(
         .map_err(|e| SyncError::Storage(e.into()))?;
     let identity = node.store().identity().clone();
     let mut storage = NodeSyncStorage::new(node.clone());
-    driver::sync_node(
+    let summary = driver::sync_node(
         endpoint,
         hub,
         identity.node_id,
@@ -108,5 +109,134 @@ pub async fn sync_once(
         },
         &mut storage,
     )
-    .await
+    .await?;
+    let (store, now) = (node.store().clone(), node.now());
+    tokio::task::spawn_blocking(move || store.record_sync_success(now))
+        .await
+        .map_err(|e| SyncError::Storage(e.into()))?
+        .map_err(|e| SyncError::Storage(e.into()))?;
+    Ok(summary)
+}
+
+/// Where a node keeps its sync credentials, inside its data directory.
+pub const CREDENTIALS_DIR: &str = "sync";
+
+/// Why enrolling or syncing from the command line failed, in a technician's words.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeSyncError {
+    #[error("{0}")]
+    Sync(#[from] SyncError),
+    #[error(
+        "this node is not enrolled with a hub: run `healsync-node enroll --hub HOST:PORT --token TOKEN`"
+    )]
+    NotEnrolled,
+    #[error("cannot resolve the hub address {0:?}")]
+    Address(String),
+    #[error("could not {action}")]
+    Io {
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+fn io(action: &'static str) -> impl FnOnce(std::io::Error) -> NodeSyncError {
+    move |source| NodeSyncError::Io { action, source }
+}
+
+async fn resolve(hub: &str) -> Result<SocketAddr, NodeSyncError> {
+    tokio::net::lookup_host(hub)
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| NodeSyncError::Address(hub.to_string()))
+}
+
+fn write_file(path: &Path, text: &str, private: bool) -> Result<(), NodeSyncError> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(io("write the sync credentials"))?;
+    f.write_all(text.as_bytes())
+        .map_err(io("write the sync credentials"))?;
+    f.sync_all().map_err(io("sync the sync credentials"))
+}
+
+fn credentials_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(CREDENTIALS_DIR)
+}
+
+/// Enrolls the node whose store is open at `data_dir` with the hub at `hub`
+/// (`HOST:PORT`) using `token`, and keeps the credentials in the data directory.
+/// Returns the site the hub enrolled it for.
+pub async fn enroll(
+    store: &healsync_store::Store,
+    data_dir: &Path,
+    hub: &str,
+    token: &healsync_sync_transport::enroll::Token,
+) -> Result<String, NodeSyncError> {
+    let addr = resolve(hub).await?;
+    let identity = store.identity().clone();
+    if identity.site.as_str() != token.site {
+        return Err(NodeSyncError::Other(format!(
+            "this token is for site {}, but this data directory belongs to site {}",
+            token.site, identity.site
+        )));
+    }
+    let grant = healsync_sync_transport::enroll::enroll(addr, token, identity.node_id).await?;
+    let dir = credentials_dir(data_dir);
+    std::fs::create_dir_all(&dir).map_err(io("create the credentials directory"))?;
+    write_file(&dir.join("ca.pem"), &grant.ca_pem, false)?;
+    write_file(&dir.join("node-cert.pem"), &grant.node.cert_pem, false)?;
+    write_file(&dir.join("node-key.pem"), &grant.node.key_pem, true)?;
+    store
+        .set_hub(hub)
+        .map_err(|e| NodeSyncError::Other(e.to_string()))?;
+    Ok(grant.site)
+}
+
+/// One sync round with the hub this node is enrolled with, using the credentials in
+/// `data_dir`.
+pub async fn sync_enrolled(node: &Node, data_dir: &Path) -> Result<Summary, NodeSyncError> {
+    let status = node
+        .store()
+        .status()
+        .map_err(|e| NodeSyncError::Other(e.to_string()))?;
+    let hub = status.hub.ok_or(NodeSyncError::NotEnrolled)?;
+    let dir = credentials_dir(data_dir);
+    let read =
+        |f: &str| std::fs::read_to_string(dir.join(f)).map_err(|_| NodeSyncError::NotEnrolled);
+    let (ca, cert, key) = (
+        read("ca.pem")?,
+        read("node-cert.pem")?,
+        read("node-key.pem")?,
+    );
+    let creds = healsync_sync_transport::ca::Credentials {
+        cert_pem: cert,
+        key_pem: key,
+    };
+    let client = healsync_sync_transport::config::client(&ca, &creds)
+        .map_err(|e| NodeSyncError::Other(e.to_string()))?;
+    let addr = resolve(&hub).await?;
+    let bind: SocketAddr = if addr.is_ipv6() {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    }
+    .parse()
+    .map_err(|_| NodeSyncError::Address(hub.clone()))?;
+    let mut endpoint = quinn::Endpoint::client(bind).map_err(io("open a UDP socket"))?;
+    endpoint.set_default_client_config(client);
+    let summary = sync_once(node, &endpoint, addr).await?;
+    // Let the closing handshake finish, but never hold the technician up for it.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), endpoint.wait_idle()).await;
+    Ok(summary)
 }

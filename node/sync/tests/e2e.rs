@@ -81,14 +81,17 @@ async fn two_offline_clinics_converge_through_the_hub() {
     hub_store.add_site("NBO", "Nairobi").await.expect("site");
     hub_store.add_site("MSA", "Mombasa").await.expect("site");
     let ca_dir = tempfile::tempdir().expect("ca dir");
-    let ca = HubCa::load_or_create(ca_dir.path()).expect("ca");
+    let ca = Arc::new(HubCa::load_or_create(ca_dir.path()).expect("ca"));
     let server = config::server(ca.cert_pem(), &ca.issue_hub().expect("hub cert")).expect("server");
     let endpoint = quinn::Endpoint::server(server, "127.0.0.1:0".parse().expect("addr"))
         .expect("hub endpoint");
     let hub_addr = endpoint.local_addr().expect("addr");
     tokio::spawn(driver::run_hub(
         endpoint,
-        Arc::new(HubSyncStorage(hub_store.clone())),
+        Arc::new(HubSyncStorage {
+            store: hub_store.clone(),
+            ca: ca.clone(),
+        }),
         8,
     ));
 
@@ -130,6 +133,9 @@ async fn two_offline_clinics_converge_through_the_hub() {
     let s = sync(&nbo, hub_addr).await;
     assert_eq!(s.downloaded, 20);
 
+    let status = nbo.node.store().status().expect("status");
+    assert_eq!(status.waiting_to_upload, 0);
+    assert!(status.last_sync.is_some(), "a completed round is recorded");
     let (ha, hb) = (
         nbo.node.store().all_heads().expect("a"),
         msa.node.store().all_heads().expect("b"),

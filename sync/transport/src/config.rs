@@ -18,6 +18,11 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The certificates in a PEM text.
+pub fn certs_from_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, TransportError> {
+    certs(pem)
+}
+
 fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, TransportError> {
     CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
@@ -36,20 +41,27 @@ fn roots(ca_pem: &str) -> Result<Arc<RootCertStore>, TransportError> {
     Ok(Arc::new(roots))
 }
 
-/// The hub's endpoint: its server certificate, and client certificates required from
-/// its own CA. 0-RTT stays off (the rustls config is built by hand).
+/// The hub's endpoint: its server certificate (sent with the CA's, for enrolling nodes
+/// that pin it), client certificates from its own CA, and both ALPNs (sync, enroll).
+/// 0-RTT stays off (the rustls config is built by hand).
 pub fn server(ca_pem: &str, hub: &Credentials) -> Result<quinn::ServerConfig, TransportError> {
+    // A client certificate is optional in the handshake because enrolling nodes have
+    // none yet; one that is presented must chain to the CA, and the sync protocol
+    // refuses any session whose certificate does not name the node (`peer_is_node`).
     let verifier =
         rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca_pem)?, provider())
+            .allow_unauthenticated()
             .build()
             .map_err(tls)?;
+    let mut chain = certs(&hub.cert_pem)?;
+    chain.extend(certs(ca_pem)?);
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls)?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(certs(&hub.cert_pem)?, key(&hub.key_pem)?)
+        .with_single_cert(chain, key(&hub.key_pem)?)
         .map_err(tls)?;
-    cfg.alpn_protocols = vec![ALPN.to_vec()];
+    cfg.alpn_protocols = vec![ALPN.to_vec(), crate::enroll::ALPN_ENROLL.to_vec()];
     cfg.max_early_data_size = 0;
     let quic = QuicServerConfig::try_from(cfg).map_err(tls)?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
@@ -81,6 +93,14 @@ pub fn client(ca_pem: &str, node: &Credentials) -> Result<quinn::ClientConfig, T
     transport.keep_alive_interval(Some(std::time::Duration::from_secs(5)));
     client.transport_config(Arc::new(transport));
     Ok(client)
+}
+
+/// The ALPN protocol the connection negotiated.
+pub fn negotiated_alpn(conn: &quinn::Connection) -> Option<Vec<u8>> {
+    conn.handshake_data()?
+        .downcast::<quinn::crypto::rustls::HandshakeData>()
+        .ok()?
+        .protocol
 }
 
 /// Whether the connection's client certificate (already verified against the CA by

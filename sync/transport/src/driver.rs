@@ -109,6 +109,13 @@ pub trait HubStorage: Send + Sync + 'static {
         after: u64,
         max_bytes: usize,
     ) -> impl Future<Output = Result<(Vec<RemoteChange>, u64, bool), StorageError>> + Send;
+    /// Spends an enrollment secret for `node_id` and issues its credentials, or says
+    /// why not (the sentence reaches the technician).
+    fn enroll(
+        &self,
+        secret: String,
+        node_id: Uuid,
+    ) -> impl Future<Output = Result<crate::enroll::Grant, String>> + Send;
 }
 
 /// Reads the next message from the stream.
@@ -311,6 +318,17 @@ pub async fn run_hub<S: HubStorage>(
         let (storage, permits) = (storage.clone(), permits.clone());
         tokio::spawn(async move {
             let Ok(conn) = incoming.await else { return };
+            // Enrollment (no client certificate yet) and sync share the endpoint; the
+            // ALPN tells them apart. Enrollment takes no session permit.
+            if crate::config::negotiated_alpn(&conn).as_deref() == Some(crate::enroll::ALPN_ENROLL)
+            {
+                let s = storage.clone();
+                let _ = crate::enroll::serve_enrollment(conn, move |secret, node| async move {
+                    s.enroll(secret, node).await
+                })
+                .await;
+                return;
+            }
             let Ok(_permit) = permits.acquire_owned().await else {
                 return;
             };

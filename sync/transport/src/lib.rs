@@ -14,6 +14,7 @@
 pub mod ca;
 pub mod config;
 pub mod driver;
+pub mod enroll;
 
 /// The ALPN protocol name; a peer speaking anything else is refused in the handshake.
 pub const ALPN: &[u8] = b"healsync-sync/1";

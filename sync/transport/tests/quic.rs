@@ -17,9 +17,27 @@ struct MemHub {
     log: Mutex<Vec<(RemoteChange, Uuid)>>,
     acked: Mutex<BTreeMap<Uuid, u64>>,
     revoked: Mutex<Vec<Uuid>>,
+    ca: Mutex<Option<HubCa>>,
 }
 
 impl HubStorage for MemHub {
+    async fn enroll(
+        &self,
+        secret: String,
+        node: Uuid,
+    ) -> Result<healsync_sync_transport::enroll::Grant, String> {
+        if secret != "good-secret" {
+            return Err("the enrollment token is unknown or already used".into());
+        }
+        let ca = self.ca.lock().map_err(|_| "poisoned")?;
+        let ca = ca.as_ref().ok_or("no CA")?;
+        Ok(healsync_sync_transport::enroll::Grant {
+            site: "NBO".into(),
+            ca_pem: ca.cert_pem().to_string(),
+            node: ca.issue_node(node, "NBO").map_err(|e| e.to_string())?,
+        })
+    }
+
     async fn authenticate(
         &self,
         node: Uuid,
@@ -150,6 +168,9 @@ fn start_hub() -> Hub {
         quinn::Endpoint::server(server, "127.0.0.1:0".parse().expect("addr")).expect("endpoint");
     let addr = endpoint.local_addr().expect("addr");
     let storage = Arc::new(MemHub::default());
+    if let Ok(mut slot) = storage.ca.lock() {
+        *slot = Some(HubCa::load_or_create(dir.path()).expect("the same CA, loaded again"));
+    }
     tokio::spawn(driver::run_hub(endpoint, storage.clone(), 4));
     Hub {
         addr,
@@ -295,4 +316,44 @@ async fn many_nodes_at_once_all_complete_under_the_concurrency_bound() {
         assert_eq!(t.await.expect("task").expect("round"), 40);
     }
     assert_eq!(hub.storage.log.lock().expect("log").len(), 12 * 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrollment_pins_the_hub_and_grants_working_credentials() {
+    use healsync_sync_transport::enroll::{Token, enroll};
+    let hub = start_hub();
+    let node = Uuid::now_v7();
+    let token = Token::new("good-secret", hub.ca.cert_pem(), "NBO").expect("token");
+    let parsed = Token::parse(&token.to_string()).expect("parse");
+    assert_eq!(parsed, token);
+    let grant = enroll(hub.addr, &token, node).await.expect("enroll");
+    assert_eq!(grant.site, "NBO");
+    // The credentials work for sync.
+    let ep = client(&grant.ca_pem, &grant.node);
+    let mut store = MemNode {
+        log: changes(7, 3),
+        ..Default::default()
+    };
+    assert_eq!(
+        round(&hub, &ep, node, &mut store)
+            .await
+            .expect("round")
+            .uploaded,
+        3
+    );
+    // A wrong secret is refused with the hub's reason.
+    let bad = Token::new("wrong", hub.ca.cert_pem(), "NBO").expect("token");
+    let err = enroll(hub.addr, &bad, Uuid::now_v7())
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("unknown or already used"), "{err}");
+    // A token pinning another CA never reaches the hub's enrollment (handshake refused).
+    let other = tempfile::tempdir().expect("dir");
+    let other_ca = HubCa::load_or_create(other.path()).expect("ca");
+    let pinned_elsewhere = Token::new("good-secret", other_ca.cert_pem(), "NBO").expect("token");
+    let err = enroll(hub.addr, &pinned_elsewhere, Uuid::now_v7())
+        .await
+        .expect_err("not this hub");
+    assert!(matches!(err, SyncError::Connect(_)), "{err}");
+    assert!(Token::parse("garbage").is_err());
 }

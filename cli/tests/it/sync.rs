@@ -1,0 +1,235 @@
+//! The whole sync chain as technicians run it: a real `healsync-hub` process on
+//! PostgreSQL, two clinic nodes enrolled with tokens, `healsync-node sync` over QUIC
+//! with mutual TLS, and revocation.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::{Context, Result, anyhow, bail};
+use healsync_test_support::{NodeProcess, TestDatabase, run};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::binary;
+
+/// The hub binary, built on demand (it belongs to another package of the workspace).
+async fn hub_binary() -> Result<PathBuf> {
+    let path = binary().with_file_name("healsync-hub");
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = tokio::process::Command::new(cargo)
+            .args(["build", "-q", "-p", "healsync-hub"])
+            .status()
+            .await?;
+        if !status.success() {
+            bail!("could not build healsync-hub");
+        }
+    }
+    Ok(path)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+async fn ok(bin: &Path, args: &[&str]) -> Result<String> {
+    let out = run(bin, args, None).await?;
+    if !out.status.success() {
+        bail!("{} {args:?} failed: {}", bin.display(), text(&out.stderr));
+    }
+    Ok(text(&out.stdout))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clinics_enroll_sync_through_a_hub_process_and_a_revoked_node_is_refused() -> Result<()>
+{
+    let hub = hub_binary().await?;
+    let db = TestDatabase::create("synccli").await?;
+    let url = db.url.clone();
+    let hub_dir = tempfile::tempdir()?;
+    let hub_data = hub_dir.path().to_str().unwrap_or_default().to_string();
+    for (code, name) in [("NBO", "Nairobi"), ("MSA", "Mombasa")] {
+        ok(
+            &hub,
+            &["sites", "add", code, "--name", name, "--database-url", &url],
+        )
+        .await?;
+    }
+    let mut hub_proc = tokio::process::Command::new(&hub)
+        .args([
+            "serve",
+            "--database-url",
+            &url,
+            "--listen",
+            "127.0.0.1:0",
+            "--sync-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--data-dir", &hub_data])
+        .env("HEALSYNC_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines =
+        BufReader::new(hub_proc.stdout.take().ok_or_else(|| anyhow!("no stdout"))?).lines();
+    let banner = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+        .await??
+        .unwrap_or_default();
+    let sync_addr = banner
+        .split("sync on ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .context("no sync address in the hub's banner")?
+        .to_string();
+    let token = |site: &'static str| {
+        let (hub, url, hub_data) = (hub.clone(), url.clone(), hub_data.clone());
+        async move {
+            ok(
+                &hub,
+                &[
+                    "nodes",
+                    "token",
+                    "--site",
+                    site,
+                    "--data-dir",
+                    &hub_data,
+                    "--database-url",
+                    &url,
+                ],
+            )
+            .await
+        }
+    };
+
+    // Nairobi enrolls a new data directory, serves, registers a patient, syncs.
+    let (dir_a, dir_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let (a, b) = (
+        dir_a.path().to_str().unwrap_or_default(),
+        dir_b.path().to_str().unwrap_or_default(),
+    );
+    let t_nbo = token("NBO").await?;
+    let enrolled = ok(
+        binary(),
+        &[
+            "enroll",
+            "--hub",
+            &sync_addr,
+            "--token",
+            t_nbo.trim(),
+            "--data-dir",
+            a,
+        ],
+    )
+    .await?;
+    assert!(enrolled.contains("of site NBO"), "{enrolled}");
+    let reuse = run(
+        binary(),
+        &[
+            "enroll",
+            "--hub",
+            &sync_addr,
+            "--token",
+            t_nbo.trim(),
+            "--data-dir",
+            b,
+        ],
+        None,
+    )
+    .await?;
+    assert!(!reuse.status.success(), "a token works once");
+    let node_a = NodeProcess::start(binary(), dir_a.path(), &[]).await?;
+    let admin_a = node_a.admin().await?;
+    admin_a
+        .ok("mutation { createPatient(input: {name: \"Amina Njoroge\", email: \"amina@example.org\"}) { mrn } }", json!({}))
+        .await?;
+    let summary: Value =
+        serde_json::from_str(&ok(binary(), &["sync", "--data-dir", a, "--json"]).await?)?;
+    assert!(summary["uploaded"].as_u64().unwrap_or(0) >= 2, "{summary}");
+    let status: Value =
+        serde_json::from_str(&ok(binary(), &["status", "--data-dir", a, "--json"]).await?)?;
+    assert_eq!(status["hub"], sync_addr.as_str());
+    assert_eq!(status["changesWaitingToUpload"], 0);
+    assert!(status["lastSuccessfulSync"].is_string());
+
+    // Mombasa: a token of another site is refused before anything is sent.
+    let wrong = run(
+        binary(),
+        &[
+            "enroll",
+            "--hub",
+            &sync_addr,
+            "--token",
+            token("NBO").await?.trim(),
+            "--data-dir",
+            b,
+        ],
+        None,
+    )
+    .await?;
+    assert!(
+        wrong.status.success(),
+        "a new data directory takes the token's site: {}",
+        text(&wrong.stderr)
+    );
+    let again = run(
+        binary(),
+        &[
+            "enroll",
+            "--hub",
+            &sync_addr,
+            "--token",
+            token("MSA").await?.trim(),
+            "--data-dir",
+            b,
+        ],
+        None,
+    )
+    .await?;
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("belongs to site NBO"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    // Both are NBO nodes now; the second receives the first's patient.
+    let summary: Value =
+        serde_json::from_str(&ok(binary(), &["sync", "--data-dir", b, "--json"]).await?)?;
+    assert!(
+        summary["downloaded"].as_u64().unwrap_or(0) >= 1,
+        "{summary}"
+    );
+    let node_b = NodeProcess::start(binary(), dir_b.path(), &[]).await?;
+    let admin_b = node_b.admin().await?;
+    let seen = admin_b
+        .ok("{ patients(search: \"amina\") { name mrn } }", json!({}))
+        .await?;
+    assert_eq!(seen["patients"][0]["name"], "Amina Njoroge", "{seen}");
+    assert_eq!(seen["patients"][0]["mrn"], "NBO-000001");
+
+    // Revoked: the next sync is refused with a reason the technician can act on.
+    let b_id = serde_json::from_str::<Value>(
+        &ok(binary(), &["status", "--data-dir", b, "--json"]).await?,
+    )?["nodeId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    ok(&hub, &["nodes", "revoke", &b_id, "--database-url", &url]).await?;
+    let refused = run(binary(), &["sync", "--data-dir", b], None).await?;
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("revoked"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let list: Value = serde_json::from_str(
+        &ok(&hub, &["nodes", "list", "--json", "--database-url", &url]).await?,
+    )?;
+    assert_eq!(list.as_array().map(Vec::len), Some(2));
+
+    node_a.kill().await?;
+    node_b.kill().await?;
+    hub_proc.kill().await?;
+    db.drop_database().await?;
+    Ok(())
+}
