@@ -49,6 +49,10 @@ enum Command {
         /// Add realistic demo data (doctors, schedules, patients, appointments) on first start.
         #[arg(long)]
         demo: bool,
+        /// Seconds between sync rounds when enrolled with a hub (failures back off up to
+        /// five minutes).
+        #[arg(long, default_value_t = 30)]
+        sync_interval: u64,
     },
     /// Manage login accounts.
     Users {
@@ -154,7 +158,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             listen,
             site,
             demo,
-        } => serve(dir.data_dir, listen, site, demo),
+            sync_interval,
+        } => serve(dir.data_dir, listen, site, demo, sync_interval),
         Command::Users {
             command:
                 UsersCommand::Add {
@@ -190,6 +195,7 @@ fn serve(
     listen: SocketAddr,
     site: Option<String>,
     demo: bool,
+    sync_interval: u64,
 ) -> Result<ExitCode> {
     let store = Arc::new(open_store(&data_dir, site.as_deref())?);
     let identity = store.identity().clone();
@@ -223,6 +229,7 @@ fn serve(
         .context("start the async runtime")?;
     runtime.block_on(async move {
         let node = Node::new(store, keys).map_err(api)?;
+        spawn_sync_loop(&node, &data_dir, std::time::Duration::from_secs(sync_interval.max(1)));
         if demo {
             println!("Adding demo data (first start only)...");
             if healsync_node_api::demo::seed(&node, &password, 300).await.map_err(api)? {
@@ -445,4 +452,42 @@ fn sync(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Syncs with the hub in the background while `serve` runs, if the node is enrolled:
+/// a round every `interval`, backing off (doubling, up to five minutes) while the hub
+/// is unreachable or refuses. Merged changes reach open subscriptions.
+fn spawn_sync_loop(node: &Node, data_dir: &std::path::Path, interval: std::time::Duration) {
+    let enrolled = node
+        .store()
+        .status()
+        .map(|s| s.hub.is_some())
+        .unwrap_or(false);
+    if !enrolled {
+        return;
+    }
+    let (node, data_dir) = (node.clone(), data_dir.to_path_buf());
+    tokio::spawn(async move {
+        let max = std::time::Duration::from_secs(300).max(interval);
+        let mut wait = interval;
+        loop {
+            match healsync_node_sync::sync_enrolled(&node, &data_dir).await {
+                Ok(s) => {
+                    if s.uploaded + s.downloaded > 0 {
+                        tracing::info!(
+                            uploaded = s.uploaded,
+                            received = s.downloaded,
+                            "synced with the hub"
+                        );
+                    }
+                    wait = interval;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_secs = wait.as_secs(), "sync with the hub failed");
+                    wait = (wait * 2).min(max);
+                }
+            }
+            tokio::time::sleep(wait).await;
+        }
+    });
 }

@@ -144,7 +144,9 @@ async fn two_clinics_enroll_sync_through_a_hub_process_and_a_revoked_node_is_ref
         .await?;
     let summary: Value =
         serde_json::from_str(&ok(binary(), &["sync", "--data-dir", a, "--json"]).await?)?;
-    assert!(summary["uploaded"].as_u64().unwrap_or(0) >= 2, "{summary}");
+    // `serve` syncs by itself too (its first round may already have carried the admin
+    // account); this round carries at least the new patient.
+    assert!(summary["uploaded"].as_u64().unwrap_or(0) >= 1, "{summary}");
     let status: Value =
         serde_json::from_str(&ok(binary(), &["status", "--data-dir", a, "--json"]).await?)?;
     assert_eq!(status["hub"], sync_addr.as_str());
@@ -227,6 +229,124 @@ async fn two_clinics_enroll_sync_through_a_hub_process_and_a_revoked_node_is_ref
     )?;
     assert_eq!(list.as_array().map(Vec::len), Some(2));
 
+    node_a.kill().await?;
+    node_b.kill().await?;
+    hub_proc.kill().await?;
+    db.drop_database().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serving_nodes_sync_by_themselves_and_open_screens_update() -> Result<()> {
+    use healsync_test_support::{Ws, WsEvent};
+    let hub = hub_binary().await?;
+    let db = TestDatabase::create("syncserve").await?;
+    let url = db.url.clone();
+    let hub_dir = tempfile::tempdir()?;
+    let hub_data = hub_dir.path().to_str().unwrap_or_default().to_string();
+    for (code, name) in [("NBO", "Nairobi"), ("MSA", "Mombasa")] {
+        ok(
+            &hub,
+            &["sites", "add", code, "--name", name, "--database-url", &url],
+        )
+        .await?;
+    }
+    let mut hub_proc = tokio::process::Command::new(&hub)
+        .args([
+            "serve",
+            "--database-url",
+            &url,
+            "--listen",
+            "127.0.0.1:0",
+            "--sync-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--data-dir", &hub_data])
+        .env("HEALSYNC_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines =
+        BufReader::new(hub_proc.stdout.take().ok_or_else(|| anyhow!("no stdout"))?).lines();
+    let banner = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+        .await??
+        .unwrap_or_default();
+    let sync_addr = banner
+        .split("sync on ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .context("banner")?
+        .to_string();
+
+    let (dir_a, dir_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    for (site, dir) in [("NBO", &dir_a), ("MSA", &dir_b)] {
+        let token = ok(
+            &hub,
+            &[
+                "nodes",
+                "token",
+                "--site",
+                site,
+                "--data-dir",
+                &hub_data,
+                "--database-url",
+                &url,
+            ],
+        )
+        .await?;
+        let d = dir.path().to_str().unwrap_or_default();
+        ok(
+            binary(),
+            &[
+                "enroll",
+                "--hub",
+                &sync_addr,
+                "--token",
+                token.trim(),
+                "--data-dir",
+                d,
+            ],
+        )
+        .await?;
+    }
+    let node_a = NodeProcess::start(binary(), dir_a.path(), &["--sync-interval", "1"]).await?;
+    let node_b = NodeProcess::start(binary(), dir_b.path(), &["--sync-interval", "1"]).await?;
+
+    // A receptionist in Mombasa watches patient records.
+    let admin_b = node_b.admin().await?;
+    let mut screen =
+        Ws::connect_with_token(&node_b.base, admin_b.token.as_deref().unwrap_or_default()).await?;
+    screen
+        .subscribe(
+            "p",
+            "subscription { patientUpdated { name mrn site } }",
+            json!({}),
+        )
+        .await?;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    // Nairobi registers a patient; nobody runs a command.
+    let admin_a = node_a.admin().await?;
+    admin_a
+        .ok("mutation { createPatient(input: {name: \"Halima Hassan\", email: \"halima@example.org\"}) { mrn } }", json!({}))
+        .await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            bail!("the patient registered in Nairobi never reached the Mombasa screen");
+        }
+        match screen.next_event(left).await? {
+            WsEvent::Next { payload, .. }
+                if payload["data"]["patientUpdated"]["name"] == "Halima Hassan" =>
+            {
+                assert_eq!(payload["data"]["patientUpdated"]["site"], "NBO");
+                break;
+            }
+            WsEvent::Next { .. } => continue,
+            other => bail!("unexpected {other:?}"),
+        }
+    }
     node_a.kill().await?;
     node_b.kill().await?;
     hub_proc.kill().await?;
