@@ -244,12 +244,13 @@ fn serve(
             .await
             .with_context(|| format!("listen on {listen}"))?;
         let addr = listener.local_addr().context("read the listening address")?;
+        let shutdown = shutdown_signal()?;
         println!(
             "HealSync node, site {}, serving on http://{addr}/ (GraphQL console: http://{addr}/graphiql)",
             identity.site
         );
         std::io::stdout().flush().ok();
-        healsync_node_server::serve(listener, node, shutdown_signal())
+        healsync_node_server::serve(listener, node, shutdown)
             .await
             .context("serve HTTP")?;
         println!("HealSync node stopped.");
@@ -257,27 +258,20 @@ fn serve(
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
+/// Registers the SIGTERM and SIGINT handlers now (so a signal that arrives right after
+/// start-up already stops the server cleanly) and returns the future that resolves on
+/// either.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("listen for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+    })
 }
 
 fn read_password() -> Result<String> {
@@ -430,10 +424,18 @@ fn sync(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
     )
     .context("load the session key")?;
     let node = Node::new(store, keys).map_err(api)?;
+    let progress: Option<healsync_node_sync::OnProgress> =
+        (!json && std::io::stderr().is_terminal()).then(|| {
+            eprintln!("Syncing with the hub...");
+            std::sync::Arc::new(draw_progress) as healsync_node_sync::OnProgress
+        });
+    let summary = runtime()?.block_on(healsync_node_sync::sync_enrolled(
+        &node, &data_dir, progress,
+    ));
     if !json && std::io::stderr().is_terminal() {
-        eprintln!("Syncing with the hub...");
+        eprintln!();
     }
-    let summary = runtime()?.block_on(healsync_node_sync::sync_enrolled(&node, &data_dir))?;
+    let summary = summary?;
     if json {
         println!(
             "{}",
@@ -454,6 +456,22 @@ fn sync(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One line, redrawn in place: a bar for the upload and a count of what arrived.
+fn draw_progress(p: healsync_node_sync::Progress) {
+    const WIDTH: u64 = 30;
+    let filled = (p.uploaded.min(p.to_upload) * WIDTH)
+        .checked_div(p.to_upload)
+        .unwrap_or(WIDTH);
+    let bar: String = (0..WIDTH)
+        .map(|i| if i < filled { '#' } else { '.' })
+        .collect();
+    eprint!(
+        "\r  up [{bar}] {}/{} changes   down {} changes ",
+        p.uploaded, p.to_upload, p.downloaded
+    );
+    std::io::stderr().flush().ok();
+}
+
 /// Syncs with the hub in the background while `serve` runs, if the node is enrolled:
 /// a round every `interval`, backing off (doubling, up to five minutes) while the hub
 /// is unreachable or refuses. Merged changes reach open subscriptions.
@@ -471,7 +489,7 @@ fn spawn_sync_loop(node: &Node, data_dir: &std::path::Path, interval: std::time:
         let max = std::time::Duration::from_secs(300).max(interval);
         let mut wait = interval;
         loop {
-            match healsync_node_sync::sync_enrolled(&node, &data_dir).await {
+            match healsync_node_sync::sync_enrolled(&node, &data_dir, None).await {
                 Ok(s) => {
                     if s.uploaded + s.downloaded > 0 {
                         tracing::info!(

@@ -94,6 +94,28 @@ fn dependency_direction() -> Result<()> {
             &["tokio", "rusqlite", "axum", "async-graphql"],
         ),
         ("healsync-node-api", &["axum", "hyper"]),
+        ("healsync-hub-api", &["axum", "hyper", "quinn", "rusqlite"]),
+        (
+            "healsync-hub-projection",
+            &[
+                "tokio",
+                "sqlx",
+                "rusqlite",
+                "axum",
+                "async-graphql",
+                "quinn",
+            ],
+        ),
+        (
+            "healsync-graphql-http",
+            &[
+                "healsync-store",
+                "healsync-hub-store",
+                "rusqlite",
+                "sqlx",
+                "quinn",
+            ],
+        ),
         (
             "healsync-sync-protocol",
             &[
@@ -113,11 +135,18 @@ fn dependency_direction() -> Result<()> {
             assert!(!deps.contains(*b), "{krate} must not depend on {b}");
         }
     }
-    // Each outside technology is named directly by its owners only. The hub binary
-    // serves its own small HTTP surface and owns its QUIC endpoint.
+    // Each outside technology is named directly by its owners only. The shared GraphQL
+    // transport and the two servers know axum; the hub binary owns its QUIC endpoint.
     for (tech, owners) in [
         ("rusqlite", &["healsync-store"][..]),
-        ("axum", &["healsync-node-server", "healsync-hub"][..]),
+        (
+            "axum",
+            &[
+                "healsync-graphql-http",
+                "healsync-node-server",
+                "healsync-hub",
+            ][..],
+        ),
         ("sqlx", &["healsync-hub-store"][..]),
         (
             "quinn",

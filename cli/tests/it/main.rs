@@ -4,6 +4,7 @@
 mod access;
 mod architecture;
 mod bad_input;
+mod faults;
 mod process;
 mod scheduling;
 mod sync;

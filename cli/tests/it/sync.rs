@@ -3,17 +3,15 @@
 //! with mutual TLS, and revocation.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
-use anyhow::{Context, Result, anyhow, bail};
-use healsync_test_support::{NodeProcess, TestDatabase, run};
+use anyhow::{Result, bail};
+use healsync_test_support::{HubProcess, NodeProcess, TestDatabase, run};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::binary;
 
 /// The hub binary, built on demand (it belongs to another package of the workspace).
-async fn hub_binary() -> Result<PathBuf> {
+pub async fn hub_binary() -> Result<PathBuf> {
     let path = binary().with_file_name("healsync-hub");
     if !path.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -55,32 +53,8 @@ async fn two_clinics_enroll_sync_through_a_hub_process_and_a_revoked_node_is_ref
         )
         .await?;
     }
-    let mut hub_proc = tokio::process::Command::new(&hub)
-        .args([
-            "serve",
-            "--database-url",
-            &url,
-            "--listen",
-            "127.0.0.1:0",
-            "--sync-listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--data-dir", &hub_data])
-        .env("HEALSYNC_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut lines =
-        BufReader::new(hub_proc.stdout.take().ok_or_else(|| anyhow!("no stdout"))?).lines();
-    let banner = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
-        .await??
-        .unwrap_or_default();
-    let sync_addr = banner
-        .split("sync on ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .context("no sync address in the hub's banner")?
-        .to_string();
+    let hub_proc = HubProcess::start(&hub, &url, hub_dir.path(), "127.0.0.1:0").await?;
+    let sync_addr = hub_proc.sync_addr.clone();
     let token = |site: &'static str| {
         let (hub, url, hub_data) = (hub.clone(), url.clone(), hub_data.clone());
         async move {
@@ -251,32 +225,8 @@ async fn serving_nodes_sync_by_themselves_and_open_screens_update() -> Result<()
         )
         .await?;
     }
-    let mut hub_proc = tokio::process::Command::new(&hub)
-        .args([
-            "serve",
-            "--database-url",
-            &url,
-            "--listen",
-            "127.0.0.1:0",
-            "--sync-listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--data-dir", &hub_data])
-        .env("HEALSYNC_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut lines =
-        BufReader::new(hub_proc.stdout.take().ok_or_else(|| anyhow!("no stdout"))?).lines();
-    let banner = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
-        .await??
-        .unwrap_or_default();
-    let sync_addr = banner
-        .split("sync on ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .context("banner")?
-        .to_string();
+    let hub_proc = HubProcess::start(&hub, &url, hub_dir.path(), "127.0.0.1:0").await?;
+    let sync_addr = hub_proc.sync_addr.clone();
 
     let (dir_a, dir_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
     for (site, dir) in [("NBO", &dir_a), ("MSA", &dir_b)] {

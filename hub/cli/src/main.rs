@@ -6,9 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod http;
+
 use anyhow::{Context, Result, anyhow};
-use axum::response::IntoResponse;
 use clap::{Parser, Subcommand};
+use healsync_auth::SessionKeys;
+use healsync_domain::{Role, User};
+use healsync_hub_api::Hub;
 use healsync_hub_store::HubStore;
 use healsync_hub_sync::HubSyncStorage;
 use healsync_sync_transport::ca::HubCa;
@@ -60,6 +64,36 @@ enum Command {
     Nodes {
         #[command(subcommand)]
         command: NodesCommand,
+    },
+    /// Manage user accounts.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Print the GraphQL SDL this build serves (committed as schema/hub.graphql).
+    Schema,
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Add an account; the password is read from standard input. With --site the
+    /// account belongs to that site and replicates to its nodes (staff log in there
+    /// offline); without, it is a central account at the hub.
+    Add {
+        username: String,
+        /// PATIENT, DOCTOR, RECEPTIONIST or ADMIN.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        site: Option<String>,
+        /// The patient record a PATIENT account belongs to.
+        #[arg(long)]
+        patient_id: Option<String>,
+        /// The doctor record a DOCTOR account belongs to.
+        #[arg(long)]
+        doctor_id: Option<String>,
+        #[command(flatten)]
+        db: Db,
     },
 }
 
@@ -205,6 +239,29 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             store(&db).await?.revoke(id).await?;
             println!("Revoked node {id}; it is refused from its next connection on.");
         }
+        Command::Users {
+            command:
+                UsersCommand::Add {
+                    username,
+                    role,
+                    site,
+                    patient_id,
+                    doctor_id,
+                    db,
+                },
+        } => {
+            let site = site.as_deref().map(site_code).transpose()?;
+            let user = new_user(&username, &role, patient_id, doctor_id, &read_password()?)?;
+            store(&db).await?.add_user(&user, site.as_deref()).await?;
+            match site {
+                Some(code) => println!(
+                    "Added {} ({}) at site {code}; its nodes receive the account at their next sync.",
+                    user.username, user.role
+                ),
+                None => println!("Added {} ({}) at the hub.", user.username, user.role),
+            }
+        }
+        Command::Schema => print!("{}", healsync_hub_api::schema_sdl()),
         Command::Serve {
             db,
             listen,
@@ -218,6 +275,84 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn new_user(
+    username: &str,
+    role: &str,
+    patient_id: Option<String>,
+    doctor_id: Option<String>,
+    password: &str,
+) -> Result<User> {
+    let role = Role::parse(role).map_err(|e| anyhow!("{e}"))?;
+    let username = healsync_domain::user::parse_username(username).map_err(|e| anyhow!("{e}"))?;
+    healsync_domain::user::check_password(password).map_err(|e| anyhow!("{e}"))?;
+    let patient_id = patient_id
+        .map(|p| p.parse())
+        .transpose()
+        .map_err(|e| anyhow!("{e}"))?;
+    let doctor_id = doctor_id
+        .map(|d| d.parse())
+        .transpose()
+        .map_err(|e| anyhow!("{e}"))?;
+    healsync_domain::user::check_links(role, patient_id, doctor_id).map_err(|e| anyhow!("{e}"))?;
+    Ok(User {
+        id: uuid::Uuid::now_v7().into(),
+        username,
+        role,
+        password_hash: healsync_auth::hash_password(password).context("hash the password")?,
+        patient_id,
+        doctor_id,
+        active: true,
+    })
+}
+
+/// One line from standard input (a terminal shows a prompt).
+fn read_password() -> Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if std::io::stdin().is_terminal() {
+        eprint!("Password (input is visible): ");
+        std::io::stderr().flush().ok();
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        return Err(anyhow!("no password given on standard input"));
+    }
+    Ok(password)
+}
+
+/// The first-admin rule of the node, at the hub: with no account at all, a central
+/// ADMIN `admin` is created with HEALSYNC_ADMIN_PASSWORD or a generated password shown
+/// once.
+async fn ensure_first_admin(store: &HubStore) -> Result<()> {
+    if store.count_users().await? > 0 {
+        return Ok(());
+    }
+    let (password, generated) = match std::env::var("HEALSYNC_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => (
+            healsync_auth::generate_password().context("generate a password")?,
+            true,
+        ),
+    };
+    let admin = new_user("admin", "ADMIN", None, None, &password)?;
+    store.add_user(&admin, None).await?;
+    if generated {
+        println!("Created the first administrator: user \"admin\", password \"{password}\"");
+        println!(
+            "(shown once: note it now, and set HEALSYNC_ADMIN_PASSWORD to choose it yourself)"
+        );
+    } else {
+        println!(
+            "Created the first administrator: user \"admin\" with the password from HEALSYNC_ADMIN_PASSWORD"
+        );
+    }
+    Ok(())
+}
+
 async fn serve(
     db: Db,
     listen: SocketAddr,
@@ -228,6 +363,14 @@ async fn serve(
     let store = store(&db).await?;
     let ca =
         Arc::new(HubCa::load_or_create(&data_dir).context("load the hub's certificate authority")?);
+    ensure_first_admin(&store).await?;
+    let keys =
+        SessionKeys::load_or_create(&data_dir, "healsync-hub").context("load the session key")?;
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let hub = Hub::new(store.clone(), keys, wake.clone())
+        .map_err(|e| anyhow!("start the API: {}", e.code()))?;
+    tokio::spawn(healsync_hub_api::projector::run(hub.clone()));
+
     let server = config::server(ca.cert_pem(), &ca.issue_hub()?)?;
     let endpoint = quinn::Endpoint::server(server, sync_listen)
         .with_context(|| format!("listen on UDP {sync_listen}"))?;
@@ -237,52 +380,40 @@ async fn serve(
         Arc::new(HubSyncStorage {
             store: store.clone(),
             ca: ca.clone(),
+            committed: wake,
         }),
         max_sessions,
     ));
 
-    let health_store = store.clone();
-    let app = axum::Router::new().route(
-        "/healthz",
-        axum::routing::get(move || {
-            let s = health_store.clone();
-            async move {
-                match s.nodes().await {
-                    Ok(n) => axum::Json(serde_json::json!({ "status": "ok", "nodes": n.len() }))
-                        .into_response(),
-                    Err(_) => (
-                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                        "database unavailable",
-                    )
-                        .into_response(),
-                }
-            }
-        }),
-    );
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listen on {listen}"))?;
     let http_addr = listener.local_addr().context("read the HTTP address")?;
-    println!("HealSync hub serving sync on {sync_addr} (QUIC) and HTTP on http://{http_addr}/");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+    let shutdown = shutdown_signal()?;
+    println!(
+        "HealSync hub serving sync on {sync_addr} (QUIC) and HTTP on http://{http_addr}/ (GraphQL console: http://{http_addr}/graphiql)"
+    );
+    std::io::Write::flush(&mut std::io::stdout()).ok();
+    axum::serve(listener, http::router(hub))
+        .with_graceful_shutdown(shutdown)
         .await
         .context("serve HTTP")?;
     endpoint.close(0u32.into(), b"hub stopping");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
+/// Registers the SIGTERM and SIGINT handlers now (so a signal that arrives right after
+/// start-up already stops the server cleanly) and returns the future that resolves on
+/// either.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("listen for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-        Err(_) => {
-            let _ = ctrl_c.await;
-        }
-    }
+        tracing::info!("shutting down");
+    })
 }

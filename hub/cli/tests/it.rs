@@ -1,11 +1,10 @@
 //! `healsync-hub` as an operator meets it: real processes, a real PostgreSQL database.
 
 use std::path::Path;
-use std::process::Stdio;
 
 use anyhow::Result;
-use healsync_test_support::{TestDatabase, run};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use healsync_test_support::{HubProcess, TestDatabase, run};
+use serde_json::json;
 
 fn hub() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_healsync-hub"))
@@ -169,51 +168,135 @@ async fn sites_tokens_and_nodes_from_the_command_line() -> Result<()> {
 async fn serve_migrates_listens_answers_health_and_stops_on_sigterm() -> Result<()> {
     let db = TestDatabase::create("hubserve").await?;
     let dir = tempfile_dir()?;
-    let mut child = tokio::process::Command::new(hub())
-        .args([
-            "serve",
-            "--database-url",
-            &db.url,
-            "--listen",
-            "127.0.0.1:0",
-            "--sync-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(&dir)
-        .env("HEALSYNC_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let mut lines = BufReader::new(stdout).lines();
-    let banner = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
-        .await??
-        .unwrap_or_default();
-    let http = banner
-        .split("HTTP on ")
-        .nth(1)
-        .map(|s| s.trim().trim_end_matches('/').to_string())
-        .unwrap_or_default();
-    assert!(banner.contains("(QUIC)"), "{banner}");
-    let health = reqwest::get(format!("{http}/healthz"))
-        .await?
-        .text()
-        .await?;
+    let proc = HubProcess::start(hub(), &db.url, &dir, "127.0.0.1:0").await?;
+    let (status, health) = proc.gql().get("/healthz").await?;
+    assert_eq!(status, 200);
     assert!(health.contains("\"ok\""), "{health}");
+    let (status, metrics) = proc.gql().get("/metrics").await?;
+    assert!(status == 200 && metrics.contains("healsync_hub_graphql_requests_total"));
+    let (status, console) = proc.gql().get("/graphiql").await?;
+    assert!(
+        status == 200 && !console.contains("https://"),
+        "the console loads nothing from outside"
+    );
     // The CA was created in the data directory, key private.
     assert!(dir.join("ca-cert.pem").exists() && dir.join("ca-key.pem").exists());
 
-    let pid = child.id().ok_or_else(|| anyhow::anyhow!("exited"))?;
-    tokio::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
+    // Central admins: the first administrator logs in; other roles and strangers do not.
+    let anonymous = proc.gql().query("{ sites { code } }", json!({})).await?;
+    assert_eq!(anonymous.code(), Some("UNAUTHENTICATED"));
+    let admin = proc.admin().await?;
+    run(
+        hub(),
+        &[
+            "sites",
+            "add",
+            "NBO",
+            "--name",
+            "Nairobi",
+            "--database-url",
+            &db.url,
+        ],
+        None,
+    )
+    .await?;
+    let sites = admin
+        .ok(
+            "{ sites { code name openConflicts nodes { id } } }",
+            json!({}),
+        )
         .await?;
-    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait()).await??;
-    assert!(status.success());
+    assert_eq!(
+        sites["sites"],
+        json!([{ "code": "NBO", "name": "Nairobi", "openConflicts": 0, "nodes": [] }])
+    );
+
+    // `users add`: a site's front desk (replicated to that site) and a central admin.
+    let added = run(
+        hub(),
+        &[
+            "users",
+            "add",
+            "wanjiru",
+            "--role",
+            "RECEPTIONIST",
+            "--site",
+            "NBO",
+            "--database-url",
+            &db.url,
+        ],
+        Some("front-desk-secret-1\n"),
+    )
+    .await?;
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    assert!(text(&added.stdout).contains("at site NBO"));
+    let again = run(
+        hub(),
+        &[
+            "users",
+            "add",
+            "wanjiru",
+            "--role",
+            "ADMIN",
+            "--database-url",
+            &db.url,
+        ],
+        Some("another-secret-22\n"),
+    )
+    .await?;
+    assert!(!again.status.success() && text(&again.stderr).contains("already exists"));
+    let nowhere = run(
+        hub(),
+        &[
+            "users",
+            "add",
+            "otieno",
+            "--role",
+            "ADMIN",
+            "--site",
+            "XYZ",
+            "--database-url",
+            &db.url,
+        ],
+        Some("another-secret-22\n"),
+    )
+    .await?;
+    assert!(!nowhere.status.success() && text(&nowhere.stderr).contains("no site XYZ"));
+    let users = admin
+        .ok("{ records(kind: \"user\") { site fields } }", json!({}))
+        .await?;
+    let list = users["records"].as_array().cloned().unwrap_or_default();
+    assert_eq!(list.len(), 2, "{users}");
+    assert!(
+        list.iter()
+            .all(|u| u["fields"].get("passwordHash").is_none()),
+        "password hashes never leave the hub's documents"
+    );
+    let front_desk = proc.gql().query(
+        "mutation { login(username: \"wanjiru\", password: \"front-desk-secret-1\") { token } }",
+        json!({}),
+    )
+    .await?;
+    assert_eq!(
+        front_desk.code(),
+        Some("UNAUTHENTICATED"),
+        "only admins use the hub"
+    );
+
+    // Bad input is a coded error, never a crash.
+    let bad = admin
+        .query(
+            "{ appointments(from: \"yesterday\", to: \"2026-01-01T00:00:00Z\") { id } }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(bad.code(), Some("BAD_USER_INPUT"));
+    let unknown = admin
+        .query("mutation { resolveConflict(recordId: \"0190b6d2-0000-7000-8000-000000000000\", field: \"phone\", value: \"1\") }", json!({}))
+        .await?;
+    assert_eq!(unknown.code(), Some("NOT_FOUND"));
+
+    assert!(proc.terminate().await?, "the hub stops cleanly on SIGTERM");
     std::fs::remove_dir_all(&dir)?;
     db.drop_database().await?;
     Ok(())

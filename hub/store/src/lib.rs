@@ -8,6 +8,14 @@
 //! order is commit order, so a node that has read up to cursor N can never miss a change
 //! committed later with a smaller cursor.
 
+mod materialize;
+mod queries;
+mod writes;
+
+pub use materialize::{CrossSiteConflict, DocumentChanged, Materialized};
+pub use queries::*;
+pub use writes::{HUB_ONLY, HUB_ORIGIN};
+
 use healsync_sync_protocol::{Change, Refusal, RefusalCode, Rejection, RemoteChange};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
@@ -41,6 +49,12 @@ pub enum HubStoreError {
     Revoked(Uuid),
     #[error("could not generate a token")]
     Random,
+    #[error("user {0} already exists")]
+    UserExists(String),
+    #[error("{0}")]
+    Busy(String),
+    #[error("a record could not be written")]
+    Record(#[source] healsync_records::RecordError),
     #[error("the database holds a damaged row: {0}")]
     Corrupt(String),
 }
@@ -70,6 +84,47 @@ fn to_i64(v: u64) -> i64 {
 
 fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
+}
+
+/// Appends changes to the hub's log with the next cursors (allocated by updating the
+/// single `log_head` row, which serialises appends: cursor order is commit order).
+async fn append_changes(
+    tx: &mut Transaction<'_, Postgres>,
+    origin: Uuid,
+    fresh: &[&Change],
+) -> Result<(), HubStoreError> {
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let n = i64::try_from(fresh.len()).unwrap_or(i64::MAX);
+    let last: i64 = sqlx::query_scalar(
+        "UPDATE log_head SET last_cursor = last_cursor + $1 RETURNING last_cursor",
+    )
+    .bind(n)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db("allocate cursors"))?;
+    let first = last - n + 1;
+    let cursors: Vec<i64> = (first..=last).collect();
+    let hashes: Vec<Vec<u8>> = fresh.iter().map(|c| c.hash.to_vec()).collect();
+    let docs: Vec<Uuid> = fresh.iter().map(|c| Uuid::from_bytes(c.doc_id)).collect();
+    let kinds: Vec<String> = fresh.iter().map(|c| c.kind.clone()).collect();
+    let bytes: Vec<Vec<u8>> = fresh.iter().map(|c| c.bytes.clone()).collect();
+    sqlx::query(
+        "INSERT INTO changes (cursor, hash, doc_id, kind, origin_node, bytes)
+         SELECT c, h, d, k, $5, b FROM UNNEST($1::bigint[], $2::bytea[], $3::uuid[], $4::text[], $6::bytea[])
+             AS t(c, h, d, k, b)",
+    )
+    .bind(&cursors)
+    .bind(&hashes)
+    .bind(&docs)
+    .bind(&kinds)
+    .bind(origin)
+    .bind(&bytes)
+    .execute(&mut **tx)
+    .await
+    .map_err(db("store changes"))?;
+    Ok(())
 }
 
 fn sha256(s: &str) -> Vec<u8> {
@@ -367,36 +422,7 @@ impl HubStore {
             .filter(|c| !present.contains(c.hash.as_slice()) && seen.insert(c.hash))
             .collect();
 
-        if !fresh.is_empty() {
-            let n = i64::try_from(fresh.len()).unwrap_or(i64::MAX);
-            let last: i64 = sqlx::query_scalar(
-                "UPDATE log_head SET last_cursor = last_cursor + $1 RETURNING last_cursor",
-            )
-            .bind(n)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db("allocate cursors"))?;
-            let first = last - n + 1;
-            let cursors: Vec<i64> = (first..=last).collect();
-            let hashes: Vec<Vec<u8>> = fresh.iter().map(|c| c.hash.to_vec()).collect();
-            let docs: Vec<Uuid> = fresh.iter().map(|c| Uuid::from_bytes(c.doc_id)).collect();
-            let kinds: Vec<String> = fresh.iter().map(|c| c.kind.clone()).collect();
-            let bytes: Vec<Vec<u8>> = fresh.iter().map(|c| c.bytes.clone()).collect();
-            sqlx::query(
-                "INSERT INTO changes (cursor, hash, doc_id, kind, origin_node, bytes)
-                 SELECT c, h, d, k, $5, b FROM UNNEST($1::bigint[], $2::bytea[], $3::uuid[], $4::text[], $6::bytea[])
-                     AS t(c, h, d, k, b)",
-            )
-            .bind(&cursors)
-            .bind(&hashes)
-            .bind(&docs)
-            .bind(&kinds)
-            .bind(node_id)
-            .bind(&bytes)
-            .execute(&mut *tx)
-            .await
-            .map_err(db("store changes"))?;
-        }
+        append_changes(&mut tx, node_id, &fresh).await?;
 
         if !rejected.is_empty() {
             let seqs: Vec<i64> = rejected.iter().map(|r| to_i64(r.seq)).collect();
@@ -441,6 +467,15 @@ impl HubStore {
         max_bytes: usize,
     ) -> Result<(Vec<RemoteChange>, u64, bool), HubStoreError> {
         const PAGE: i64 = 5000;
+        // The node asks after what it has applied: that is its sync position.
+        sqlx::query(
+            "UPDATE nodes SET download_cursor = GREATEST(download_cursor, $2), last_sync_at = now() WHERE id = $1",
+        )
+        .bind(node_id)
+        .bind(to_i64(after))
+        .execute(&self.pool)
+        .await
+        .map_err(db("record the node's download position"))?;
         // One snapshot for the head and the rows: everything at or below the head it
         // reads is committed and visible.
         let mut tx: Transaction<'_, Postgres> = self

@@ -12,11 +12,13 @@ use healsync_hub_store::HubStoreError;
 use healsync_sync_transport::ca::HubCa;
 use healsync_sync_transport::enroll::Grant;
 
-/// The hub store and the CA that certifies enrolled nodes.
+/// The hub store, the CA that certifies enrolled nodes, and the projector's wake-up
+/// (notified after every committed upload).
 #[derive(Clone)]
 pub struct HubSyncStorage {
     pub store: HubStore,
     pub ca: Arc<HubCa>,
+    pub committed: Arc<tokio::sync::Notify>,
 }
 
 impl HubStorage for HubSyncStorage {
@@ -60,7 +62,9 @@ impl HubStorage for HubSyncStorage {
         changes: &[Change],
         through: u64,
     ) -> Result<Vec<Rejection>, StorageError> {
-        Ok(self.store.commit_upload(node_id, changes, through).await?)
+        let rejected = self.store.commit_upload(node_id, changes, through).await?;
+        self.committed.notify_one();
+        Ok(rejected)
     }
 
     async fn load(

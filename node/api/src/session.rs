@@ -2,10 +2,6 @@
 //! change. Every resolver and service asks here; the web app's hiding of buttons is a
 //! convenience, never the control.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
 use healsync_auth::Claims;
 use healsync_domain::{Appointment, DoctorId, PatientId, Role, UserId};
 
@@ -85,45 +81,4 @@ impl Session {
     }
 }
 
-/// Slows password guessing: after `MAX_FAILURES` failed logins for one user name within
-/// `WINDOW`, further attempts are refused with `RATE_LIMITED` until the window passes.
-#[derive(Default)]
-pub struct LoginGuard {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
-}
-
-const MAX_FAILURES: u32 = 5;
-const WINDOW: Duration = Duration::from_secs(300);
-
-impl LoginGuard {
-    pub fn check(&self, username: &str) -> Result<(), ApiError> {
-        let map = self.failures.lock().map_err(|_| ApiError::Internal)?;
-        match map.get(username) {
-            Some((n, since)) if *n >= MAX_FAILURES && since.elapsed() < WINDOW => Err(
-                ApiError::RateLimited("too many failed logins; try again in a few minutes".into()),
-            ),
-            _ => Ok(()),
-        }
-    }
-
-    pub fn failed(&self, username: &str) {
-        if let Ok(mut map) = self.failures.lock() {
-            if map.len() > 10_000 {
-                map.retain(|_, (_, since)| since.elapsed() < WINDOW);
-            }
-            let entry = map
-                .entry(username.to_string())
-                .or_insert((0, Instant::now()));
-            if entry.1.elapsed() >= WINDOW {
-                *entry = (0, Instant::now());
-            }
-            entry.0 += 1;
-        }
-    }
-
-    pub fn succeeded(&self, username: &str) {
-        if let Ok(mut map) = self.failures.lock() {
-            map.remove(username);
-        }
-    }
-}
+pub use healsync_auth::LoginGuard;

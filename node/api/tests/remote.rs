@@ -190,7 +190,10 @@ async fn conflicts_are_listed_and_resolved_through_graphql() {
         ),
     )
     .await;
-    assert_eq!(wrong["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    assert_eq!(
+        wrong["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "a typed value is checked like any edit of the field: {wrong}"
+    );
     let clinical = gql(&b, desk.clone(), &format!(r#"mutation {{ resolveConflict(recordId: "{id}", field: "allergies", value: "[\"Aspirin\"]") }}"#)).await;
     assert_eq!(clinical["errors"][0]["extensions"]["code"], "FORBIDDEN");
     let ok = gql(&b, desk, &format!(r#"mutation {{ resolveConflict(recordId: "{id}", field: "phone", value: "+254 722 222 222") }}"#)).await;

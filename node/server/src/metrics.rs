@@ -14,15 +14,6 @@ pub struct Metrics {
     websockets_total: AtomicU64,
 }
 
-/// Decrements the open-connection gauge when dropped.
-pub struct OpenWebsocket<'a>(&'a Metrics);
-
-impl Drop for OpenWebsocket<'_> {
-    fn drop(&mut self) {
-        self.0.websockets_open.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 impl Metrics {
     pub fn graphql_request(&self) {
         self.graphql_requests.fetch_add(1, Ordering::Relaxed);
@@ -37,10 +28,14 @@ impl Metrics {
         }
     }
 
-    pub fn websocket_opened(&self) -> OpenWebsocket<'_> {
-        self.websockets_open.fetch_add(1, Ordering::Relaxed);
-        self.websockets_total.fetch_add(1, Ordering::Relaxed);
-        OpenWebsocket(self)
+    /// A WebSocket opened (`true`) or closed (`false`).
+    pub fn websocket(&self, open: bool) {
+        if open {
+            self.websockets_open.fetch_add(1, Ordering::Relaxed);
+            self.websockets_total.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.websockets_open.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     pub fn render(&self, stats: Option<&Stats>) -> String {

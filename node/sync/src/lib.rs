@@ -12,8 +12,25 @@ use healsync_sync_protocol::{Change, Rejection, RemoteChange};
 use healsync_sync_transport::driver::{self, NodePositions, NodeStorage, StorageError, SyncError};
 use uuid::Uuid;
 
+/// How far a round has got, for a progress display.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Local changes waiting to upload when the round began.
+    pub to_upload: u64,
+    /// Of those, how many the hub has acknowledged so far.
+    pub uploaded: u64,
+    /// Changes received from the hub and merged so far.
+    pub downloaded: u64,
+}
+
+/// Called after every acknowledged upload batch and every merged download batch.
+pub type OnProgress = std::sync::Arc<dyn Fn(Progress) + Send + Sync>;
+
 pub struct NodeSyncStorage {
     node: Node,
+    progress: Progress,
+    in_flight: u64,
+    on_progress: Option<OnProgress>,
 }
 
 fn api(e: ApiError) -> StorageError {
@@ -22,7 +39,18 @@ fn api(e: ApiError) -> StorageError {
 
 impl NodeSyncStorage {
     pub fn new(node: Node) -> Self {
-        NodeSyncStorage { node }
+        NodeSyncStorage {
+            node,
+            progress: Progress::default(),
+            in_flight: 0,
+            on_progress: None,
+        }
+    }
+
+    fn report(&self) {
+        if let Some(f) = &self.on_progress {
+            f(self.progress);
+        }
     }
 }
 
@@ -35,6 +63,7 @@ impl NodeStorage for NodeSyncStorage {
         let store = self.node.store().clone();
         let out =
             tokio::task::spawn_blocking(move || store.pending_upload(after, max_bytes)).await??;
+        self.in_flight = out.len() as u64;
         Ok(out
             .into_iter()
             .map(|o| Change {
@@ -60,6 +89,8 @@ impl NodeStorage for NodeSyncStorage {
             .collect();
         tokio::task::spawn_blocking(move || store.record_upload_ack(now, through, &rejected))
             .await??;
+        self.progress.uploaded += std::mem::take(&mut self.in_flight);
+        self.report();
         Ok(())
     }
 
@@ -68,6 +99,7 @@ impl NodeStorage for NodeSyncStorage {
         changes: Vec<RemoteChange>,
         through: u64,
     ) -> Result<(), StorageError> {
+        self.progress.downloaded += changes.len() as u64;
         let incoming = changes
             .into_iter()
             .map(|c| Incoming {
@@ -81,6 +113,7 @@ impl NodeStorage for NodeSyncStorage {
             .apply_remote(incoming, through)
             .await
             .map_err(api)?;
+        self.report();
         Ok(())
     }
 }
@@ -90,14 +123,23 @@ pub async fn sync_once(
     node: &Node,
     endpoint: &quinn::Endpoint,
     hub: SocketAddr,
+    on_progress: Option<OnProgress>,
 ) -> Result<Summary, SyncError> {
     let store = node.store().clone();
-    let state = tokio::task::spawn_blocking(move || store.sync_state())
-        .await
-        .map_err(|e| SyncError::Storage(e.into()))?
-        .map_err(|e| SyncError::Storage(e.into()))?;
+    let (state, waiting) = tokio::task::spawn_blocking(move || {
+        Ok::<_, healsync_store::StoreError>((
+            store.sync_state()?,
+            store.status()?.waiting_to_upload,
+        ))
+    })
+    .await
+    .map_err(|e| SyncError::Storage(e.into()))?
+    .map_err(|e| SyncError::Storage(e.into()))?;
     let identity = node.store().identity().clone();
     let mut storage = NodeSyncStorage::new(node.clone());
+    storage.progress.to_upload = u64::try_from(waiting).unwrap_or(0);
+    storage.on_progress = on_progress;
+    storage.report();
     let summary = driver::sync_node(
         endpoint,
         hub,
@@ -205,7 +247,11 @@ pub async fn enroll(
 
 /// One sync round with the hub this node is enrolled with, using the credentials in
 /// `data_dir`.
-pub async fn sync_enrolled(node: &Node, data_dir: &Path) -> Result<Summary, NodeSyncError> {
+pub async fn sync_enrolled(
+    node: &Node,
+    data_dir: &Path,
+    on_progress: Option<OnProgress>,
+) -> Result<Summary, NodeSyncError> {
     let status = node
         .store()
         .status()
@@ -235,7 +281,7 @@ pub async fn sync_enrolled(node: &Node, data_dir: &Path) -> Result<Summary, Node
     .map_err(|_| NodeSyncError::Address(hub.clone()))?;
     let mut endpoint = quinn::Endpoint::client(bind).map_err(io("open a UDP socket"))?;
     endpoint.set_default_client_config(client);
-    let summary = sync_once(node, &endpoint, addr).await?;
+    let summary = sync_once(node, &endpoint, addr, on_progress).await?;
     // Let the closing handshake finish, but never hold the technician up for it.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), endpoint.wait_idle()).await;
     Ok(summary)

@@ -9,7 +9,7 @@ use healsync_auth::SessionKeys;
 use healsync_domain::{Role, SiteCode, UserId};
 use healsync_hub_store::HubStore;
 use healsync_hub_sync::HubSyncStorage;
-use healsync_node_api::service::{doctors, patients};
+use healsync_node_api::service::{appointments, doctors, patients};
 use healsync_node_api::{Node, Session};
 use healsync_node_sync::sync_once;
 use healsync_store::Store;
@@ -67,9 +67,28 @@ fn new_patient(name: &str) -> patients::NewPatient {
 }
 
 async fn sync(c: &Clinic, hub: SocketAddr) -> healsync_sync_protocol::session::Summary {
-    sync_once(&c.node, &c.endpoint, hub)
+    sync_once(&c.node, &c.endpoint, hub, None)
         .await
         .expect("sync round")
+}
+
+/// Every document the clinic holds is at the hub with identical heads.
+async fn assert_same_heads_at_hub(hub: &HubStore, c: &Clinic) {
+    let at_hub: std::collections::BTreeMap<Uuid, String> = hub
+        .all_heads()
+        .await
+        .expect("hub heads")
+        .into_iter()
+        .collect();
+    let at_node = c.node.store().all_heads().expect("node heads");
+    assert!(!at_node.is_empty());
+    for (id, (kind, heads)) in at_node {
+        assert_eq!(
+            at_hub.get(&id),
+            Some(&heads),
+            "{kind} {id} differs at the hub"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,6 +110,7 @@ async fn two_offline_clinics_converge_through_the_hub() {
         Arc::new(HubSyncStorage {
             store: hub_store.clone(),
             ca: ca.clone(),
+            committed: Default::default(),
         }),
         8,
     ));
@@ -181,6 +201,161 @@ async fn two_offline_clinics_converge_through_the_hub() {
         .await
         .expect("count");
     assert_eq!(hub_changes, 2 + 20 + 2);
+
+    // The hub folds its log into the same documents: identical heads, and the same
+    // conflict, shown to central admins.
+    hub_store.materialize_all().await.expect("materialize");
+    assert_same_heads_at_hub(&hub_store, &nbo).await;
+    let at_hub = hub_store.field_conflicts(None).await.expect("conflicts");
+    assert_eq!(at_hub.len(), 1, "{at_hub:?}");
+    assert_eq!(
+        (at_hub[0].doc_id, at_hub[0].field.as_str()),
+        (amina.id.0, "phone")
+    );
+    assert_eq!(at_hub[0].values, ["+254 711 111 111", "+254 722 222 222"]);
+
+    // Settled at the hub with a value a person typed: after sync it is settled at both
+    // clinics too, and every copy is identical again.
+    hub_store
+        .resolve_conflict(amina.id.0, "phone", "+254 733 333 333")
+        .await
+        .expect("settle")
+        .expect("settled");
+    assert!(
+        hub_store
+            .field_conflicts(None)
+            .await
+            .expect("conflicts")
+            .is_empty()
+    );
+    sync(&nbo, hub_addr).await;
+    sync(&msa, hub_addr).await;
+    assert_eq!((open(&nbo), open(&msa)), (0, 0));
+    assert_eq!(read(&nbo).phone.as_deref(), Some("+254 733 333 333"));
+    assert_eq!(read(&nbo), read(&msa));
+    hub_store.materialize_all().await.expect("materialize");
+    assert_same_heads_at_hub(&hub_store, &msa).await;
+
+    // One doctor booked at both clinics for the same hour while offline: the hub finds
+    // the cross-site collision and both clinics are notified.
+    let doctor = nbo
+        .node
+        .store()
+        .read(|conn| {
+            healsync_store::queries::doctors(
+                conn,
+                &healsync_store::queries::DoctorFilter {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+        })
+        .expect("doctors")
+        .into_iter()
+        .next()
+        .expect("the doctor");
+    let monday_mornings = vec![healsync_domain::WeeklyRule {
+        weekday: chrono::Weekday::Mon,
+        start: chrono::NaiveTime::from_hms_opt(9, 0, 0).expect("time"),
+        end: chrono::NaiveTime::from_hms_opt(12, 0, 0).expect("time"),
+    }];
+    let mut next_monday = chrono::Utc::now().date_naive() + chrono::Duration::days(1);
+    while chrono::Datelike::weekday(&next_monday) != chrono::Weekday::Mon {
+        next_monday += chrono::Duration::days(1);
+    }
+    let ten = next_monday.and_hms_opt(10, 0, 0).expect("time").and_utc();
+    for c in [&nbo, &msa] {
+        doctors::set_schedule(
+            &c.node,
+            &admin(),
+            doctor.id,
+            20,
+            0,
+            monday_mornings.clone(),
+            true,
+        )
+        .await
+        .expect("schedule");
+    }
+    let msa_patient = msa
+        .node
+        .store()
+        .read(|conn| {
+            healsync_store::queries::patients(
+                conn,
+                &healsync_store::queries::PatientFilter {
+                    search: Some("Mombasa Patient 3".into()),
+                    limit: 1,
+                    ..Default::default()
+                },
+            )
+        })
+        .expect("patients")
+        .into_iter()
+        .next()
+        .expect("a patient");
+    for (c, patient) in [(&nbo, amina.id), (&msa, msa_patient.id)] {
+        appointments::book(
+            &c.node,
+            &admin(),
+            appointments::NewAppointment {
+                patient_id: patient,
+                doctor_id: doctor.id,
+                start: ten,
+                reason: Some("Review".into()),
+                notes: None,
+            },
+        )
+        .await
+        .expect("booked offline");
+    }
+    sync(&nbo, hub_addr).await;
+    sync(&msa, hub_addr).await;
+    hub_store.materialize_all().await.expect("materialize");
+    let collisions = hub_store
+        .cross_site_conflicts(true)
+        .await
+        .expect("collisions");
+    assert_eq!(collisions.len(), 1, "{collisions:?}");
+    assert_eq!(collisions[0].kind, "DOCTOR");
+    let mut sites = [
+        collisions[0].first_site.clone(),
+        collisions[0].second_site.clone(),
+    ];
+    sites.sort();
+    assert_eq!(sites, ["MSA", "NBO"]);
+    sync(&nbo, hub_addr).await;
+    sync(&msa, hub_addr).await;
+    for c in [&nbo, &msa] {
+        let notes = c
+            .node
+            .store()
+            .read(|conn| {
+                healsync_store::queries::notifications_for(
+                    conn,
+                    healsync_domain::Audience::Doctor(doctor.id),
+                    false,
+                    50,
+                    0,
+                )
+            })
+            .expect("notifications");
+        let cross: Vec<_> = notes
+            .iter()
+            .filter(|n| n.kind == "CROSS_SITE_CONFLICT")
+            .collect();
+        assert_eq!(cross.len(), 1, "each site is told once: {notes:?}");
+    }
+    // A second materialize of the same log raises nothing new.
+    hub_store.materialize_all().await.expect("materialize");
+    assert_eq!(
+        hub_store
+            .cross_site_conflicts(false)
+            .await
+            .expect("all")
+            .len(),
+        1
+    );
 
     hub_store.pool().close().await;
     db.drop_database().await.expect("drop the test database");

@@ -86,9 +86,11 @@ pub fn read_record<R: Record>(doc: &AutoCommit) -> Result<R, RecordError> {
     R::read(&r)
 }
 
-/// Settles a conflicting field by writing one of its current values (as shown in
-/// [`FieldConflict::values`]) and committing. Returns the new changes, or `None` when
-/// `value` is not one of the field's values.
+/// Settles a conflicting field and commits: `value` is either one of its current values
+/// (as shown in [`FieldConflict::values`]) or, for a field whose values are all text, a
+/// new text a person wrote (an edit). The other values stay in the document's history.
+/// Returns the new changes, or `None` when the field is not in conflict or `value` is
+/// neither one of its values nor an allowed edit. The document must still read as its record kind.
 pub fn resolve_field(
     doc: &mut AutoCommit,
     field: &str,
@@ -96,14 +98,25 @@ pub fn resolve_field(
 ) -> Result<Option<Written>, RecordError> {
     use automerge::transaction::Transactable;
     let values = conflicts::field_values(doc, field)?;
-    let Some(chosen) = values
-        .into_iter()
-        .find(|v| conflicts::scalar_text(v) == value)
-    else {
+    if values.len() < 2 {
         return Ok(None);
+    }
+    let all_text = values
+        .iter()
+        .all(|v| matches!(v, automerge::ScalarValue::Str(_)));
+    let chosen = match values.iter().find(|v| conflicts::scalar_text(v) == value) {
+        Some(v) => v.clone(),
+        None if all_text && !value.trim().is_empty() => {
+            automerge::ScalarValue::Str(value.trim().into())
+        }
+        None => return Ok(None),
     };
     let before = doc.get_heads();
     doc.put(automerge::ROOT, field, chosen)?;
+    if let Err(e) = AnyRecord::read(doc) {
+        doc.rollback();
+        return Err(e);
+    }
     doc.commit();
     let changes = doc
         .get_changes(&before)
@@ -111,6 +124,19 @@ pub fn resolve_field(
         .map(|c| (c.hash(), c.raw_bytes().to_vec()))
         .collect();
     Ok(Some(Written { changes }))
+}
+
+/// Checks and normalises a value a person typed to settle a conflict in `field`, with
+/// the same parser a normal edit of that field uses (callers run this before
+/// [`resolve_field`], so a bad value is the person's error, not a store failure).
+pub fn normalize_edit(field: &str, value: &str) -> Result<String, healsync_domain::DomainError> {
+    use healsync_domain::patient::{parse_email, parse_name, parse_phone, parse_text};
+    match field {
+        "name" => parse_name(value),
+        "email" => parse_email(value),
+        "phone" => parse_phone("value", value),
+        _ => parse_text("value", value, 2000),
+    }
 }
 
 /// Hex form of a document's heads, sorted: equal strings mean equal documents.

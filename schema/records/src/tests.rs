@@ -239,15 +239,17 @@ fn conflicts_are_found_and_the_status_rule_settles_what_it_can() {
     assert_eq!(found[0].field, "notes");
     assert_eq!(found[0].values, ["arrived early", "called to cancel"]);
 
-    // A person picks a value: the conflict is gone, the other value stays in history.
+    // A field with no values has nothing to settle.
     assert!(
-        resolve_field(&mut doc_a, "notes", "not one of them")
+        resolve_field(&mut doc_a, "noSuchField", "x")
             .expect("resolve")
             .is_none()
     );
-    let written = resolve_field(&mut doc_a, "notes", "called to cancel")
+    // A person writes a new text (an edit): the conflict is gone, both old values stay
+    // in history.
+    let written = resolve_field(&mut doc_a, "notes", "arrived early, then cancelled")
         .expect("resolve")
-        .expect("chosen");
+        .expect("edited");
     assert_eq!(written.changes.len(), 1);
     assert!(conflicts(&doc_a).expect("conflicts").is_empty());
     assert_eq!(
@@ -255,7 +257,7 @@ fn conflicts_are_found_and_the_status_rule_settles_what_it_can() {
             .expect("read")
             .notes
             .as_deref(),
-        Some("called to cancel")
+        Some("arrived early, then cancelled")
     );
 
     // COMPLETED against NO_SHOW has no rule: a conflict.
@@ -274,4 +276,14 @@ fn conflicts_are_found_and_the_status_rule_settles_what_it_can() {
         found.iter().map(|f| f.field.as_str()).collect::<Vec<_>>(),
         ["status"]
     );
+    // An edit the record cannot hold is refused and leaves the document as it was.
+    let heads = doc_c.get_heads();
+    assert!(resolve_field(&mut doc_c, "status", "DANCING").is_err());
+    assert_eq!(doc_c.get_heads(), heads);
+    assert_eq!(conflicts(&doc_c).expect("conflicts").len(), 1);
+    // Picking one of the values settles it.
+    resolve_field(&mut doc_c, "status", "COMPLETED")
+        .expect("resolve")
+        .expect("picked");
+    assert!(conflicts(&doc_c).expect("conflicts").is_empty());
 }

@@ -65,13 +65,23 @@ pub fn server(ca_pem: &str, hub: &Credentials) -> Result<quinn::ServerConfig, Tr
     cfg.max_early_data_size = 0;
     let quic = QuicServerConfig::try_from(cfg).map_err(tls)?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
-    let mut transport = quinn::TransportConfig::default();
-    transport.max_idle_timeout(Some(
-        std::time::Duration::from_secs(30).try_into().map_err(tls)?,
-    ));
-    transport.keep_alive_interval(Some(std::time::Duration::from_secs(5)));
-    server.transport_config(Arc::new(transport));
+    server.transport_config(Arc::new(transport()?));
     Ok(server)
+}
+
+/// Silence after which a connection is declared dead: a hub that vanishes mid-sync
+/// fails the node's round in seconds, not minutes.
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Both ends send keep-alives this often, so a live but quiet connection (a node
+/// waiting for a session slot at a busy hub) never reaches [`IDLE_TIMEOUT`].
+pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn transport() -> Result<quinn::TransportConfig, TransportError> {
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_idle_timeout(Some(IDLE_TIMEOUT.try_into().map_err(tls)?));
+    transport.keep_alive_interval(Some(KEEP_ALIVE));
+    Ok(transport)
 }
 
 /// A node's endpoint: trusts only its hub's CA, presents its node certificate.
@@ -86,12 +96,7 @@ pub fn client(ca_pem: &str, node: &Credentials) -> Result<quinn::ClientConfig, T
     cfg.enable_early_data = false;
     let quic = QuicClientConfig::try_from(cfg).map_err(tls)?;
     let mut client = quinn::ClientConfig::new(Arc::new(quic));
-    let mut transport = quinn::TransportConfig::default();
-    transport.max_idle_timeout(Some(
-        std::time::Duration::from_secs(30).try_into().map_err(tls)?,
-    ));
-    transport.keep_alive_interval(Some(std::time::Duration::from_secs(5)));
-    client.transport_config(Arc::new(transport));
+    client.transport_config(Arc::new(transport()?));
     Ok(client)
 }
 

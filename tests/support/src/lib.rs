@@ -3,6 +3,9 @@
 //! (start on a free port, SIGKILL, SIGTERM). Used by the integration tests and the
 //! benchmarks; never by the product.
 
+pub mod flaky;
+pub mod seed;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -343,28 +346,114 @@ impl NodeProcess {
 
     /// SIGTERM, then waits for the exit; returns whether it exited successfully.
     pub async fn terminate(mut self) -> Result<bool> {
-        let pid = self
-            .child
-            .id()
-            .ok_or_else(|| anyhow!("the node already exited"))?;
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status()
-            .await?;
-        if !status.success() {
-            bail!("kill -TERM failed");
-        }
-        let exit = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .map_err(|_| anyhow!("the node did not stop within 30 s of SIGTERM"))??;
-        Ok(exit.success())
+        terminate(&mut self.child, "node").await
     }
 
     /// Runs another `healsync-node` subcommand on the same binary.
     pub async fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<std::process::Output> {
         run(&self.binary, args, stdin).await
     }
+}
+
+/// A running `healsync-hub serve` process.
+pub struct HubProcess {
+    child: Child,
+    /// `http://127.0.0.1:PORT` of its GraphQL server.
+    pub base: String,
+    /// Its QUIC sync address, as nodes enroll with it.
+    pub sync_addr: String,
+}
+
+impl HubProcess {
+    /// Starts `binary serve` on `database_url` with its CA in `data_dir`, HTTP on port 0
+    /// and sync on `sync_listen` (`127.0.0.1:0` for any port), and waits until it serves.
+    /// The first administrator gets [`ADMIN_PASSWORD`].
+    pub async fn start(
+        binary: &Path,
+        database_url: &str,
+        data_dir: &Path,
+        sync_listen: &str,
+    ) -> Result<HubProcess> {
+        let mut child = Command::new(binary)
+            .arg("serve")
+            .args(["--database-url", database_url, "--listen", "127.0.0.1:0"])
+            .args(["--sync-listen", sync_listen])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("HEALSYNC_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("HEALSYNC_LOG", "error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("start {}", binary.display()))?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let mut seen = Vec::new();
+        let banner = tokio::time::timeout(Duration::from_secs(120), async {
+            while let Some(line) = lines.next_line().await? {
+                if line.contains("serving sync on ") {
+                    return Ok::<_, anyhow::Error>(line);
+                }
+                seen.push(line);
+            }
+            bail!("the hub exited before serving: {seen:?}")
+        })
+        .await
+        .map_err(|_| anyhow!("the hub did not start serving within 120 s"))??;
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let word_after = |marker: &str| {
+            banner
+                .split(marker)
+                .nth(1)
+                .and_then(|s| s.split_whitespace().next())
+                .map(|s| s.trim_end_matches('/').to_string())
+                .ok_or_else(|| anyhow!("no {marker:?} in the hub's banner {banner:?}"))
+        };
+        Ok(HubProcess {
+            sync_addr: word_after("sync on ")?,
+            base: word_after("HTTP on ")?,
+            child,
+        })
+    }
+
+    pub fn gql(&self) -> Gql {
+        Gql::new(&self.base)
+    }
+
+    pub async fn admin(&self) -> Result<Gql> {
+        self.gql().login("admin", ADMIN_PASSWORD).await
+    }
+
+    /// SIGKILL, and waits for the process to be gone.
+    pub async fn kill(mut self) -> Result<()> {
+        self.child.kill().await.context("kill the hub")?;
+        Ok(())
+    }
+
+    /// SIGTERM, then waits for the exit; returns whether it exited successfully.
+    pub async fn terminate(mut self) -> Result<bool> {
+        terminate(&mut self.child, "hub").await
+    }
+}
+
+/// SIGTERM to `child`, then waits (30 s at most) for it to exit.
+async fn terminate(child: &mut Child, what: &str) -> Result<bool> {
+    let pid = child
+        .id()
+        .ok_or_else(|| anyhow!("the {what} already exited"))?;
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .await?;
+    if !status.success() {
+        bail!("kill -TERM failed");
+    }
+    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .map_err(|_| anyhow!("the {what} did not stop within 30 s of SIGTERM"))??;
+    Ok(exit.success())
 }
 
 /// Runs `binary args...` with optional standard input and collects its output.

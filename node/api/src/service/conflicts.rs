@@ -29,7 +29,8 @@ pub async fn list(
     Ok(all.into_iter().filter(|c| visible(session, c)).collect())
 }
 
-/// Settles one conflicting field with one of its current values.
+/// Settles one conflicting field with one of its current values, or with a new value a
+/// person typed (checked like a normal edit of that field).
 pub async fn resolve(
     node: &Node,
     session: &Session,
@@ -43,6 +44,7 @@ pub async fn resolve(
             "this conflict is in clinical data".into(),
         ));
     }
+    let value = healsync_records::normalize_edit(&field, &value)?;
     let settled = node
         .write(move |tx| Ok(tx.resolve_conflict(record, &field, &value)?))
         .await?;

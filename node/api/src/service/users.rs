@@ -86,7 +86,11 @@ pub async fn login(
     password: &str,
 ) -> Result<(String, healsync_auth::Claims), ApiError> {
     let username = username.trim().to_lowercase();
-    node.inner.login_guard.check(&username)?;
+    if !node.inner.login_guard.allows(&username) {
+        return Err(ApiError::RateLimited(
+            "too many failed logins; try again in a few minutes".into(),
+        ));
+    }
     let candidates = {
         let name = username.clone();
         node.read(move |c| queries::users_named(c, &name)).await?

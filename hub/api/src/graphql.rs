@@ -1,0 +1,750 @@
+//! The hub's GraphQL schema for central admins. The same conventions as the node
+//! (login, bearer tokens, error codes, limits); every operation but `login` needs an
+//! ADMIN session, and an ADMIN here sees every site.
+
+use async_graphql::{
+    Context, Enum, ID, InputObject, Json, Object, Result, Schema, SimpleObject, Subscription,
+};
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures_util::Stream;
+use healsync_auth::Claims;
+use healsync_domain::appointment::parse_instant;
+use healsync_domain::{Appointment, AppointmentStatus, Role};
+use healsync_hub_store::{DocumentFilter, DocumentRow};
+use uuid::Uuid;
+
+use crate::{Hub, HubApiError, HubEvent};
+
+pub type HubSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+pub const MAX_DEPTH: usize = 12;
+pub const MAX_COMPLEXITY: usize = 5_000;
+/// Longest range for availability and appointment queries.
+pub const MAX_RANGE_DAYS: i64 = 92;
+
+fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .limit_recursive_depth(32)
+        .limit_directives(10)
+}
+
+pub fn build_schema(hub: Hub) -> HubSchema {
+    builder().data(hub).finish()
+}
+
+/// The schema's SDL, as committed in `schema/hub.graphql`.
+pub fn schema_sdl() -> String {
+    builder().finish().sdl()
+}
+
+/// What a request carries about authentication.
+#[derive(Debug, Clone)]
+pub enum HubAuth {
+    Admin(Claims),
+    Invalid(String),
+    Anonymous,
+}
+
+/// Turns an `Authorization` value into a [`HubAuth`]: only ADMIN sessions are admitted.
+pub fn authenticate(hub: &Hub, header: Option<&str>) -> HubAuth {
+    let Some(h) = header else {
+        return HubAuth::Anonymous;
+    };
+    let Some(token) = h.strip_prefix("Bearer ").map(str::trim) else {
+        return HubAuth::Invalid("the Authorization header must be \"Bearer <token>\"".into());
+    };
+    match hub.keys().verify(token) {
+        Ok(c) if c.role == Role::Admin => HubAuth::Admin(c),
+        Ok(c) => HubAuth::Invalid(format!("a {} may not use the hub", c.role.as_str())),
+        Err(healsync_auth::AuthError::Expired) => {
+            HubAuth::Invalid("the session has expired; log in again".into())
+        }
+        Err(_) => HubAuth::Invalid("the token is not valid".into()),
+    }
+}
+
+fn hub<'a>(ctx: &'a Context<'_>) -> Result<&'a Hub, HubApiError> {
+    ctx.data::<Hub>()
+        .map_err(|_| HubApiError::internal("schema has no hub"))
+}
+
+fn admin<'a>(ctx: &'a Context<'_>) -> Result<&'a Claims, HubApiError> {
+    match ctx.data::<HubAuth>() {
+        Ok(HubAuth::Admin(c)) => Ok(c),
+        Ok(HubAuth::Invalid(why)) => Err(HubApiError::Unauthenticated(why.clone())),
+        _ => Err(HubApiError::Unauthenticated(
+            "log in first: send Authorization: Bearer <token>".into(),
+        )),
+    }
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn uuid(field: &str, id: &ID) -> Result<Uuid, HubApiError> {
+    Uuid::parse_str(id.trim())
+        .map_err(|_| HubApiError::BadInput(format!("{field}: {:?} is not a valid id", id.as_str())))
+}
+
+fn range(from: &str, to: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), HubApiError> {
+    let (from, to) = (parse_instant("from", from)?, parse_instant("to", to)?);
+    if to <= from || to - from > chrono::Duration::days(MAX_RANGE_DAYS) {
+        return Err(HubApiError::BadInput(format!(
+            "`to` must be after `from`, at most {MAX_RANGE_DAYS} days later"
+        )));
+    }
+    Ok((from, to))
+}
+
+fn limit(n: Option<i32>) -> Result<i64, HubApiError> {
+    match n.unwrap_or(50) {
+        n @ 1..=500 => Ok(i64::from(n)),
+        _ => Err(HubApiError::BadInput(
+            "limit must be between 1 and 500".into(),
+        )),
+    }
+}
+
+/// A clinic site with its nodes and open conflicts.
+#[derive(SimpleObject)]
+pub struct Site {
+    code: String,
+    name: String,
+    nodes: Vec<NodeSync>,
+    /// Field conflicts in the site's records plus unresolved cross-site collisions.
+    open_conflicts: i64,
+}
+
+/// A node's sync state as the hub sees it.
+#[derive(SimpleObject)]
+pub struct NodeSync {
+    id: ID,
+    revoked: bool,
+    last_sync: Option<String>,
+    /// The node's change-log position the hub has committed.
+    upload_acked: i64,
+    /// Hub log entries past what the node has applied.
+    lag: i64,
+}
+
+/// Any record, as the hub's generic projection holds it: every field's current value.
+#[derive(SimpleObject)]
+pub struct Record {
+    id: ID,
+    kind: String,
+    /// The site that owns the record.
+    site: String,
+    /// The document's heads: equal on every replica that holds the same document.
+    heads: String,
+    fields: Json<serde_json::Value>,
+}
+
+impl From<DocumentRow> for Record {
+    fn from(d: DocumentRow) -> Self {
+        Record {
+            id: ID(d.doc_id.to_string()),
+            kind: d.kind,
+            site: d.site,
+            heads: d.heads,
+            fields: Json(d.record),
+        }
+    }
+}
+
+#[derive(Enum, Copy, Clone, PartialEq, Eq)]
+#[graphql(
+    name = "AppointmentStatus",
+    remote = "healsync_domain::AppointmentStatus"
+)]
+pub enum AppointmentStatusGql {
+    Booked,
+    CheckedIn,
+    Completed,
+    Cancelled,
+    NoShow,
+}
+
+/// An appointment at any site.
+#[derive(SimpleObject)]
+#[graphql(name = "HubAppointment")]
+pub struct HubAppointment {
+    id: ID,
+    site: String,
+    patient_id: ID,
+    doctor_id: ID,
+    scheduled_at: String,
+    ends_at: String,
+    status: AppointmentStatusGql,
+    reason: Option<String>,
+}
+
+impl From<&Appointment> for HubAppointment {
+    fn from(a: &Appointment) -> Self {
+        HubAppointment {
+            id: ID(a.id.to_string()),
+            site: a.site.clone(),
+            patient_id: ID(a.patient_id.to_string()),
+            doctor_id: ID(a.doctor_id.to_string()),
+            scheduled_at: ts(a.start),
+            ends_at: ts(a.end),
+            status: a.status.into(),
+            reason: a.reason.clone(),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct TimeSlot {
+    start: String,
+    end: String,
+}
+
+/// A doctor's calendar at one site within a range: free slots and bookings.
+#[derive(SimpleObject)]
+pub struct SiteAvailability {
+    site: String,
+    free_slots: Vec<TimeSlot>,
+    booked: Vec<HubAppointment>,
+}
+
+/// A field edited differently at two places.
+#[derive(SimpleObject)]
+pub struct Conflict {
+    record_id: ID,
+    kind: String,
+    site: String,
+    field: String,
+    values: Vec<String>,
+    detected_at: String,
+}
+
+/// One doctor or one patient booked at two sites at overlapping times.
+#[derive(SimpleObject)]
+pub struct CrossSiteConflict {
+    id: ID,
+    /// `DOCTOR` or `PATIENT`: who is double-booked.
+    kind: String,
+    first_appointment: ID,
+    first_site: String,
+    second_appointment: ID,
+    second_site: String,
+    detected_at: String,
+    resolved_at: Option<String>,
+}
+
+impl From<healsync_hub_store::CrossSiteConflict> for CrossSiteConflict {
+    fn from(c: healsync_hub_store::CrossSiteConflict) -> Self {
+        CrossSiteConflict {
+            id: ID(c.id.to_string()),
+            kind: c.kind,
+            first_appointment: ID(c.first_appointment.to_string()),
+            first_site: c.first_site,
+            second_appointment: ID(c.second_appointment.to_string()),
+            second_site: c.second_site,
+            detected_at: ts(c.detected_at),
+            resolved_at: c.resolved_at.map(ts),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct AuthPayload {
+    /// Send as `Authorization: Bearer <token>`.
+    token: String,
+    expires_at: String,
+    username: String,
+    role: String,
+}
+
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// The signed-in admin's user name.
+    async fn me(&self, ctx: &Context<'_>) -> Result<String> {
+        Ok(admin(ctx)?.username.clone())
+    }
+
+    /// Every site with its nodes' sync state and open conflicts.
+    async fn sites(&self, ctx: &Context<'_>) -> Result<Vec<Site>> {
+        admin(ctx)?;
+        let sites = hub(ctx)?.store().sites().await.map_err(HubApiError::from)?;
+        Ok(sites
+            .into_iter()
+            .map(|s| Site {
+                code: s.code,
+                name: s.name,
+                open_conflicts: s.open_conflicts,
+                nodes: s
+                    .nodes
+                    .into_iter()
+                    .map(|n| NodeSync {
+                        id: ID(n.id.to_string()),
+                        revoked: n.revoked,
+                        last_sync: n.last_sync.map(ts),
+                        upload_acked: i64::try_from(n.upload_acked).unwrap_or(i64::MAX),
+                        lag: i64::try_from(n.lag).unwrap_or(i64::MAX),
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// Patients across sites (or one site), by name, MRN or e-mail.
+    async fn patients(
+        &self,
+        ctx: &Context<'_>,
+        search: Option<String>,
+        site: Option<String>,
+        limit: Option<i32>,
+        offset: Option<i32>,
+    ) -> Result<Vec<Record>> {
+        list(ctx, "patient", search, site, vec![], limit, offset).await
+    }
+
+    /// One record of any kind by id.
+    async fn record(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Record>> {
+        admin(ctx)?;
+        let id = uuid("id", &id)?;
+        let doc = hub(ctx)?
+            .store()
+            .document(id)
+            .await
+            .map_err(HubApiError::from)?;
+        Ok(doc.map(Record::from))
+    }
+
+    /// Doctors, optionally with one specialization.
+    async fn doctors(
+        &self,
+        ctx: &Context<'_>,
+        specialization: Option<String>,
+        limit: Option<i32>,
+    ) -> Result<Vec<Record>> {
+        let all = list(ctx, "doctor", None, None, vec![], Some(500), None).await?;
+        let wanted = specialization.map(|s| s.trim().to_lowercase());
+        Ok(all
+            .into_iter()
+            .filter(|d| match &wanted {
+                None => true,
+                Some(w) => d.fields.0["specializations"]
+                    .as_str()
+                    .and_then(|s| serde_json::from_str::<Vec<String>>(s).ok())
+                    .is_some_and(|list| list.iter().any(|x| x.to_lowercase() == *w)),
+            })
+            .take(usize::try_from(self::limit(limit)?).unwrap_or(50))
+            .collect())
+    }
+
+    /// Records of any kind (`schedule`, `leave`, `user`, `notification`, ...), across
+    /// sites or at one.
+    async fn records(
+        &self,
+        ctx: &Context<'_>,
+        kind: String,
+        site: Option<String>,
+        limit: Option<i32>,
+        offset: Option<i32>,
+    ) -> Result<Vec<Record>> {
+        list(ctx, kind.trim(), None, site, vec![], limit, offset).await
+    }
+
+    /// Appointments at every site (or one) in `[from, to)`.
+    async fn appointments(
+        &self,
+        ctx: &Context<'_>,
+        from: String,
+        to: String,
+        doctor_id: Option<ID>,
+        patient_id: Option<ID>,
+        site: Option<String>,
+    ) -> Result<Vec<HubAppointment>> {
+        admin(ctx)?;
+        let (from, to) = range(&from, &to)?;
+        let doctor = doctor_id
+            .as_ref()
+            .map(|d| uuid("doctorId", d))
+            .transpose()?;
+        let patient = patient_id
+            .as_ref()
+            .map(|p| uuid("patientId", p))
+            .transpose()?;
+        let found = hub(ctx)?
+            .store()
+            .appointments(from, to, doctor, patient, site.as_deref())
+            .await
+            .map_err(HubApiError::from)?;
+        Ok(found.iter().map(HubAppointment::from).collect())
+    }
+
+    /// Cross-site scheduling: a doctor's free slots and bookings at every site where
+    /// they have a schedule, in `[from, to)`. A slot is free only if the doctor is not
+    /// booked at any site then.
+    async fn doctor_availability(
+        &self,
+        ctx: &Context<'_>,
+        doctor_id: ID,
+        from: String,
+        to: String,
+    ) -> Result<Vec<SiteAvailability>> {
+        admin(ctx)?;
+        let (from, to) = range(&from, &to)?;
+        let doctor = uuid("doctorId", &doctor_id)?;
+        let store = hub(ctx)?.store();
+        let (schedules, leaves) = store
+            .doctor_calendar(doctor)
+            .await
+            .map_err(HubApiError::from)?;
+        let booked = store
+            .appointments(from, to, Some(doctor), None, None)
+            .await
+            .map_err(HubApiError::from)?;
+        let holding: Vec<&Appointment> = booked.iter().filter(|a| a.status.holds_time()).collect();
+        let mut sites: Vec<String> = schedules.iter().map(|s| s.site.clone()).collect();
+        sites.extend(booked.iter().map(|a| a.site.clone()));
+        sites.sort();
+        sites.dedup();
+        Ok(sites
+            .into_iter()
+            .map(|site| {
+                let site_leaves: Vec<_> =
+                    leaves.iter().filter(|l| l.site == site).cloned().collect();
+                let free_slots = schedules
+                    .iter()
+                    .filter(|s| s.site == site)
+                    .flat_map(|s| s.slots(&site_leaves, from, to))
+                    .filter(|slot| {
+                        !holding
+                            .iter()
+                            .any(|a| a.start < slot.end && slot.start < a.end)
+                    })
+                    .map(|slot| TimeSlot {
+                        start: ts(slot.start),
+                        end: ts(slot.end),
+                    })
+                    .collect();
+                SiteAvailability {
+                    booked: booked
+                        .iter()
+                        .filter(|a| a.site == site)
+                        .map(HubAppointment::from)
+                        .collect(),
+                    site,
+                    free_slots,
+                }
+            })
+            .collect())
+    }
+
+    /// Fields edited differently at two places, at every site (or one).
+    async fn conflicts(&self, ctx: &Context<'_>, site: Option<String>) -> Result<Vec<Conflict>> {
+        admin(ctx)?;
+        let rows = hub(ctx)?
+            .store()
+            .field_conflicts(site.as_deref())
+            .await
+            .map_err(HubApiError::from)?;
+        Ok(rows
+            .into_iter()
+            .map(|c| Conflict {
+                record_id: ID(c.doc_id.to_string()),
+                kind: c.kind,
+                site: c.site,
+                field: c.field,
+                values: c.values,
+                detected_at: ts(c.detected_at),
+            })
+            .collect())
+    }
+
+    /// Doctors or patients booked at two sites at overlapping times.
+    async fn cross_site_conflicts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = true)] open_only: bool,
+    ) -> Result<Vec<CrossSiteConflict>> {
+        admin(ctx)?;
+        let rows = hub(ctx)?
+            .store()
+            .cross_site_conflicts(open_only)
+            .await
+            .map_err(HubApiError::from)?;
+        Ok(rows.into_iter().map(CrossSiteConflict::from).collect())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn list(
+    ctx: &Context<'_>,
+    kind: &str,
+    search: Option<String>,
+    site: Option<String>,
+    equals: Vec<(String, String)>,
+    limit: Option<i32>,
+    offset: Option<i32>,
+) -> Result<Vec<Record>> {
+    admin(ctx)?;
+    let filter = DocumentFilter {
+        kind: kind.to_string(),
+        site: site.map(|s| s.trim().to_ascii_uppercase()),
+        search: search.filter(|s| !s.trim().is_empty()),
+        equals,
+        limit: self::limit(limit)?,
+        offset: i64::from(offset.unwrap_or(0).max(0)),
+    };
+    let rows = hub(ctx)?
+        .store()
+        .documents(&filter)
+        .await
+        .map_err(HubApiError::from)?;
+    Ok(rows.into_iter().map(Record::from).collect())
+}
+
+/// A booking made at the hub into one site's schedule.
+#[derive(InputObject)]
+pub struct HubAppointmentInput {
+    /// The site whose schedule holds the slot; the appointment belongs to that site.
+    site: String,
+    patient_id: ID,
+    doctor_id: ID,
+    /// A free slot's `start`.
+    scheduled_at: String,
+    reason: Option<String>,
+    notes: Option<String>,
+}
+
+pub struct MutationRoot;
+
+#[Object]
+impl MutationRoot {
+    /// Exchanges a user name and password for a session token (ADMIN accounts only).
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        username: String,
+        password: String,
+    ) -> Result<AuthPayload> {
+        let hub = hub(ctx)?;
+        let refused = || HubApiError::Unauthenticated("invalid user name or password".into());
+        if username.len() > 200 || password.len() > 1024 {
+            return Err(refused().into());
+        }
+        let username = username.trim().to_lowercase();
+        if !hub.inner.login_guard.allows(&username) {
+            return Err(HubApiError::RateLimited(
+                "too many failed logins; try again in a few minutes".into(),
+            )
+            .into());
+        }
+        let user = hub
+            .store()
+            .find_user(&username)
+            .await
+            .map_err(HubApiError::from)?;
+        let decoy = hub.inner.decoy_hash.clone();
+        let user = tokio::task::spawn_blocking(move || match user {
+            Some(u) if u.active && healsync_auth::verify_password(&password, &u.password_hash) => {
+                Some(u)
+            }
+            Some(_) => None,
+            None => {
+                healsync_auth::verify_password(&password, &decoy);
+                None
+            }
+        })
+        .await
+        .map_err(HubApiError::internal)?;
+        let Some(user) = user.filter(|u| u.role == Role::Admin) else {
+            hub.inner.login_guard.failed(&username);
+            return Err(refused().into());
+        };
+        hub.inner.login_guard.succeeded(&username);
+        let (token, claims) = hub
+            .keys()
+            .issue(&user, Utc::now().timestamp())
+            .map_err(HubApiError::internal)?;
+        Ok(AuthPayload {
+            token,
+            expires_at: DateTime::from_timestamp(claims.exp, 0)
+                .map(ts)
+                .unwrap_or_default(),
+            username: user.username,
+            role: user.role.as_str().into(),
+        })
+    }
+
+    /// Settles a conflicting field with one of its values, or with a new text for a
+    /// text field. The change reaches every site holding the record by sync.
+    async fn resolve_conflict(
+        &self,
+        ctx: &Context<'_>,
+        record_id: ID,
+        field: String,
+        value: String,
+    ) -> Result<bool> {
+        admin(ctx)?;
+        let id = uuid("recordId", &record_id)?;
+        let value = healsync_records::normalize_edit(&field, &value).map_err(HubApiError::from)?;
+        let hub = hub(ctx)?;
+        match hub.store().resolve_conflict(id, &field, &value).await {
+            Ok(Some(changed)) => {
+                hub.publish(HubEvent::Document(changed));
+                Ok(true)
+            }
+            Ok(None) => Err(HubApiError::NotFound(
+                "no such record, or that field has no conflict to settle with this value".into(),
+            )
+            .into()),
+            Err(healsync_hub_store::HubStoreError::Record(e)) => Err(HubApiError::BadInput(
+                format!("that value does not fit the record: {e}"),
+            )
+            .into()),
+            Err(e) => Err(HubApiError::from(e).into()),
+        }
+    }
+
+    /// Books into a site's schedule from the hub. The slot must be one of the doctor's
+    /// slots at that site, and the doctor and patient free at every site. The
+    /// appointment belongs to the site and reaches its node by sync.
+    async fn book_appointment(
+        &self,
+        ctx: &Context<'_>,
+        input: HubAppointmentInput,
+    ) -> Result<HubAppointment> {
+        admin(ctx)?;
+        let hub = hub(ctx)?;
+        let site = input.site.trim().to_ascii_uppercase();
+        let doctor = uuid("doctorId", &input.doctor_id)?;
+        let patient = uuid("patientId", &input.patient_id)?;
+        let start = parse_instant("scheduledAt", &input.scheduled_at).map_err(HubApiError::from)?;
+        let store = hub.store();
+        match store.document(patient).await.map_err(HubApiError::from)? {
+            Some(d) if d.kind == "patient" => {}
+            _ => return Err(HubApiError::NotFound("no such patient".into()).into()),
+        }
+        let (schedules, leaves) = store
+            .doctor_calendar(doctor)
+            .await
+            .map_err(HubApiError::from)?;
+        let Some(schedule) = schedules.iter().find(|s| s.site == site) else {
+            return Err(HubApiError::BadInput(format!(
+                "the doctor has no schedule at site {site}"
+            ))
+            .into());
+        };
+        let site_leaves: Vec<_> = leaves.into_iter().filter(|l| l.site == site).collect();
+        let slot = schedule
+            .slot_at(&site_leaves, start)
+            .map_err(HubApiError::from)?;
+        if slot.start <= Utc::now() {
+            return Err(HubApiError::BadInput("that slot has already begun".into()).into());
+        }
+        let clean = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let now = Utc::now();
+        let appt = Appointment {
+            id: Uuid::now_v7().into(),
+            patient_id: patient.into(),
+            doctor_id: doctor.into(),
+            site,
+            start: slot.start,
+            end: slot.end,
+            status: AppointmentStatus::Booked,
+            reason: clean(input.reason),
+            notes: clean(input.notes),
+            created_at: now,
+            updated_at: now,
+        };
+        let changed = store.book(&appt).await.map_err(HubApiError::from)?;
+        hub.publish(HubEvent::Document(changed));
+        Ok(HubAppointment::from(&appt))
+    }
+}
+
+/// What a conflict subscription reports.
+#[derive(SimpleObject, Clone)]
+pub struct ConflictRaised {
+    /// `FIELD` for a field conflict, `DOCTOR` or `PATIENT` for a cross-site collision.
+    kind: String,
+    /// The record with the field conflict, or the first of the two appointments.
+    record_id: ID,
+    site: String,
+}
+
+pub struct SubscriptionRoot;
+
+#[Subscription]
+impl SubscriptionRoot {
+    /// Records changed at the hub (arriving from nodes or written here), optionally of
+    /// one kind or one site.
+    async fn record_changed(
+        &self,
+        ctx: &Context<'_>,
+        kind: Option<String>,
+        site: Option<String>,
+    ) -> Result<impl Stream<Item = Record>> {
+        admin(ctx)?;
+        let rx = hub(ctx)?.subscribe();
+        Ok(events(rx, move |e| match e {
+            HubEvent::Document(d)
+                if kind.as_deref().is_none_or(|k| k == d.kind)
+                    && site.as_deref().is_none_or(|s| s == d.site) =>
+            {
+                Some(Record {
+                    id: ID(d.doc_id.to_string()),
+                    kind: d.kind,
+                    site: d.site,
+                    heads: String::new(),
+                    fields: Json(d.record),
+                })
+            }
+            _ => None,
+        }))
+    }
+
+    /// New conflicts: fields edited differently at two places, and cross-site
+    /// collisions.
+    async fn conflict_raised(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = ConflictRaised>> {
+        admin(ctx)?;
+        let rx = hub(ctx)?.subscribe();
+        Ok(events(rx, |e| match e {
+            HubEvent::Document(d) if d.conflicts > 0 => Some(ConflictRaised {
+                kind: "FIELD".into(),
+                record_id: ID(d.doc_id.to_string()),
+                site: d.site,
+            }),
+            HubEvent::CrossSite(c) => Some(ConflictRaised {
+                kind: c.kind,
+                record_id: ID(c.first_appointment.to_string()),
+                site: c.first_site,
+            }),
+            _ => None,
+        }))
+    }
+}
+
+/// The bus as a stream, mapped and filtered; a subscriber that falls behind skips what
+/// it missed rather than ending.
+fn events<T>(
+    rx: tokio::sync::broadcast::Receiver<HubEvent>,
+    pick: impl Fn(HubEvent) -> Option<T> + Send + 'static,
+) -> impl Stream<Item = T> {
+    futures_util::stream::unfold((rx, pick), |(mut rx, pick)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) => {
+                    if let Some(item) = pick(e) {
+                        return Some((item, (rx, pick)));
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+}

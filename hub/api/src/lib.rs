@@ -1,0 +1,79 @@
+//! The hub's API for central admins, over the hub store: sessions (the same login and
+//! tokens as on the nodes), the GraphQL schema (sites and nodes with their sync state,
+//! records and appointments across sites, cross-site scheduling and booking, conflicts),
+//! and the projector loop that folds uploaded changes into the hub's documents and
+//! feeds the subscriptions. Knows nothing of HTTP.
+
+pub mod error;
+pub mod graphql;
+pub mod projector;
+
+use std::sync::Arc;
+
+use healsync_auth::{LoginGuard, SessionKeys};
+use healsync_hub_store::{CrossSiteConflict, DocumentChanged, HubStore};
+use tokio::sync::{Notify, broadcast};
+
+pub use error::HubApiError;
+pub use graphql::{HubSchema, build_schema, schema_sdl};
+
+/// Something that changed at the hub, for subscriptions.
+#[derive(Debug, Clone)]
+pub enum HubEvent {
+    Document(DocumentChanged),
+    CrossSite(CrossSiteConflict),
+}
+
+/// Everything a request needs.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: HubStore,
+    keys: SessionKeys,
+    events: broadcast::Sender<HubEvent>,
+    wake: Arc<Notify>,
+    login_guard: LoginGuard,
+    decoy_hash: String,
+}
+
+impl Hub {
+    /// `wake` is notified when the log grows (an upload committed) so the projector
+    /// runs at once instead of at its next tick.
+    pub fn new(store: HubStore, keys: SessionKeys, wake: Arc<Notify>) -> Result<Hub, HubApiError> {
+        let decoy_hash = healsync_auth::decoy_hash().map_err(HubApiError::internal)?;
+        Ok(Hub {
+            inner: Arc::new(Inner {
+                store,
+                keys,
+                events: broadcast::channel(1024).0,
+                wake,
+                login_guard: LoginGuard::default(),
+                decoy_hash,
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &HubStore {
+        &self.inner.store
+    }
+
+    pub fn keys(&self) -> &SessionKeys {
+        &self.inner.keys
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<HubEvent> {
+        self.inner.events.subscribe()
+    }
+
+    pub fn publish(&self, event: HubEvent) {
+        // No subscriber is not an error.
+        let _ = self.inner.events.send(event);
+    }
+
+    pub fn wake(&self) -> &Arc<Notify> {
+        &self.inner.wake
+    }
+}

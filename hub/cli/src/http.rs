@@ -1,0 +1,117 @@
+//! The hub's HTTP side (the only hub code that knows axum): GraphQL over HTTP and
+//! `graphql-transport-ws` through the shared transport, the console, `/healthz`, and
+//! `/metrics` (Prometheus text).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use async_graphql::Data;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use healsync_graphql_http::{GraphqlApp, MAX_BODY_BYTES, routes};
+use healsync_hub_api::graphql::{HubAuth, authenticate};
+use healsync_hub_api::{Hub, HubSchema, build_schema};
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    errors: AtomicU64,
+    websockets_open: AtomicI64,
+}
+
+#[derive(Clone)]
+struct App {
+    hub: Hub,
+    schema: HubSchema,
+    counters: Arc<Counters>,
+}
+
+impl GraphqlApp for App {
+    type Schema = HubSchema;
+
+    fn schema(&self) -> &HubSchema {
+        &self.schema
+    }
+
+    fn prepare(
+        &self,
+        request: async_graphql::Request,
+        bearer: Option<&str>,
+    ) -> async_graphql::Request {
+        request.data(authenticate(&self.hub, bearer))
+    }
+
+    fn connect(&self, bearer: Option<&str>) -> Result<Data, String> {
+        match authenticate(&self.hub, bearer) {
+            auth @ HubAuth::Admin(_) => {
+                let mut data = Data::default();
+                data.insert(auth);
+                Ok(data)
+            }
+            HubAuth::Invalid(why) => Err(why),
+            HubAuth::Anonymous => {
+                Err("send {\"Authorization\": \"Bearer <token>\"} in connection_init".into())
+            }
+        }
+    }
+
+    fn count_request(&self) {
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn count_error(&self, _code: &str) {
+        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn count_websocket(&self, open: bool) {
+        let delta = if open { 1 } else { -1 };
+        self.counters
+            .websockets_open
+            .fetch_add(delta, Ordering::Relaxed);
+    }
+}
+
+pub fn router(hub: Hub) -> Router {
+    let app = App {
+        schema: build_schema(hub.clone()),
+        hub,
+        counters: Arc::default(),
+    };
+    routes::<App>()
+        .route("/", get(|| async { Redirect::temporary("/graphiql") }))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(app)
+}
+
+async fn healthz(State(app): State<App>) -> Response {
+    match app.hub.store().nodes().await {
+        Ok(n) => {
+            axum::Json(serde_json::json!({ "status": "ok", "nodes": n.len() })).into_response()
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response(),
+    }
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    let c = &app.counters;
+    let body = format!(
+        "# HELP healsync_hub_graphql_requests_total GraphQL requests over HTTP.\n\
+         # TYPE healsync_hub_graphql_requests_total counter\n\
+         healsync_hub_graphql_requests_total {}\n\
+         # HELP healsync_hub_graphql_errors_total GraphQL errors returned.\n\
+         # TYPE healsync_hub_graphql_errors_total counter\n\
+         healsync_hub_graphql_errors_total {}\n\
+         # HELP healsync_hub_websockets_open Open GraphQL WebSockets.\n\
+         # TYPE healsync_hub_websockets_open gauge\n\
+         healsync_hub_websockets_open {}\n",
+        c.requests.load(Ordering::Relaxed),
+        c.errors.load(Ordering::Relaxed),
+        c.websockets_open.load(Ordering::Relaxed),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}

@@ -1,0 +1,191 @@
+//! What the hub derives from the documents nodes upload, with no I/O.
+//!
+//! The hub keeps the same automerge documents as the nodes. [`merge`] folds changes
+//! from the hub's log into a document's saved bytes and derives everything the hub's
+//! projections need from the result: the record as JSON (one generic shape for every
+//! kind, so a new record kind needs no new table to be queried across sites), its field
+//! conflicts (the same rule as on the nodes, from `healsync-records`), and, for
+//! appointments, the typed booking used by cross-site scheduling. [`collision`] is the
+//! rule that finds one doctor or one patient booked at two sites at overlapping times.
+
+use automerge::{ActorId, AutoCommit, Change, ROOT, ReadDoc, ScalarValue, Value};
+use chrono::{DateTime, Utc};
+use healsync_domain::Appointment;
+use healsync_records::{AnyRecord, FieldConflict, RecordError, conflicts::scalar_text};
+use serde_json::{Map, Value as Json};
+use uuid::Uuid;
+
+/// Fields never copied into the hub's JSON projection (they stay in the document).
+pub const SECRET_FIELDS: &[&str] = &["passwordHash"];
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProjectionError {
+    #[error("a stored change does not parse")]
+    BadChange(#[source] automerge::LoadChangeError),
+    #[error("a stored document does not load")]
+    BadDocument(#[source] automerge::AutomergeError),
+    #[error("the document does not hold a valid record")]
+    Record(#[from] RecordError),
+}
+
+/// A document after merging, with what the hub derives from it.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    /// The compacted document (`save()`).
+    pub bytes: Vec<u8>,
+    /// The document's heads, sorted hex, comma-separated: equal strings, equal documents.
+    pub heads: String,
+    /// The record kind the document says it holds (`""` if it holds none yet).
+    pub kind: String,
+    /// Every root field's current value as JSON (secrets left out; appointment status
+    /// settled by the lifecycle rule).
+    pub record: Json,
+    /// Fields with concurrent different values, for people to settle.
+    pub conflicts: Vec<FieldConflict>,
+    /// The booking, when the document is an appointment that reads as one.
+    pub appointment: Option<Appointment>,
+    /// False when some given change waits for a dependency the document lacks.
+    pub complete: bool,
+}
+
+/// Loads saved bytes for editing by `actor` (a fresh document when there are none).
+pub fn load(saved: Option<&[u8]>, actor: &ActorId) -> Result<AutoCommit, ProjectionError> {
+    let doc = match saved {
+        Some(b) => AutoCommit::load(b).map_err(ProjectionError::BadDocument)?,
+        None => AutoCommit::new(),
+    };
+    Ok(doc.with_actor(actor.clone()))
+}
+
+/// Folds raw `changes` into the document saved as `saved` (none: a new document).
+/// Changes already present are ignored, so merging twice is harmless.
+pub fn merge(saved: Option<&[u8]>, changes: &[&[u8]]) -> Result<Merged, ProjectionError> {
+    let mut doc = match saved {
+        Some(b) => AutoCommit::load(b).map_err(ProjectionError::BadDocument)?,
+        None => AutoCommit::new(),
+    };
+    let parsed = changes
+        .iter()
+        .map(|b| Change::from_bytes(b.to_vec()).map_err(ProjectionError::BadChange))
+        .collect::<Result<Vec<_>, _>>()?;
+    let hashes: Vec<_> = parsed.iter().map(|c| c.hash()).collect();
+    doc.apply_changes(parsed)
+        .map_err(ProjectionError::BadDocument)?;
+    let complete = hashes.iter().all(|h| doc.get_change_by_hash(h).is_some());
+    derive(&mut doc, complete)
+}
+
+/// Derives the projections of a document as it is now.
+pub fn derive(doc: &mut AutoCommit, complete: bool) -> Result<Merged, ProjectionError> {
+    let heads = healsync_records::heads_hex(doc);
+    let mut record = Map::new();
+    for key in doc.keys(ROOT) {
+        if SECRET_FIELDS.contains(&key.as_str()) {
+            continue;
+        }
+        if let Some((Value::Scalar(s), _)) = doc.get(ROOT, &key).map_err(RecordError::from)? {
+            record.insert(key, scalar_json(&s));
+        }
+    }
+    let kind = record
+        .get("kind")
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let conflicts = healsync_records::conflicts(doc)?;
+    let appointment = if kind == "appointment" {
+        match AnyRecord::read(doc)? {
+            AnyRecord::Appointment(a) => {
+                record.insert("status".into(), Json::String(a.status.as_str().into()));
+                Some(a)
+            }
+            _ => None,
+        }
+    } else {
+        None
+    };
+    Ok(Merged {
+        bytes: doc.save(),
+        heads,
+        kind,
+        record: Json::Object(record),
+        conflicts,
+        appointment,
+        complete,
+    })
+}
+
+fn scalar_json(s: &ScalarValue) -> Json {
+    match s {
+        ScalarValue::Str(v) => Json::String(v.to_string()),
+        ScalarValue::Int(i) => Json::from(*i),
+        ScalarValue::Uint(u) => Json::from(*u),
+        ScalarValue::F64(f) => Json::from(*f),
+        ScalarValue::Boolean(b) => Json::Bool(*b),
+        ScalarValue::Null => Json::Null,
+        other => Json::String(scalar_text(other)),
+    }
+}
+
+/// One appointment as cross-site scheduling sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Booking {
+    pub id: Uuid,
+    pub site: String,
+    pub doctor_id: Uuid,
+    pub patient_id: Uuid,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl From<&Appointment> for Booking {
+    fn from(a: &Appointment) -> Self {
+        Booking {
+            id: a.id.0,
+            site: a.site.clone(),
+            doctor_id: a.doctor_id.0,
+            patient_id: a.patient_id.0,
+            start: a.start,
+            end: a.end,
+        }
+    }
+}
+
+/// What two bookings share that cannot be shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollisionKind {
+    /// One doctor at two sites at once.
+    Doctor,
+    /// One patient at two sites at once.
+    Patient,
+}
+
+impl CollisionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CollisionKind::Doctor => "DOCTOR",
+            CollisionKind::Patient => "PATIENT",
+        }
+    }
+}
+
+/// The collision between two time-holding bookings, if any: different sites, times
+/// that overlap (half-open intervals), and the same doctor (checked first) or patient.
+/// Bookings at one site never collide here: each site owns its slots and checks its own
+/// double bookings in its write transaction.
+pub fn collision(a: &Booking, b: &Booking) -> Option<CollisionKind> {
+    if a.id == b.id || a.site == b.site || a.start >= b.end || b.start >= a.end {
+        return None;
+    }
+    if a.doctor_id == b.doctor_id {
+        Some(CollisionKind::Doctor)
+    } else if a.patient_id == b.patient_id {
+        Some(CollisionKind::Patient)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,171 @@
+//! Merging is idempotent and order-free; the JSON projection hides secrets; the
+//! collision rule, written as a table.
+
+use super::*;
+use chrono::TimeZone;
+use healsync_domain::{AppointmentStatus, Role, User};
+use healsync_records::{new_document, write_record};
+
+fn actor(n: u8) -> ActorId {
+    ActorId::from([n; 16])
+}
+
+fn appointment(site: &str, status: AppointmentStatus) -> Appointment {
+    let t = Utc
+        .with_ymd_and_hms(2026, 12, 1, 9, 0, 0)
+        .single()
+        .expect("time");
+    Appointment {
+        id: Uuid::from_u128(1).into(),
+        patient_id: Uuid::from_u128(2).into(),
+        doctor_id: Uuid::from_u128(3).into(),
+        site: site.into(),
+        start: t,
+        end: t + chrono::Duration::minutes(20),
+        status,
+        reason: None,
+        notes: None,
+        created_at: t,
+        updated_at: t,
+    }
+}
+
+fn changes_of(doc: &mut AutoCommit) -> Vec<Vec<u8>> {
+    doc.get_changes(&[])
+        .into_iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect()
+}
+
+#[test]
+fn merging_twice_or_out_of_order_gives_the_same_document() {
+    let mut doc = new_document(&actor(1));
+    write_record(&mut doc, &appointment("NBO", AppointmentStatus::Booked)).expect("write");
+    write_record(&mut doc, &appointment("NBO", AppointmentStatus::CheckedIn)).expect("write");
+    let changes = changes_of(&mut doc);
+    let refs: Vec<&[u8]> = changes.iter().map(Vec::as_slice).collect();
+
+    let once = merge(None, &refs).expect("merge");
+    assert!(once.complete);
+    let again = merge(Some(&once.bytes), &refs).expect("merge again");
+    assert_eq!(once.heads, again.heads);
+
+    // The second change alone waits for its dependency; with it, it completes.
+    let waiting = merge(None, &refs[1..]).expect("merge tail");
+    assert!(!waiting.complete);
+    let reversed: Vec<&[u8]> = refs.iter().rev().copied().collect();
+    let whole = merge(None, &reversed).expect("merge reversed");
+    assert!(whole.complete);
+    assert_eq!(whole.heads, once.heads);
+    assert_eq!(whole.kind, "appointment");
+    assert_eq!(whole.record["status"], "CHECKED_IN");
+    assert_eq!(whole.appointment.expect("booking").site, "NBO");
+}
+
+#[test]
+fn concurrent_edits_show_as_conflicts_and_secrets_stay_out() {
+    let user = User {
+        id: Uuid::from_u128(9).into(),
+        username: "amina".into(),
+        role: Role::Admin,
+        password_hash: "$argon2id$secret".into(),
+        patient_id: None,
+        doctor_id: None,
+        active: true,
+    };
+    let mut a = new_document(&actor(1));
+    write_record(&mut a, &user).expect("write");
+    let mut b = a.fork().with_actor(actor(2));
+    write_record(
+        &mut a,
+        &User {
+            role: Role::Doctor,
+            ..user.clone()
+        },
+    )
+    .expect("write a");
+    write_record(
+        &mut b,
+        &User {
+            role: Role::Receptionist,
+            ..user.clone()
+        },
+    )
+    .expect("write b");
+    let mut all = changes_of(&mut a);
+    all.extend(changes_of(&mut b));
+    let refs: Vec<&[u8]> = all.iter().map(Vec::as_slice).collect();
+    let merged = merge(None, &refs).expect("merge");
+    assert_eq!(merged.record["username"], "amina");
+    assert!(merged.record.get("passwordHash").is_none());
+    assert_eq!(merged.conflicts.len(), 1);
+    assert_eq!(merged.conflicts[0].field, "role");
+    assert_eq!(merged.conflicts[0].values, vec!["DOCTOR", "RECEPTIONIST"]);
+}
+
+#[test]
+fn damaged_bytes_are_errors_not_panics() {
+    assert!(merge(None, &[b"not a change"]).is_err());
+    assert!(merge(Some(b"not a document"), &[]).is_err());
+}
+
+fn booking(
+    id: u128,
+    site: &str,
+    doctor: u128,
+    patient: u128,
+    from_min: i64,
+    to_min: i64,
+) -> Booking {
+    let t = Utc
+        .with_ymd_and_hms(2026, 12, 1, 9, 0, 0)
+        .single()
+        .expect("time");
+    Booking {
+        id: Uuid::from_u128(id),
+        site: site.into(),
+        doctor_id: Uuid::from_u128(doctor),
+        patient_id: Uuid::from_u128(patient),
+        start: t + chrono::Duration::minutes(from_min),
+        end: t + chrono::Duration::minutes(to_min),
+    }
+}
+
+#[test]
+fn collision_table() {
+    use CollisionKind::*;
+    let a = booking(1, "NBO", 10, 20, 0, 30);
+    let cases = [
+        (
+            "same doctor, other site, overlapping",
+            booking(2, "MSA", 10, 21, 15, 45),
+            Some(Doctor),
+        ),
+        (
+            "same patient, other site, overlapping",
+            booking(2, "MSA", 11, 20, 29, 60),
+            Some(Patient),
+        ),
+        (
+            "both the same: the doctor is named",
+            booking(2, "MSA", 10, 20, 0, 30),
+            Some(Doctor),
+        ),
+        (
+            "back to back does not overlap",
+            booking(2, "MSA", 10, 20, 30, 60),
+            None,
+        ),
+        (
+            "same site is the site's own business",
+            booking(2, "NBO", 10, 20, 0, 30),
+            None,
+        ),
+        ("unrelated people", booking(2, "MSA", 11, 21, 0, 30), None),
+        ("the booking itself", booking(1, "MSA", 10, 20, 0, 30), None),
+    ];
+    for (what, b, expected) in cases {
+        assert_eq!(collision(&a, &b), expected, "{what}");
+        assert_eq!(collision(&b, &a), expected, "{what} (swapped)");
+    }
+}

@@ -1,0 +1,398 @@
+//! Folding the hub's log into documents and projections.
+//!
+//! Uploads are acknowledged as soon as their raw changes are committed to the log (that
+//! is what makes a month of offline work ingest in seconds); [`HubStore::materialize`]
+//! then folds the log, past `hub_meta.projected_cursor`, into the hub's copy of each
+//! document and its projections, in one transaction per step: documents, field
+//! conflicts, appointments, and cross-site collisions (each new one is recorded and a
+//! notification document is written for each of the two sites). Steps are serialised by
+//! the `hub_meta` row lock, so any number of hub replicas may run the loop.
+
+use std::collections::{BTreeMap, HashMap};
+
+use automerge::ActorId;
+use chrono::{DateTime, Utc};
+use healsync_domain::{AppointmentStatus, Audience, Notification};
+use healsync_hub_projection::{Booking, Merged, collision, merge};
+use sqlx::{Postgres, Row, Transaction};
+use uuid::Uuid;
+
+use crate::{HubStore, HubStoreError, db, writes};
+
+/// A document the hub changed, for subscriptions.
+#[derive(Debug, Clone)]
+pub struct DocumentChanged {
+    pub doc_id: Uuid,
+    pub kind: String,
+    pub site: String,
+    pub record: serde_json::Value,
+    pub conflicts: usize,
+}
+
+/// A cross-site collision the hub found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrossSiteConflict {
+    pub id: Uuid,
+    pub kind: String,
+    pub first_appointment: Uuid,
+    pub second_appointment: Uuid,
+    pub first_site: String,
+    pub second_site: String,
+    pub detected_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// What one materialize step did.
+#[derive(Debug, Default)]
+pub struct Materialized {
+    /// Log entries folded in.
+    pub changes: usize,
+    pub documents: Vec<DocumentChanged>,
+    pub collisions: Vec<CrossSiteConflict>,
+    /// More of the log waits past this step.
+    pub more: bool,
+}
+
+pub(crate) async fn lock_meta(
+    tx: &mut Transaction<'_, Postgres>,
+) -> Result<(i64, ActorId), HubStoreError> {
+    let row = sqlx::query("SELECT projected_cursor, actor FROM hub_meta FOR UPDATE")
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db("lock the hub's projection state"))?;
+    let cursor: i64 = row
+        .try_get("projected_cursor")
+        .map_err(db("read hub_meta"))?;
+    let actor: Uuid = row.try_get("actor").map_err(db("read hub_meta"))?;
+    Ok((cursor, ActorId::from(actor.as_bytes().as_slice())))
+}
+
+async fn full_logs(
+    tx: &mut Transaction<'_, Postgres>,
+    ids: &[Uuid],
+    head: i64,
+) -> Result<HashMap<Uuid, Vec<Vec<u8>>>, HubStoreError> {
+    let mut out: HashMap<Uuid, Vec<Vec<u8>>> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let rows = sqlx::query(
+        "SELECT doc_id, bytes FROM changes WHERE doc_id = ANY($1) AND cursor <= $2 ORDER BY cursor",
+    )
+    .bind(ids)
+    .bind(head)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db("read a document's whole log"))?;
+    for r in rows {
+        let id: Uuid = r.try_get("doc_id").map_err(db("read a change"))?;
+        out.entry(id)
+            .or_default()
+            .push(r.try_get("bytes").map_err(db("read a change"))?);
+    }
+    Ok(out)
+}
+
+/// One document to merge: its id, its saved bytes (none: rebuild from the changes), and
+/// the raw changes to fold in.
+type MergeJob = (Uuid, Option<Vec<u8>>, Vec<Vec<u8>>);
+type MergeResult = (
+    Uuid,
+    Result<Merged, healsync_hub_projection::ProjectionError>,
+);
+
+/// Merges on a blocking thread (automerge is the CPU cost here).
+async fn merge_all(jobs: Vec<MergeJob>) -> Result<Vec<MergeResult>, HubStoreError> {
+    tokio::task::spawn_blocking(move || {
+        jobs.into_iter()
+            .map(|(id, saved, changes)| {
+                let refs: Vec<&[u8]> = changes.iter().map(Vec::as_slice).collect();
+                (id, merge(saved.as_deref(), &refs))
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| HubStoreError::Corrupt(format!("a merge task failed: {e}")))
+}
+
+impl HubStore {
+    /// Folds up to `max_changes` log entries into documents and projections, in one
+    /// transaction. Call until `more` is false.
+    pub async fn materialize(&self, max_changes: i64) -> Result<Materialized, HubStoreError> {
+        let mut tx = self.pool.begin().await.map_err(db("begin materializing"))?;
+        let (projected, actor) = lock_meta(&mut tx).await?;
+        let head: i64 = sqlx::query_scalar("SELECT last_cursor FROM log_head")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db("read the log head"))?;
+        let rows = sqlx::query(
+            "SELECT cursor, doc_id, bytes FROM changes
+             WHERE cursor > $1 AND cursor <= $2 ORDER BY cursor LIMIT $3",
+        )
+        .bind(projected)
+        .bind(head)
+        .bind(max_changes.max(1))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db("read the log"))?;
+        let Some(last) = rows.last() else {
+            return Ok(Materialized::default());
+        };
+        let last: i64 = last.try_get("cursor").map_err(db("read a change"))?;
+        let mut out = Materialized {
+            changes: rows.len(),
+            more: last < head,
+            ..Materialized::default()
+        };
+        let mut batch: BTreeMap<Uuid, Vec<Vec<u8>>> = BTreeMap::new();
+        for r in rows {
+            let id: Uuid = r.try_get("doc_id").map_err(db("read a change"))?;
+            batch
+                .entry(id)
+                .or_default()
+                .push(r.try_get("bytes").map_err(db("read a change"))?);
+        }
+        let ids: Vec<Uuid> = batch.keys().copied().collect();
+        let mut saved: HashMap<Uuid, (Vec<u8>, bool)> = HashMap::new();
+        for r in sqlx::query(
+            "SELECT doc_id, bytes, complete FROM documents WHERE doc_id = ANY($1) FOR UPDATE",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db("lock documents"))?
+        {
+            saved.insert(
+                r.try_get("doc_id").map_err(db("read a document"))?,
+                (
+                    r.try_get("bytes").map_err(db("read a document"))?,
+                    r.try_get("complete").map_err(db("read a document"))?,
+                ),
+            );
+        }
+        let owners = writes::owners(&mut tx, &ids).await?;
+
+        // A document that was waiting for a dependency is rebuilt from its whole log.
+        let waiting: Vec<Uuid> = saved
+            .iter()
+            .filter(|(_, (_, complete))| !complete)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut logs = full_logs(&mut tx, &waiting, head).await?;
+        let jobs = batch
+            .into_iter()
+            .map(|(id, changes)| match logs.remove(&id) {
+                Some(all) => (id, None, all),
+                None => (id, saved.remove(&id).map(|(b, _)| b), changes),
+            })
+            .collect();
+        let mut merged = Vec::new();
+        let mut retry = Vec::new();
+        for (id, result) in merge_all(jobs).await? {
+            match result {
+                Ok(m) if m.complete || waiting.contains(&id) => merged.push((id, m)),
+                Ok(_) => retry.push(id),
+                Err(e) => tracing::warn!(doc = %id, error = %e, "a document could not be merged"),
+            }
+        }
+        if !retry.is_empty() {
+            let logs = full_logs(&mut tx, &retry, head).await?;
+            let jobs = logs.into_iter().map(|(id, all)| (id, None, all)).collect();
+            for (id, result) in merge_all(jobs).await? {
+                match result {
+                    Ok(m) => merged.push((id, m)),
+                    Err(e) => {
+                        tracing::warn!(doc = %id, error = %e, "a document could not be merged")
+                    }
+                }
+            }
+        }
+        let docs: Vec<(Uuid, String, Merged)> = merged
+            .into_iter()
+            .map(|(id, m)| {
+                let site = owners.get(&id).map(|(s, _)| s.clone()).unwrap_or_default();
+                (id, site, m)
+            })
+            .collect();
+        writes::store_documents(&mut tx, &docs).await?;
+        out.collisions = detect_collisions(&mut tx, &actor, &docs, &mut out.documents).await?;
+        out.documents
+            .extend(docs.iter().map(|(id, site, m)| changed(*id, site, m)));
+
+        sqlx::query("UPDATE hub_meta SET projected_cursor = $1")
+            .bind(last)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("advance the projection cursor"))?;
+        tx.commit().await.map_err(db("commit materializing"))?;
+        Ok(out)
+    }
+
+    /// Folds the whole log in; returns how many entries were folded.
+    pub async fn materialize_all(&self) -> Result<usize, HubStoreError> {
+        let mut total = 0;
+        loop {
+            let step = self.materialize(5000).await?;
+            total += step.changes;
+            if !step.more {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+pub(crate) fn changed(id: Uuid, site: &str, m: &Merged) -> DocumentChanged {
+    DocumentChanged {
+        doc_id: id,
+        kind: m.kind.clone(),
+        site: site.to_string(),
+        record: m.record.clone(),
+        conflicts: m.conflicts.len(),
+    }
+}
+
+/// Records new cross-site collisions among the merged appointments (one row per pair
+/// and kind) and writes a notification for each site; marks collisions whose
+/// appointments no longer hold their time as resolved.
+async fn detect_collisions(
+    tx: &mut Transaction<'_, Postgres>,
+    actor: &ActorId,
+    docs: &[(Uuid, String, Merged)],
+    events: &mut Vec<DocumentChanged>,
+) -> Result<Vec<CrossSiteConflict>, HubStoreError> {
+    let appts: Vec<&healsync_domain::Appointment> = docs
+        .iter()
+        .filter_map(|(_, _, m)| m.appointment.as_ref())
+        .collect();
+    let released: Vec<Uuid> = appts
+        .iter()
+        .filter(|a| !a.status.holds_time())
+        .map(|a| a.id.0)
+        .collect();
+    if !released.is_empty() {
+        sqlx::query(
+            "UPDATE cross_site_conflicts SET resolved_at = now()
+             WHERE resolved_at IS NULL AND (first_appointment = ANY($1) OR second_appointment = ANY($1))",
+        )
+        .bind(&released)
+        .execute(&mut **tx)
+        .await
+        .map_err(db("settle cross-site conflicts"))?;
+    }
+    let holding: Vec<Booking> = appts
+        .iter()
+        .filter(|a| a.status.holds_time())
+        .map(|a| Booking::from(*a))
+        .collect();
+    if holding.is_empty() {
+        return Ok(vec![]);
+    }
+    let holds: Vec<String> = AppointmentStatus::ALL
+        .into_iter()
+        .filter(|s| s.holds_time())
+        .map(|s| s.as_str().to_string())
+        .collect();
+    let rows = sqlx::query(
+        "SELECT n.id AS new_id, a.doc_id, a.site, a.doctor_id, a.patient_id, a.start_at, a.end_at
+         FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::timestamptz[], $6::timestamptz[])
+              AS n(id, site, doctor, patient, s, e)
+         JOIN appointments a ON a.site <> n.site
+              AND (a.doctor_id = n.doctor OR a.patient_id = n.patient)
+              AND a.start_at < n.e AND a.end_at > n.s AND a.status = ANY($7)",
+    )
+    .bind(holding.iter().map(|b| b.id).collect::<Vec<_>>())
+    .bind(holding.iter().map(|b| b.site.clone()).collect::<Vec<_>>())
+    .bind(holding.iter().map(|b| b.doctor_id).collect::<Vec<_>>())
+    .bind(holding.iter().map(|b| b.patient_id).collect::<Vec<_>>())
+    .bind(holding.iter().map(|b| b.start).collect::<Vec<_>>())
+    .bind(holding.iter().map(|b| b.end).collect::<Vec<_>>())
+    .bind(&holds)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db("look for cross-site collisions"))?;
+    let by_id: HashMap<Uuid, &Booking> = holding.iter().map(|b| (b.id, b)).collect();
+    let mut found = Vec::new();
+    for r in rows {
+        let new_id: Uuid = r.try_get("new_id").map_err(db("read a collision"))?;
+        let other = Booking {
+            id: r.try_get("doc_id").map_err(db("read a collision"))?,
+            site: r.try_get("site").map_err(db("read a collision"))?,
+            doctor_id: r.try_get("doctor_id").map_err(db("read a collision"))?,
+            patient_id: r.try_get("patient_id").map_err(db("read a collision"))?,
+            start: r.try_get("start_at").map_err(db("read a collision"))?,
+            end: r.try_get("end_at").map_err(db("read a collision"))?,
+        };
+        let Some(new) = by_id.get(&new_id) else {
+            continue;
+        };
+        let Some(kind) = collision(new, &other) else {
+            continue;
+        };
+        let (first, second) = if new.id < other.id {
+            (*new, &other)
+        } else {
+            (&other, *new)
+        };
+        let id = Uuid::now_v7();
+        let inserted = sqlx::query(
+            "INSERT INTO cross_site_conflicts
+                 (id, kind, first_appointment, second_appointment, first_site, second_site)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (first_appointment, second_appointment, kind) DO NOTHING
+             RETURNING detected_at",
+        )
+        .bind(id)
+        .bind(kind.as_str())
+        .bind(first.id)
+        .bind(second.id)
+        .bind(&first.site)
+        .bind(&second.site)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db("record a cross-site conflict"))?;
+        let Some(row) = inserted else { continue };
+        let detected_at: DateTime<Utc> =
+            row.try_get("detected_at").map_err(db("read a collision"))?;
+        for (mine, theirs) in [(first, second), (second, first)] {
+            let who = match kind {
+                healsync_hub_projection::CollisionKind::Doctor => "The doctor",
+                healsync_hub_projection::CollisionKind::Patient => "The patient",
+            };
+            let note = Notification {
+                id: Uuid::now_v7().into(),
+                audience: Audience::Doctor(mine.doctor_id.into()),
+                kind: "CROSS_SITE_CONFLICT".into(),
+                title: "Booked at two sites at once".into(),
+                body: format!(
+                    "{who} of the appointment at {} on {} is also booked at {} from {} to {}. \
+                     Agree with {} which appointment stays.",
+                    mine.site,
+                    mine.start.format("%Y-%m-%d %H:%M UTC"),
+                    theirs.site,
+                    theirs.start.format("%H:%M"),
+                    theirs.end.format("%H:%M UTC"),
+                    theirs.site,
+                ),
+                appointment_id: Some(mine.id.into()),
+                created_at: detected_at,
+                read: false,
+            };
+            if let Some(m) =
+                writes::write_record_at_hub(tx, actor, &mine.site, false, &note).await?
+            {
+                events.push(changed(note.id.0, &mine.site, &m));
+            }
+        }
+        found.push(CrossSiteConflict {
+            id,
+            kind: kind.as_str().into(),
+            first_appointment: first.id,
+            second_appointment: second.id,
+            first_site: first.site.clone(),
+            second_site: second.site.clone(),
+            detected_at,
+            resolved_at: None,
+        });
+    }
+    Ok(found)
+}

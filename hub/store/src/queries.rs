@@ -1,0 +1,447 @@
+//! Reads for central admins: sites and nodes with their sync state, records across
+//! sites from the generic JSON projection, appointments, schedules, conflicts; and the
+//! writes an admin makes at the hub (users, settling a conflict, booking into a site's
+//! schedule). Every write here is a hub change that reaches the nodes by sync.
+
+use chrono::{DateTime, Utc};
+use healsync_domain::{Appointment, AppointmentStatus, Leave, Schedule, User};
+use healsync_records::{AnyRecord, resolve_field};
+use serde_json::Value as Json;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::materialize::{CrossSiteConflict, DocumentChanged, changed, lock_meta};
+use crate::writes::{HUB_ONLY, write_at_hub, write_record_at_hub};
+use crate::{HubStore, HubStoreError, db, to_u64};
+
+/// A site with its nodes' sync state and open conflicts.
+#[derive(Debug, Clone)]
+pub struct SiteInfo {
+    pub code: String,
+    pub name: String,
+    pub nodes: Vec<NodeState>,
+    pub open_conflicts: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeState {
+    pub id: Uuid,
+    pub revoked: bool,
+    pub last_sync: Option<DateTime<Utc>>,
+    pub upload_acked: u64,
+    /// Hub log entries past what the node has applied.
+    pub lag: u64,
+}
+
+/// One document as the generic projection holds it.
+#[derive(Debug, Clone)]
+pub struct DocumentRow {
+    pub doc_id: Uuid,
+    pub kind: String,
+    pub site: String,
+    pub heads: String,
+    pub record: Json,
+}
+
+/// A field with concurrent values, at the hub.
+#[derive(Debug, Clone)]
+pub struct FieldConflictRow {
+    pub doc_id: Uuid,
+    pub kind: String,
+    pub site: String,
+    pub field: String,
+    pub values: Vec<String>,
+    pub detected_at: DateTime<Utc>,
+}
+
+/// Filters for [`HubStore::documents`].
+#[derive(Debug, Clone, Default)]
+pub struct DocumentFilter {
+    pub kind: String,
+    pub site: Option<String>,
+    /// Case-insensitive substring of `name`, `mrn` or `email`.
+    pub search: Option<String>,
+    /// `record->>field = value` pairs that must all hold.
+    pub equals: Vec<(String, String)>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+fn document_row(r: sqlx::postgres::PgRow) -> Result<DocumentRow, sqlx::Error> {
+    Ok(DocumentRow {
+        doc_id: r.try_get("doc_id")?,
+        kind: r.try_get("kind")?,
+        site: r.try_get("site")?,
+        heads: r.try_get("heads")?,
+        record: r.try_get("record")?,
+    })
+}
+
+fn read_typed<T>(
+    bytes: &[u8],
+    pick: impl Fn(AnyRecord) -> Option<T>,
+) -> Result<Option<T>, HubStoreError> {
+    let doc = automerge::AutoCommit::load(bytes)
+        .map_err(|e| HubStoreError::Corrupt(format!("a stored document does not load: {e}")))?;
+    Ok(AnyRecord::read(&doc).ok().and_then(pick))
+}
+
+impl HubStore {
+    pub async fn sites(&self) -> Result<Vec<SiteInfo>, HubStoreError> {
+        let head: i64 = sqlx::query_scalar("SELECT last_cursor FROM log_head")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("read the log head"))?;
+        let sites = sqlx::query(
+            "SELECT s.code, s.name,
+                (SELECT count(*) FROM field_conflicts f JOIN documents d USING (doc_id) WHERE d.site = s.code)
+              + (SELECT count(*) FROM cross_site_conflicts x
+                 WHERE x.resolved_at IS NULL AND (x.first_site = s.code OR x.second_site = s.code)) AS open
+             FROM sites s ORDER BY s.code",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list sites"))?;
+        let nodes = sqlx::query(
+            "SELECT id, site, revoked_at IS NOT NULL AS revoked, last_sync_at, upload_acked, download_cursor
+             FROM nodes ORDER BY enrolled_at",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list nodes"))?;
+        let mut out = Vec::new();
+        for s in sites {
+            let code: String = s.try_get("code").map_err(db("read a site"))?;
+            let mut states = Vec::new();
+            for n in &nodes {
+                if n.try_get::<String, _>("site").map_err(db("read a node"))? != code {
+                    continue;
+                }
+                let down: i64 = n.try_get("download_cursor").map_err(db("read a node"))?;
+                states.push(NodeState {
+                    id: n.try_get("id").map_err(db("read a node"))?,
+                    revoked: n.try_get("revoked").map_err(db("read a node"))?,
+                    last_sync: n.try_get("last_sync_at").map_err(db("read a node"))?,
+                    upload_acked: to_u64(n.try_get("upload_acked").map_err(db("read a node"))?),
+                    lag: to_u64(head - down),
+                });
+            }
+            out.push(SiteInfo {
+                name: s.try_get("name").map_err(db("read a site"))?,
+                open_conflicts: s.try_get("open").map_err(db("read a site"))?,
+                code,
+                nodes: states,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Documents of one kind across sites, newest first.
+    pub async fn documents(&self, f: &DocumentFilter) -> Result<Vec<DocumentRow>, HubStoreError> {
+        let (keys, vals): (Vec<String>, Vec<String>) = f.equals.iter().cloned().unzip();
+        let search = f
+            .search
+            .as_deref()
+            .map(|s| format!("%{}%", s.trim().to_lowercase()));
+        sqlx::query(
+            "SELECT doc_id, kind, site, heads, record FROM documents d
+             WHERE kind = $1 AND ($2::text IS NULL OR site = $2)
+               AND ($3::text IS NULL OR lower(record->>'name') LIKE $3
+                    OR lower(record->>'mrn') LIKE $3 OR lower(record->>'email') LIKE $3)
+               AND NOT EXISTS (SELECT 1 FROM UNNEST($4::text[], $5::text[]) AS e(k, v)
+                               WHERE d.record->>e.k IS DISTINCT FROM e.v)
+             ORDER BY doc_id DESC LIMIT $6 OFFSET $7",
+        )
+        .bind(&f.kind)
+        .bind(&f.site)
+        .bind(&search)
+        .bind(&keys)
+        .bind(&vals)
+        .bind(f.limit.clamp(1, 500))
+        .bind(f.offset.max(0))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list documents"))?
+        .into_iter()
+        .map(document_row)
+        .collect::<Result<_, _>>()
+        .map_err(db("read a document"))
+    }
+
+    pub async fn document(&self, id: Uuid) -> Result<Option<DocumentRow>, HubStoreError> {
+        sqlx::query("SELECT doc_id, kind, site, heads, record FROM documents WHERE doc_id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("read a document"))?
+            .map(document_row)
+            .transpose()
+            .map_err(db("read a document"))
+    }
+
+    /// Heads of every document the hub holds (for convergence checks).
+    pub async fn all_heads(&self) -> Result<Vec<(Uuid, String)>, HubStoreError> {
+        sqlx::query("SELECT doc_id, heads FROM documents ORDER BY doc_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("read heads"))?
+            .into_iter()
+            .map(|r| Ok((r.try_get("doc_id")?, r.try_get("heads")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(db("read heads"))
+    }
+
+    /// Appointments across sites in `[from, to)`, by start time.
+    pub async fn appointments(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        doctor: Option<Uuid>,
+        patient: Option<Uuid>,
+        site: Option<&str>,
+    ) -> Result<Vec<Appointment>, HubStoreError> {
+        let rows = sqlx::query(
+            "SELECT d.bytes FROM appointments a JOIN documents d USING (doc_id)
+             WHERE a.start_at < $2 AND a.end_at > $1
+               AND ($3::uuid IS NULL OR a.doctor_id = $3) AND ($4::uuid IS NULL OR a.patient_id = $4)
+               AND ($5::text IS NULL OR a.site = $5)
+             ORDER BY a.start_at LIMIT 2000",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(doctor)
+        .bind(patient)
+        .bind(site)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list appointments"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let bytes: Vec<u8> = r.try_get("bytes").map_err(db("read an appointment"))?;
+            if let Some(a) = read_typed(&bytes, |r| match r {
+                AnyRecord::Appointment(a) => Some(a),
+                _ => None,
+            })? {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A doctor's schedules and leave at every site.
+    pub async fn doctor_calendar(
+        &self,
+        doctor: Uuid,
+    ) -> Result<(Vec<Schedule>, Vec<Leave>), HubStoreError> {
+        let rows = sqlx::query(
+            "SELECT bytes FROM documents WHERE kind IN ('schedule', 'leave') AND record->>'doctorId' = $1",
+        )
+        .bind(doctor.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read a doctor's schedules"))?;
+        let (mut schedules, mut leaves) = (Vec::new(), Vec::new());
+        for r in rows {
+            let bytes: Vec<u8> = r.try_get("bytes").map_err(db("read a schedule"))?;
+            match read_typed(&bytes, Some)? {
+                Some(AnyRecord::Schedule(s)) if s.active => schedules.push(s),
+                Some(AnyRecord::Leave(l)) if !l.cancelled => leaves.push(l),
+                _ => {}
+            }
+        }
+        Ok((schedules, leaves))
+    }
+
+    pub async fn field_conflicts(
+        &self,
+        site: Option<&str>,
+    ) -> Result<Vec<FieldConflictRow>, HubStoreError> {
+        sqlx::query(
+            "SELECT f.doc_id, d.kind, d.site, f.field, f.vals, f.detected_at
+             FROM field_conflicts f JOIN documents d USING (doc_id)
+             WHERE ($1::text IS NULL OR d.site = $1) ORDER BY f.detected_at, f.doc_id, f.field",
+        )
+        .bind(site)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list conflicts"))?
+        .into_iter()
+        .map(|r| {
+            let vals: Json = r.try_get("vals")?;
+            Ok(FieldConflictRow {
+                doc_id: r.try_get("doc_id")?,
+                kind: r.try_get("kind")?,
+                site: r.try_get("site")?,
+                field: r.try_get("field")?,
+                values: serde_json::from_value(vals).unwrap_or_default(),
+                detected_at: r.try_get("detected_at")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(db("read a conflict"))
+    }
+
+    pub async fn cross_site_conflicts(
+        &self,
+        open_only: bool,
+    ) -> Result<Vec<CrossSiteConflict>, HubStoreError> {
+        sqlx::query(
+            "SELECT id, kind, first_appointment, second_appointment, first_site, second_site,
+                    detected_at, resolved_at
+             FROM cross_site_conflicts WHERE NOT $1 OR resolved_at IS NULL ORDER BY detected_at",
+        )
+        .bind(open_only)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list cross-site conflicts"))?
+        .into_iter()
+        .map(|r| {
+            Ok(CrossSiteConflict {
+                id: r.try_get("id")?,
+                kind: r.try_get("kind")?,
+                first_appointment: r.try_get("first_appointment")?,
+                second_appointment: r.try_get("second_appointment")?,
+                first_site: r.try_get("first_site")?,
+                second_site: r.try_get("second_site")?,
+                detected_at: r.try_get("detected_at")?,
+                resolved_at: r.try_get("resolved_at")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(db("read a cross-site conflict"))
+    }
+
+    pub async fn count_users(&self) -> Result<i64, HubStoreError> {
+        sqlx::query_scalar("SELECT count(*) FROM documents WHERE kind = 'user'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("count users"))
+    }
+
+    /// The account with this user name, read from its document (with its hash).
+    pub async fn find_user(&self, username: &str) -> Result<Option<User>, HubStoreError> {
+        let bytes: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT bytes FROM documents WHERE kind = 'user' AND record->>'username' = $1
+             ORDER BY doc_id LIMIT 1",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("look up a user"))?;
+        match bytes {
+            Some(b) => read_typed(&b, |r| match r {
+                AnyRecord::User(u) => Some(u),
+                _ => None,
+            }),
+            None => Ok(None),
+        }
+    }
+
+    /// Adds an account. With a site, the account belongs to that site and replicates
+    /// to its nodes; without, it stays at the hub (a central admin).
+    pub async fn add_user(&self, user: &User, site: Option<&str>) -> Result<(), HubStoreError> {
+        let mut tx = self.pool.begin().await.map_err(db("begin adding a user"))?;
+        let (_, actor) = lock_meta(&mut tx).await?;
+        let taken: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM documents WHERE kind = 'user' AND record->>'username' = $1)",
+        )
+        .bind(&user.username)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db("check a user name"))?;
+        if taken {
+            return Err(HubStoreError::UserExists(user.username.clone()));
+        }
+        if let Some(code) = site {
+            self.require_site(&mut tx, code).await?;
+        }
+        write_record_at_hub(&mut tx, &actor, site.unwrap_or(HUB_ONLY), false, user).await?;
+        tx.commit().await.map_err(db("commit a user"))?;
+        Ok(())
+    }
+
+    async fn require_site(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        code: &str,
+    ) -> Result<(), HubStoreError> {
+        let known: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sites WHERE code = $1)")
+            .bind(code)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db("look up a site"))?;
+        if known {
+            Ok(())
+        } else {
+            Err(HubStoreError::UnknownSite(code.to_string()))
+        }
+    }
+
+    /// Settles a conflicting field at the hub with one of its values or an edited
+    /// text. `Ok(None)` when there is no such document or value.
+    pub async fn resolve_conflict(
+        &self,
+        doc_id: Uuid,
+        field: &str,
+        value: &str,
+    ) -> Result<Option<DocumentChanged>, HubStoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(db("begin settling a conflict"))?;
+        let (_, actor) = lock_meta(&mut tx).await?;
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT site FROM documents WHERE doc_id = $1")
+                .bind(doc_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db("look up a document"))?;
+        let Some(site) = exists else { return Ok(None) };
+        let (field, value) = (field.to_string(), value.to_string());
+        let merged = write_at_hub(&mut tx, &actor, doc_id, &site, true, move |doc| {
+            resolve_field(doc, &field, &value)
+        })
+        .await?;
+        tx.commit().await.map_err(db("commit a settled conflict"))?;
+        Ok(merged.map(|m| changed(doc_id, &site, &m)))
+    }
+
+    /// Books into a site's schedule from the hub: the appointment belongs to that site
+    /// and reaches its node by sync. The caller checked the slot against the doctor's
+    /// schedule; here, inside the transaction, the doctor and the patient must be free
+    /// at every site (appointment rows are locked for the check).
+    pub async fn book(&self, appt: &Appointment) -> Result<DocumentChanged, HubStoreError> {
+        let mut tx = self.pool.begin().await.map_err(db("begin a booking"))?;
+        let (_, actor) = lock_meta(&mut tx).await?;
+        self.require_site(&mut tx, &appt.site).await?;
+        let holds: Vec<String> = AppointmentStatus::ALL
+            .into_iter()
+            .filter(|s| s.holds_time())
+            .map(|s| s.as_str().to_string())
+            .collect();
+        let busy: Option<String> = sqlx::query_scalar(
+            "SELECT CASE WHEN doctor_id = $1 THEN 'doctor' ELSE 'patient' END FROM appointments
+             WHERE (doctor_id = $1 OR patient_id = $2) AND start_at < $4 AND end_at > $3
+               AND status = ANY($5) LIMIT 1",
+        )
+        .bind(appt.doctor_id.0)
+        .bind(appt.patient_id.0)
+        .bind(appt.start)
+        .bind(appt.end)
+        .bind(&holds)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db("check the doctor and the patient are free"))?;
+        if let Some(who) = busy {
+            return Err(HubStoreError::Busy(format!(
+                "the {who} is already booked at that time"
+            )));
+        }
+        let merged = write_record_at_hub(&mut tx, &actor, &appt.site, false, appt)
+            .await?
+            .ok_or_else(|| HubStoreError::Corrupt("a new booking wrote nothing".into()))?;
+        tx.commit().await.map_err(db("commit a booking"))?;
+        Ok(changed(appt.id.0, &appt.site, &merged))
+    }
+}
