@@ -297,9 +297,133 @@ async fn serving_nodes_sync_by_themselves_and_open_screens_update() -> Result<()
             other => bail!("unexpected {other:?}"),
         }
     }
+
+    // A central admin watches patients at the hub: a patient arriving from a node fires.
+    let hub_admin = hub_proc.admin().await?;
+    let mut central = Ws::connect_with_token(
+        &hub_proc.base,
+        hub_admin.token.as_deref().unwrap_or_default(),
+    )
+    .await?;
+    central
+        .subscribe(
+            "h",
+            "subscription { recordChanged(kind: \"patient\") { kind site fields } }",
+            json!({}),
+        )
+        .await?;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let created = admin_a
+        .ok("mutation { createPatient(input: {name: \"Baraka Otieno\", email: \"baraka@example.org\"}) { id } }", json!({}))
+        .await?;
+    let baraka = created["createPatient"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    wait_for(&mut central, |p| {
+        p["data"]["recordChanged"]["fields"]["name"] == "Baraka Otieno"
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("the hub's subscription never saw the patient: {e}"))?;
+
+    // Cross-site scheduling: Nairobi's doctor and schedule reach the hub; a central
+    // admin books into Nairobi's schedule; the Nairobi front desk's open screen shows it.
+    let doctor = admin_a
+        .ok("mutation { createDoctor(input: {name: \"Dr. Achieng Odhiambo\", specializations: [\"Paediatrics\"], licenceNumber: \"KMPDC-77\"}) { id } }", json!({}))
+        .await?;
+    let doctor = doctor["createDoctor"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let every_day: Vec<Value> = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]
+        .iter()
+        .map(|d| json!({ "weekday": d, "start": "00:00", "end": "23:40" }))
+        .collect();
+    admin_a
+        .ok(
+            "mutation($d: ID!, $w: [WeeklyRuleInput!]!) { setSchedule(input: {doctorId: $d, slotMinutes: 20, weekly: $w}) { id } }",
+            json!({ "d": doctor, "w": every_day }),
+        )
+        .await?;
+    let mut front_desk =
+        Ws::connect_with_token(&node_a.base, admin_a.token.as_deref().unwrap_or_default()).await?;
+    front_desk
+        .subscribe(
+            "a",
+            "subscription { appointmentUpdated { status patient { name } } }",
+            json!({}),
+        )
+        .await?;
+    let from = chrono::Utc::now() + chrono::Duration::hours(1);
+    let to = from + chrono::Duration::days(2);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let slot = loop {
+        let seen = hub_admin
+            .ok(
+                "query($d: ID!, $f: String!, $t: String!) { doctorAvailability(doctorId: $d, from: $f, to: $t) { site freeSlots { start } } }",
+                json!({ "d": doctor, "f": from.to_rfc3339(), "t": to.to_rfc3339() }),
+            )
+            .await?;
+        let first = seen["doctorAvailability"]
+            .as_array()
+            .and_then(|sites| sites.iter().find(|s| s["site"] == "NBO"))
+            .and_then(|s| s["freeSlots"][0]["start"].as_str())
+            .map(str::to_string);
+        if let Some(start) = first {
+            break start;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("the doctor's Nairobi schedule never reached the hub: {seen}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    let booked = hub_admin
+        .ok(
+            "mutation($p: ID!, $d: ID!, $at: String!) { bookAppointment(input: {site: \"NBO\", patientId: $p, doctorId: $d, scheduledAt: $at, reason: \"Referral\"}) { site status } }",
+            json!({ "p": baraka, "d": doctor, "at": slot }),
+        )
+        .await?;
+    assert_eq!(
+        booked["bookAppointment"],
+        json!({ "site": "NBO", "status": "BOOKED" })
+    );
+    let again = hub_admin
+        .query(
+            "mutation($p: ID!, $d: ID!, $at: String!) { bookAppointment(input: {site: \"NBO\", patientId: $p, doctorId: $d, scheduledAt: $at}) { id } }",
+            json!({ "p": baraka, "d": doctor, "at": slot }),
+        )
+        .await?;
+    assert_eq!(
+        again.code(),
+        Some("CONFLICT"),
+        "the same slot twice from the hub"
+    );
+    wait_for(&mut front_desk, |p| {
+        p["data"]["appointmentUpdated"]["patient"]["name"] == "Baraka Otieno"
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("the hub's booking never reached Nairobi's screen: {e}"))?;
+
     node_a.kill().await?;
     node_b.kill().await?;
     hub_proc.kill().await?;
     db.drop_database().await?;
     Ok(())
+}
+
+/// Waits (30 s at most) for a subscription event whose payload satisfies `want`.
+async fn wait_for(ws: &mut healsync_test_support::Ws, want: impl Fn(&Value) -> bool) -> Result<()> {
+    use healsync_test_support::WsEvent;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            bail!("timed out");
+        }
+        match ws.next_event(left).await? {
+            WsEvent::Next { payload, .. } if want(&payload) => return Ok(()),
+            WsEvent::Next { .. } => continue,
+            other => bail!("unexpected {other:?}"),
+        }
+    }
 }

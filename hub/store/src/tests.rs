@@ -153,6 +153,12 @@ async fn ingest_is_idempotent_scoped_and_refuses_other_sites_documents() {
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0].seq, 1);
     assert!(refused[0].reason.contains("belongs to site NBO"));
+    let stored: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM changes WHERE hash = $1)")
+        .bind(from_msa[0].hash.to_vec())
+        .fetch_one(s.pool())
+        .await
+        .expect("look up");
+    assert!(!stored, "nothing of a refused change is stored");
     let (acked, unreported) = s
         .authenticate(msa, "MSA", 0)
         .await

@@ -47,6 +47,15 @@ enum Command {
         #[arg(long, default_value_t = 5_000)]
         batch: usize,
     },
+    /// A month offline caught up: `changes` local changes synced node -> hub over QUIC
+    /// with mutual TLS (committed and acknowledged), then the hub's projections and a
+    /// second site's download, timed in the same run.
+    SyncCatchup {
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        database_url: String,
+        #[arg(long, default_value_t = 100_000)]
+        changes: usize,
+    },
     /// Query latency on a large clinic: seeds patients and appointments through the
     /// store's write path (documents, change log, projections; 1,000 records per
     /// transaction), then times searches and lists over GraphQL.
@@ -254,8 +263,13 @@ async fn main() -> Result<()> {
             changes,
             batch,
         } => ingest::run(database_url, changes, batch).await,
+        Command::SyncCatchup {
+            database_url,
+            changes,
+        } => catchup::run(database_url, changes).await,
     }
 }
 
+mod catchup;
 mod ingest;
 mod scale;
