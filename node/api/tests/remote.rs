@@ -156,7 +156,33 @@ async fn conflicts_are_listed_and_resolved_through_graphql() {
         .await
         .expect("edit");
     }
+    // The front desk's open conflicts screen: subscribed before the merge arrives.
+    let desk_screen = {
+        use futures_util::StreamExt;
+        let schema = healsync_node_api::build_schema(b.clone());
+        let req = async_graphql::Request::new("subscription { conflictRaised { field values } }")
+            .data(healsync_node_api::session::Auth::Session(Session {
+                role: Role::Receptionist,
+                ..admin()
+            }))
+            .data(healsync_node_api::graphql::new_loaders(&b));
+        let mut stream = schema.execute_stream(req);
+        tokio::spawn(async move { stream.next().await })
+    };
+    tokio::task::yield_now().await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     b.apply_remote(ship(&a, a_seq), 2).await.expect("a to b");
+    let raised = tokio::time::timeout(std::time::Duration::from_secs(10), desk_screen)
+        .await
+        .expect("the conflict reached the open screen")
+        .expect("task")
+        .expect("an event");
+    assert_eq!(
+        serde_json::to_value(raised.data).expect("json"),
+        serde_json::json!({ "conflictRaised": {
+            "field": "phone", "values": ["+254 711 111 111", "+254 722 222 222"] } }),
+        "the front desk sees the phone conflict, never the clinical one"
+    );
 
     let list = gql(&b, admin(), "{ conflicts { recordId kind field values } }").await;
     let fields: Vec<&str> = list["data"]["conflicts"]

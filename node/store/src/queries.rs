@@ -677,6 +677,17 @@ pub fn conflicts(conn: &Connection, limit: u32, offset: u32) -> Result<Vec<Confl
     )
 }
 
+/// The open conflicts of one record.
+pub fn conflicts_of(conn: &Connection, doc_id: uuid::Uuid) -> Result<Vec<Conflict>> {
+    all(
+        conn,
+        "list a record's conflicts",
+        "SELECT * FROM conflicts WHERE doc_id = ?1 ORDER BY field",
+        &[&doc_id.to_string()],
+        conflict_row,
+    )
+}
+
 pub fn count_conflicts(conn: &Connection) -> Result<i64> {
     conn.query_row("SELECT count(*) FROM conflicts", [], |r| r.get(0))
         .map_err(StoreError::sqlite("count conflicts"))

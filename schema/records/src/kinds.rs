@@ -94,6 +94,19 @@ impl AnyRecord {
         })
     }
 
+    /// The record's id (its document's key).
+    pub fn id(&self) -> Uuid {
+        match self {
+            AnyRecord::Patient(r) => r.id(),
+            AnyRecord::Doctor(r) => r.id(),
+            AnyRecord::Schedule(r) => r.id(),
+            AnyRecord::Leave(r) => r.id(),
+            AnyRecord::Appointment(r) => r.id(),
+            AnyRecord::Notification(r) => r.id(),
+            AnyRecord::User(r) => r.id(),
+        }
+    }
+
     pub fn kind(&self) -> RecordKind {
         match self {
             AnyRecord::Patient(_) => RecordKind::Patient,

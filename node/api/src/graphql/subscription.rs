@@ -11,7 +11,7 @@ use healsync_store::queries;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::inputs::parse_id;
-use super::types::{AppointmentObj, NotificationObj, PatientObj};
+use super::types::{AppointmentObj, ConflictObj, NotificationObj, PatientObj};
 use super::{node, session};
 use crate::service::notifications::audience_of;
 use crate::{ApiError, Node};
@@ -104,6 +104,29 @@ impl SubscriptionRoot {
                 allowed.then(|| PatientObj(p.clone()))
             }
         }))
+    }
+
+    /// Conflicts as they appear: after any local write or merge from the hub that
+    /// leaves a record with fields holding concurrent values, those conflicts (the ones
+    /// this session may see; front-desk and admin staff only).
+    async fn conflict_raised(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = ConflictObj> + use<>> {
+        let s = session(ctx)?.clone();
+        crate::service::conflicts::require_staff(&s)?;
+        let node = node(ctx)?.clone();
+        Ok(records(&node)
+            .filter_map(move |r| {
+                let (s, node) = (s.clone(), node.clone());
+                async move {
+                    crate::service::conflicts::of_record(&node, &s, r.id())
+                        .await
+                        .ok()
+                        .filter(|found| !found.is_empty())
+                }
+            })
+            .flat_map(|found| futures_util::stream::iter(found.into_iter().map(ConflictObj::from))))
     }
 
     /// New notifications for a user: yourself (or, for an ADMIN, anyone).

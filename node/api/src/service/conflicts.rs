@@ -29,6 +29,21 @@ pub async fn list(
     Ok(all.into_iter().filter(|c| visible(session, c)).collect())
 }
 
+/// Who may watch and settle conflicts, and which of a record's conflicts they see.
+pub fn require_staff(session: &Session) -> Result<(), ApiError> {
+    session.require(STAFF)
+}
+
+/// The open conflicts of `record` this session may see.
+pub async fn of_record(
+    node: &Node,
+    session: &Session,
+    record: Uuid,
+) -> Result<Vec<Conflict>, ApiError> {
+    let all = node.read(move |c| queries::conflicts_of(c, record)).await?;
+    Ok(all.into_iter().filter(|c| visible(session, c)).collect())
+}
+
 /// Settles one conflicting field with one of its current values, or with a new value a
 /// person typed (checked like a normal edit of that field).
 pub async fn resolve(
