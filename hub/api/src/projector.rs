@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use crate::{Hub, HubEvent};
 
-/// Log entries folded per transaction.
-pub const STEP: i64 = 2000;
-
 /// Runs until the task is dropped.
 pub async fn run(hub: Hub) {
     loop {
-        match hub.store().materialize(STEP).await {
+        match hub
+            .store()
+            .materialize(healsync_hub_store::MATERIALIZE_STEP)
+            .await
+        {
             Ok(step) => {
                 for d in step.documents {
                     hub.publish(HubEvent::Document(d));

