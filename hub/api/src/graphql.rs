@@ -539,25 +539,26 @@ impl MutationRoot {
             )
             .into());
         }
-        let user = hub
+        let candidates = hub
             .store()
-            .find_user(&username)
+            .users_named(&username)
             .await
             .map_err(HubApiError::from)?;
         let decoy = hub.inner.decoy_hash.clone();
-        let user = tokio::task::spawn_blocking(move || match user {
-            Some(u) if u.active && healsync_auth::verify_password(&password, &u.password_hash) => {
-                Some(u)
-            }
-            Some(_) => None,
-            None => {
+        let user = tokio::task::spawn_blocking(move || {
+            if candidates.is_empty() {
                 healsync_auth::verify_password(&password, &decoy);
-                None
+                return None;
             }
+            candidates.into_iter().find(|u| {
+                u.active
+                    && u.role == Role::Admin
+                    && healsync_auth::verify_password(&password, &u.password_hash)
+            })
         })
         .await
         .map_err(HubApiError::internal)?;
-        let Some(user) = user.filter(|u| u.role == Role::Admin) else {
+        let Some(user) = user else {
             hub.inner.login_guard.failed(&username);
             return Err(refused().into());
         };

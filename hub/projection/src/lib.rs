@@ -6,7 +6,7 @@
 //! kind, so a new record kind needs no new table to be queried across sites), its field
 //! conflicts (the same rule as on the nodes, from `healsync-records`), and, for
 //! appointments, the typed booking used by cross-site scheduling. [`collision`] is the
-//! rule that finds one doctor or one patient booked at two sites at overlapping times.
+//! rule that finds one doctor or one patient booked twice at overlapping times.
 
 use automerge::{ActorId, AutoCommit, Change, ROOT, ReadDoc, ScalarValue, Value};
 use chrono::{DateTime, Utc};
@@ -170,12 +170,13 @@ impl CollisionKind {
     }
 }
 
-/// The collision between two time-holding bookings, if any: different sites, times
-/// that overlap (half-open intervals), and the same doctor (checked first) or patient.
-/// Bookings at one site never collide here: each site owns its slots and checks its own
-/// double bookings in its write transaction.
+/// The collision between two time-holding bookings, if any: times that overlap
+/// (half-open intervals) and the same doctor (checked first) or patient. Usually the two
+/// are at different sites (each site checks its own bookings in its write
+/// transaction), but not always: a booking made at the hub into a site's schedule can
+/// meet one that site made offline.
 pub fn collision(a: &Booking, b: &Booking) -> Option<CollisionKind> {
-    if a.id == b.id || a.site == b.site || a.start >= b.end || b.start >= a.end {
+    if a.id == b.id || a.start >= b.end || b.start >= a.end {
         return None;
     }
     if a.doctor_id == b.doctor_id {

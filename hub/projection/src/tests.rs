@@ -157,9 +157,9 @@ fn collision_table() {
             None,
         ),
         (
-            "same site is the site's own business",
-            booking(2, "NBO", 10, 20, 0, 30),
-            None,
+            "same site too: a hub booking meets the site's offline one",
+            booking(2, "NBO", 10, 21, 10, 20),
+            Some(Doctor),
         ),
         ("unrelated people", booking(2, "MSA", 11, 21, 0, 30), None),
         ("the booking itself", booking(1, "MSA", 10, 20, 0, 30), None),

@@ -317,7 +317,7 @@ async fn detect_collisions(
         "SELECT n.id AS new_id, a.doc_id, a.site, a.doctor_id, a.patient_id, a.start_at, a.end_at
          FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::timestamptz[], $6::timestamptz[])
               AS n(id, site, doctor, patient, s, e)
-         JOIN appointments a ON a.site <> n.site
+         JOIN appointments a ON a.doc_id <> n.id
               AND (a.doctor_id = n.doctor OR a.patient_id = n.patient)
               AND a.start_at < n.e AND a.end_at > n.s AND a.status = ANY($7)",
     )

@@ -318,23 +318,27 @@ impl HubStore {
             .map_err(db("count users"))
     }
 
-    /// The account with this user name, read from its document (with its hash).
-    pub async fn find_user(&self, username: &str) -> Result<Option<User>, HubStoreError> {
-        let bytes: Option<Vec<u8>> = sqlx::query_scalar(
+    /// The accounts with this user name, read from their documents (with their hashes).
+    /// Usually one; two sites working offline can each create the same name.
+    pub async fn users_named(&self, username: &str) -> Result<Vec<User>, HubStoreError> {
+        let rows: Vec<Vec<u8>> = sqlx::query_scalar(
             "SELECT bytes FROM documents WHERE kind = 'user' AND record->>'username' = $1
-             ORDER BY doc_id LIMIT 1",
+             ORDER BY doc_id",
         )
         .bind(username)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await
         .map_err(db("look up a user"))?;
-        match bytes {
-            Some(b) => read_typed(&b, |r| match r {
+        let mut out = Vec::new();
+        for b in rows {
+            if let Some(u) = read_typed(&b, |r| match r {
                 AnyRecord::User(u) => Some(u),
                 _ => None,
-            }),
-            None => Ok(None),
+            })? {
+                out.push(u);
+            }
         }
+        Ok(out)
     }
 
     /// Adds an account. With a site, the account belongs to that site and replicates
@@ -409,8 +413,10 @@ impl HubStore {
 
     /// Books into a site's schedule from the hub: the appointment belongs to that site
     /// and reaches its node by sync. The caller checked the slot against the doctor's
-    /// schedule; here, inside the transaction, the doctor and the patient must be free
-    /// at every site (appointment rows are locked for the check).
+    /// schedule; here the doctor and the patient must be free at every site as far as
+    /// the hub knows. Writes at the hub are serialised by the `hub_meta` lock, so two
+    /// hub bookings cannot both take one time; a booking a site made offline for the
+    /// same time is found as a collision when its changes are folded in.
     pub async fn book(&self, appt: &Appointment) -> Result<DocumentChanged, HubStoreError> {
         let mut tx = self.pool.begin().await.map_err(db("begin a booking"))?;
         let (_, actor) = lock_meta(&mut tx).await?;

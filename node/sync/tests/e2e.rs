@@ -357,6 +357,47 @@ async fn two_offline_clinics_converge_through_the_hub() {
         1
     );
 
+    // The hub books 11:00 into Mombasa's schedule while Mombasa, offline, books the
+    // same slot for someone else: the site could not see it, the hub does.
+    let eleven = ten + chrono::Duration::hours(1);
+    let at_hub = healsync_domain::Appointment {
+        id: Uuid::now_v7().into(),
+        patient_id: amina.id,
+        doctor_id: doctor.id,
+        site: "MSA".into(),
+        start: eleven,
+        end: eleven + chrono::Duration::minutes(20),
+        status: healsync_domain::AppointmentStatus::Booked,
+        reason: Some("Booked centrally".into()),
+        notes: None,
+        created_at: chrono::Utc::now(),
+        updated_at: chrono::Utc::now(),
+    };
+    hub_store.book(&at_hub).await.expect("booked at the hub");
+    appointments::book(
+        &msa.node,
+        &admin(),
+        appointments::NewAppointment {
+            patient_id: msa_patient.id,
+            doctor_id: doctor.id,
+            start: eleven,
+            reason: None,
+            notes: None,
+        },
+    )
+    .await
+    .expect("booked offline at MSA");
+    sync(&msa, hub_addr).await;
+    hub_store.materialize_all().await.expect("materialize");
+    let open_now = hub_store.cross_site_conflicts(true).await.expect("open");
+    assert_eq!(open_now.len(), 2, "{open_now:?}");
+    assert!(
+        open_now
+            .iter()
+            .any(|c| c.first_site == "MSA" && c.second_site == "MSA" && c.kind == "DOCTOR"),
+        "{open_now:?}"
+    );
+
     hub_store.pool().close().await;
     db.drop_database().await.expect("drop the test database");
 }
