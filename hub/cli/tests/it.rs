@@ -291,9 +291,18 @@ async fn serve_migrates_listens_answers_health_and_stops_on_sigterm() -> Result<
         )
         .await?;
     assert_eq!(bad.code(), Some("BAD_USER_INPUT"));
-    let unknown = admin
-        .query("mutation { resolveConflict(recordId: \"0190b6d2-0000-7000-8000-000000000000\", field: \"phone\", value: \"1\") }", json!({}))
-        .await?;
+    let settle = |value: &str| {
+        format!(
+            "mutation {{ resolveConflict(recordId: \"0190b6d2-0000-7000-8000-000000000000\", field: \"phone\", value: \"{value}\") }}"
+        )
+    };
+    let not_a_phone = admin.query(&settle("1"), json!({})).await?;
+    assert_eq!(
+        not_a_phone.code(),
+        Some("BAD_USER_INPUT"),
+        "a typed value is checked like an edit"
+    );
+    let unknown = admin.query(&settle("+254 700 000 000"), json!({})).await?;
     assert_eq!(unknown.code(), Some("NOT_FOUND"));
 
     assert!(proc.terminate().await?, "the hub stops cleanly on SIGTERM");
