@@ -285,17 +285,27 @@ async fn detect_collisions(
         .iter()
         .filter_map(|(_, _, m)| m.appointment.as_ref())
         .collect();
-    let released: Vec<Uuid> = appts
-        .iter()
-        .filter(|a| !a.status.holds_time())
-        .map(|a| a.id.0)
+    let holds: Vec<String> = AppointmentStatus::ALL
+        .into_iter()
+        .filter(|s| s.holds_time())
+        .map(|s| s.as_str().to_string())
         .collect();
-    if !released.is_empty() {
+    // A collision ends when either booking is cancelled, missed, or moved so that the
+    // two no longer overlap.
+    let touched: Vec<Uuid> = appts.iter().map(|a| a.id.0).collect();
+    if !touched.is_empty() {
         sqlx::query(
-            "UPDATE cross_site_conflicts SET resolved_at = now()
-             WHERE resolved_at IS NULL AND (first_appointment = ANY($1) OR second_appointment = ANY($1))",
+            "UPDATE cross_site_conflicts x SET resolved_at = now()
+             WHERE x.resolved_at IS NULL
+               AND (x.first_appointment = ANY($1) OR x.second_appointment = ANY($1))
+               AND NOT EXISTS (
+                   SELECT 1 FROM appointments a, appointments b
+                   WHERE a.doc_id = x.first_appointment AND b.doc_id = x.second_appointment
+                     AND a.start_at < b.end_at AND b.start_at < a.end_at
+                     AND a.status = ANY($2) AND b.status = ANY($2))",
         )
-        .bind(&released)
+        .bind(&touched)
+        .bind(&holds)
         .execute(&mut **tx)
         .await
         .map_err(db("settle cross-site conflicts"))?;
@@ -308,11 +318,6 @@ async fn detect_collisions(
     if holding.is_empty() {
         return Ok(vec![]);
     }
-    let holds: Vec<String> = AppointmentStatus::ALL
-        .into_iter()
-        .filter(|s| s.holds_time())
-        .map(|s| s.as_str().to_string())
-        .collect();
     let rows = sqlx::query(
         "SELECT n.id AS new_id, a.doc_id, a.site, a.doctor_id, a.patient_id, a.start_at, a.end_at
          FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::timestamptz[], $6::timestamptz[])

@@ -374,7 +374,7 @@ async fn two_offline_clinics_converge_through_the_hub() {
         updated_at: chrono::Utc::now(),
     };
     hub_store.book(&at_hub).await.expect("booked at the hub");
-    appointments::book(
+    let offline = appointments::book(
         &msa.node,
         &admin(),
         appointments::NewAppointment {
@@ -397,6 +397,25 @@ async fn two_offline_clinics_converge_through_the_hub() {
             .any(|c| c.first_site == "MSA" && c.second_site == "MSA" && c.kind == "DOCTOR"),
         "{open_now:?}"
     );
+
+    // Mombasa moves its booking off the overlap: the collision is resolved at the hub.
+    appointments::reschedule(
+        &msa.node,
+        &admin(),
+        offline.id,
+        eleven + chrono::Duration::minutes(20),
+    )
+    .await
+    .expect("moved");
+    sync(&msa, hub_addr).await;
+    hub_store.materialize_all().await.expect("materialize");
+    let still_open = hub_store.cross_site_conflicts(true).await.expect("open");
+    assert_eq!(
+        still_open.len(),
+        1,
+        "only the NBO-MSA one is left: {still_open:?}"
+    );
+    assert_ne!(still_open[0].first_site, still_open[0].second_site);
 
     hub_store.pool().close().await;
     db.drop_database().await.expect("drop the test database");
