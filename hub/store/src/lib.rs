@@ -347,21 +347,7 @@ impl HubStore {
         }
 
         let doc_ids: Vec<Uuid> = changes.iter().map(|c| Uuid::from_bytes(c.doc_id)).collect();
-        let owners: std::collections::HashMap<Uuid, (String, bool)> =
-            sqlx::query("SELECT doc_id, site, shared FROM document_owners WHERE doc_id = ANY($1)")
-                .bind(&doc_ids)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db("read document owners"))?
-                .into_iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get("doc_id")?,
-                        (r.try_get("site")?, r.try_get("shared")?),
-                    ))
-                })
-                .collect::<Result<_, sqlx::Error>>()
-                .map_err(db("read document owners"))?;
+        let owners = writes::owners(&mut tx, &doc_ids).await?;
 
         let mut rejected = Vec::new();
         let mut accepted: Vec<&Change> = Vec::with_capacity(changes.len());

@@ -4,21 +4,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, NaiveTime, Utc};
 use healsync_domain::*;
 use healsync_store::Store;
 use healsync_test_support::NodeProcess;
+use healsync_test_support::seed::{self, Rng};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const FIRST: &[&str] = &[
-    "Amina", "Brian", "Chebet", "David", "Esther", "Faith", "George", "Halima", "Ian", "Joy",
-    "Kevin", "Lilian", "Moses", "Njeri", "Omar", "Purity", "Rose", "Samuel", "Tabitha", "Violet",
-];
-const LAST: &[&str] = &[
-    "Njoroge", "Otieno", "Kamau", "Wanjiku", "Mwangi", "Achieng", "Kiprop", "Mutua", "Omondi",
-    "Hassan", "Wafula", "Chege", "Nyambura", "Kariuki", "Barasa", "Ali", "Kimani", "Odhiambo",
-];
 const DOCTORS: usize = 100;
 const BATCH: usize = 1000;
 
@@ -29,13 +22,7 @@ fn seed(
 ) -> Result<(Vec<PatientId>, Vec<DoctorId>)> {
     let store = Store::open(dir, None)?;
     let now = Utc::now();
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let doctor_ids: Vec<DoctorId> = (0..DOCTORS).map(|_| DoctorId(Uuid::now_v7())).collect();
     store.write(now, |tx| {
         for (i, id) in doctor_ids.iter().enumerate() {
@@ -54,41 +41,7 @@ fn seed(
         Ok::<_, healsync_store::StoreError>(())
     })?;
     let t = Instant::now();
-    let mut patient_ids = Vec::with_capacity(patients);
-    for chunk in (0..patients).collect::<Vec<_>>().chunks(BATCH) {
-        let mut batch = Vec::with_capacity(chunk.len());
-        for &i in chunk {
-            let first = FIRST[(next() % FIRST.len() as u64) as usize];
-            let last = LAST[(next() % LAST.len() as u64) as usize];
-            batch.push(Patient {
-                id: PatientId(Uuid::now_v7()),
-                mrn: format!("DEV-{:06}", i + 1),
-                site: "DEV".into(),
-                name: format!("{first} {last} {i}"),
-                email: format!("p{i}@scale.example"),
-                phone: Some(format!("+254 7{:08}", next() % 100_000_000)),
-                date_of_birth: NaiveDate::from_ymd_opt(
-                    1940 + (i % 80) as i32,
-                    1 + (i % 12) as u32,
-                    1 + (i % 28) as u32,
-                ),
-                sex: Some(if i % 2 == 0 { Sex::Female } else { Sex::Male }),
-                address: Address::default(),
-                emergency_contact: None,
-                allergies: vec![],
-                active: true,
-                created_at: now,
-                updated_at: now,
-            });
-        }
-        store.write(now, |tx| {
-            for p in &batch {
-                tx.put(p)?;
-            }
-            Ok::<_, healsync_store::StoreError>(())
-        })?;
-        patient_ids.extend(batch.iter().map(|p| p.id));
-    }
+    let patient_ids = seed::patients(&store, "DEV", 0, patients, &mut rng)?;
     let secs = t.elapsed().as_secs_f64();
     println!(
         "seeded {patients} patients in {secs:.1} s ({:.0}/s, {BATCH} per transaction)",
@@ -111,7 +64,7 @@ fn seed(
                 + chrono::Duration::minutes(20 * (slot % 14) as i64);
             batch.push(Appointment {
                 id: AppointmentId(Uuid::now_v7()),
-                patient_id: patient_ids[(next() % patient_ids.len() as u64) as usize],
+                patient_id: patient_ids[(rng.next_u64() % patient_ids.len() as u64) as usize],
                 doctor_id: doctor_ids[doctor],
                 site: "DEV".into(),
                 start,
