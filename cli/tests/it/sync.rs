@@ -308,7 +308,7 @@ async fn serving_nodes_sync_by_themselves_and_open_screens_update() -> Result<()
     central
         .subscribe(
             "h",
-            "subscription { recordChanged(kind: \"patient\") { kind site fields } }",
+            "subscription { recordChanged(kind: \"patient\") { kind site heads fields } }",
             json!({}),
         )
         .await?;
@@ -322,6 +322,9 @@ async fn serving_nodes_sync_by_themselves_and_open_screens_update() -> Result<()
         .to_string();
     wait_for(&mut central, |p| {
         p["data"]["recordChanged"]["fields"]["name"] == "Baraka Otieno"
+            && p["data"]["recordChanged"]["heads"]
+                .as_str()
+                .is_some_and(|h| !h.is_empty())
     })
     .await
     .map_err(|e| anyhow::anyhow!("the hub's subscription never saw the patient: {e}"))?;

@@ -697,7 +697,7 @@ impl SubscriptionRoot {
                     id: ID(d.doc_id.to_string()),
                     kind: d.kind,
                     site: d.site,
-                    heads: String::new(),
+                    heads: d.heads,
                     fields: Json(d.record),
                 })
             }

@@ -25,6 +25,8 @@ pub struct DocumentChanged {
     pub doc_id: Uuid,
     pub kind: String,
     pub site: String,
+    /// The document's heads after the change.
+    pub heads: String,
     pub record: serde_json::Value,
     pub conflicts: usize,
 }
@@ -267,6 +269,7 @@ pub(crate) fn changed(id: Uuid, site: &str, m: &Merged) -> DocumentChanged {
         doc_id: id,
         kind: m.kind.clone(),
         site: site.to_string(),
+        heads: m.heads.clone(),
         record: m.record.clone(),
         conflicts: m.conflicts.len(),
     }
