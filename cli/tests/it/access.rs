@@ -101,6 +101,16 @@ async fn a_patient_sees_only_their_own_data() -> Result<()> {
         )
         .await?;
     assert_eq!(reg.code(), Some("FORBIDDEN"));
+    for q in [
+        "mutation { requestPatient(mrn: \"NBO-000001\") { id } }",
+        "{ patientRequests { mrn } }",
+    ] {
+        assert_eq!(
+            me.query(q, json!({})).await?.code(),
+            Some("FORBIDDEN"),
+            "{q}"
+        );
+    }
     let mut ws =
         Ws::connect_with_token(&c.node.base, me.token.as_deref().unwrap_or_default()).await?;
     ws.subscribe(

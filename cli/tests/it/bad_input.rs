@@ -54,6 +54,27 @@ async fn bad_input_gets_coded_errors_and_writes_nothing() -> Result<()> {
         assert_eq!(r.code(), Some("BAD_USER_INPUT"), "{q}: {:?}", r.body);
     }
 
+    // A request to the hub for a patient needs a real medical record number, and a
+    // patient already here is not asked for.
+    for mrn in ["", "NBO", "NBO-12a", "nbo--1", &"9".repeat(5000)] {
+        let r = a
+            .query(
+                "mutation($m: String!) { requestPatient(mrn: $m) { id } }",
+                json!({ "m": mrn }),
+            )
+            .await?;
+        assert_eq!(r.code(), Some("BAD_USER_INPUT"), "{mrn:?}: {:?}", r.body);
+    }
+    let r = a
+        .query(
+            "mutation($m: String!) { requestPatient(mrn: $m) { id } }",
+            json!({ "m": p["mrn"] }),
+        )
+        .await?;
+    assert_eq!(r.code(), Some("CONFLICT"), "{:?}", r.body);
+    let asked = a.ok("{ patientRequests { mrn } }", json!({})).await?;
+    assert_eq!(asked["patientRequests"], json!([]), "nothing was written");
+
     // Domain-level: invalid dates, e-mails, phones, huge strings, bad ids, bad ranges.
     let create = "mutation($i: PatientInput!) { createPatient(input: $i) { id } }";
     for input in [

@@ -13,7 +13,7 @@ use healsync_test_support::{HubProcess, NodeProcess, TestDatabase, run};
 use tokio::process::Command;
 
 use crate::binary;
-use crate::sync::hub_binary;
+use crate::sync::{hub_binary, share_when_at_hub};
 
 fn seed() -> u64 {
     let s = std::env::var("HEALSYNC_FAULT_SEED")
@@ -331,7 +331,7 @@ async fn a_flaky_link_still_converges() -> Result<()> {
     )
     .await?;
 
-    // Mombasa, on a good link, registers a patient that Dev must receive.
+    // Mombasa, on a good link, registers a patient that is shared with Dev.
     let msa_dir = tempfile::tempdir()?;
     let m = msa_dir.path().to_str().unwrap_or_default().to_string();
     let token = run(
@@ -389,6 +389,8 @@ async fn a_flaky_link_still_converges() -> Result<()> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    share_when_at_hub(&hub_proc.admin().await?, &patient.to_string(), "DEV").await?;
 
     // Dev enrolls and syncs over the flaky link: a whole clinic up, Mombasa's patient down.
     let dev_dir = seeded_enrolled_node(&hub, &db.url, &hub_data, &link.addr.to_string()).await?;

@@ -300,16 +300,23 @@ async fn serving_nodes_sync_by_themselves_and_open_screens_update() -> Result<()
         .await?;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
-    // Nairobi registers a patient; nobody runs a command.
+    // Nairobi registers a patient; nobody runs a command. She is expected in Mombasa,
+    // so a central admin shares her record with Mombasa as soon as it is at the hub.
     let admin_a = node_a.admin().await?;
-    admin_a
-        .ok("mutation { createPatient(input: {name: \"Halima Hassan\", email: \"halima@example.org\"}) { mrn } }", json!({}))
+    let halima = admin_a
+        .ok("mutation { createPatient(input: {name: \"Halima Hassan\", email: \"halima@example.org\"}) { id } }", json!({}))
         .await?;
+    let halima = halima["createPatient"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let hub_admin = hub_proc.admin().await?;
+    share_when_at_hub(&hub_admin, &halima, "msa").await?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
-            bail!("the patient registered in Nairobi never reached the Mombasa screen");
+            bail!("the patient shared with Mombasa never reached the Mombasa screen");
         }
         match screen.next_event(left).await? {
             WsEvent::Next { payload, .. }
@@ -324,7 +331,6 @@ async fn serving_nodes_sync_by_themselves_and_open_screens_update() -> Result<()
     }
 
     // A central admin watches patients at the hub: a patient arriving from a node fires.
-    let hub_admin = hub_proc.admin().await?;
     let mut central = Ws::connect_with_token(
         &hub_proc.base,
         hub_admin.token.as_deref().unwrap_or_default(),
@@ -431,12 +437,41 @@ async fn serving_nodes_sync_by_themselves_and_open_screens_update() -> Result<()
     })
     .await
     .map_err(|e| anyhow::anyhow!("the hub's booking never reached Nairobi's screen: {e}"))?;
+    // Mombasa holds only the patient shared with it.
+    let at_msa = admin_b.ok("{ patients { name } }", json!({})).await?;
+    assert_eq!(at_msa["patients"], json!([{ "name": "Halima Hassan" }]));
 
     node_a.kill().await?;
     node_b.kill().await?;
     hub_proc.kill().await?;
     db.drop_database().await?;
     Ok(())
+}
+
+/// Shares a patient with `site` through the hub's GraphQL as soon as the patient has
+/// reached the hub (30 s at most).
+pub async fn share_when_at_hub(
+    hub_admin: &healsync_test_support::Gql,
+    patient: &str,
+    site: &str,
+) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let shared = hub_admin
+            .query(
+                "mutation($p: ID!, $s: String!) { sharePatient(patientId: $p, site: $s) }",
+                json!({ "p": patient, "s": site }),
+            )
+            .await?;
+        if shared.code().is_none() {
+            assert_eq!(shared.data()?["sharePatient"], json!(true));
+            return Ok(());
+        }
+        if shared.code() != Some("NOT_FOUND") || std::time::Instant::now() > deadline {
+            bail!("the patient could not be shared: {}", shared.body);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 /// Waits (30 s at most) for a subscription event whose payload satisfies `want`.

@@ -41,6 +41,9 @@ impl From<HubStoreError> for HubApiError {
     fn from(e: HubStoreError) -> Self {
         match e {
             HubStoreError::UnknownSite(s) => HubApiError::NotFound(format!("there is no site {s}")),
+            HubStoreError::UnknownDocument(d) => {
+                HubApiError::NotFound(format!("there is no record {d}"))
+            }
             HubStoreError::Busy(m) => HubApiError::Conflict(m),
             HubStoreError::UserExists(u) => {
                 HubApiError::Conflict(format!("user {u} already exists"))

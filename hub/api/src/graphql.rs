@@ -3,14 +3,15 @@
 //! ADMIN session, and an ADMIN here sees every site.
 
 use async_graphql::{
-    Context, Enum, ID, InputObject, Json, Object, Result, Schema, SimpleObject, Subscription,
+    ComplexObject, Context, Enum, ID, InputObject, Json, Object, Result, Schema, SimpleObject,
+    Subscription,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::Stream;
 use healsync_auth::Claims;
 use healsync_domain::appointment::parse_instant;
 use healsync_domain::{Appointment, AppointmentStatus, Role};
-use healsync_hub_store::{DocumentFilter, DocumentRow};
+use healsync_hub_store::{DocumentFilter, DocumentRow, GrantReason};
 use uuid::Uuid;
 
 use crate::{Hub, HubApiError, HubEvent};
@@ -132,6 +133,7 @@ pub struct NodeSync {
 
 /// Any record, as the hub's generic projection holds it: every field's current value.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct Record {
     id: ID,
     kind: String,
@@ -140,6 +142,20 @@ pub struct Record {
     /// The document's heads: equal on every replica that holds the same document.
     heads: String,
     fields: Json<serde_json::Value>,
+}
+
+#[ComplexObject]
+impl Record {
+    /// The other sites that hold this record (a patient shared with them, or booked
+    /// there from the hub); every site holds doctors and users.
+    async fn shared_with(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        let id = uuid("id", &self.id)?;
+        Ok(hub(ctx)?
+            .store()
+            .granted_sites(id)
+            .await
+            .map_err(HubApiError::from)?)
+    }
 }
 
 impl From<DocumentRow> for Record {
@@ -605,6 +621,26 @@ impl MutationRoot {
             .into()),
             Err(e) => Err(HubApiError::from(e).into()),
         }
+    }
+
+    /// Makes a patient registered at another site available at `site`: its nodes
+    /// receive the patient with its whole history by their next sync, and may then edit
+    /// it. True when the site did not hold the patient before. (Booking the patient
+    /// into the site's schedule from the hub does this by itself.)
+    async fn share_patient(&self, ctx: &Context<'_>, patient_id: ID, site: String) -> Result<bool> {
+        admin(ctx)?;
+        let hub = hub(ctx)?;
+        let id = uuid("patientId", &patient_id)?;
+        let site = site.trim().to_ascii_uppercase();
+        let store = hub.store();
+        match store.document(id).await.map_err(HubApiError::from)? {
+            Some(d) if d.kind == "patient" => {}
+            _ => return Err(HubApiError::NotFound("no such patient".into()).into()),
+        }
+        Ok(store
+            .share(id, &site, GrantReason::Request)
+            .await
+            .map_err(HubApiError::from)?)
     }
 
     /// Books into a site's schedule from the hub. The slot must be one of the doctor's

@@ -304,6 +304,18 @@ async fn serve_migrates_listens_answers_health_and_stops_on_sigterm() -> Result<
     );
     let unknown = admin.query(&settle("+254 700 000 000"), json!({})).await?;
     assert_eq!(unknown.code(), Some("NOT_FOUND"));
+    for (patient, code) in [
+        ("not-an-id", "BAD_USER_INPUT"),
+        ("0190b6d2-0000-7000-8000-000000000000", "NOT_FOUND"),
+    ] {
+        let shared = admin
+            .query(
+                "mutation($p: ID!) { sharePatient(patientId: $p, site: \"NBO\") }",
+                json!({ "p": patient }),
+            )
+            .await?;
+        assert_eq!(shared.code(), Some(code), "{patient}: {:?}", shared.body);
+    }
 
     assert!(proc.terminate().await?, "the hub stops cleanly on SIGTERM");
     std::fs::remove_dir_all(&dir)?;

@@ -10,20 +10,23 @@
 
 mod materialize;
 mod queries;
+mod scope;
 mod writes;
 
 pub use materialize::{CrossSiteConflict, DocumentChanged, MATERIALIZE_STEP, Materialized};
 pub use queries::*;
+pub use scope::{GRANTED_KINDS, GrantReason};
 pub use writes::{HUB_ONLY, HUB_ORIGIN};
 
-use healsync_sync_protocol::{Change, Refusal, RefusalCode, Rejection, RemoteChange};
+use healsync_sync_protocol::{Change, Refusal, RefusalCode, Rejection};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
-/// Kinds of record every site receives and any site may edit (their concurrent edits
-/// become conflicts for people, not refusals). Everything else belongs to the site that
-/// created it.
+/// Kinds of record any site that holds them may edit (their concurrent edits become
+/// conflicts for people, not refusals). Every site holds them, except the
+/// [`GRANTED_KINDS`], which a site holds when it owns or was granted them. Everything
+/// else belongs to the site that created it.
 pub const SHARED_KINDS: &[&str] = &["patient", "doctor", "user"];
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +58,8 @@ pub enum HubStoreError {
     Busy(String),
     #[error("a record could not be written")]
     Record(#[source] healsync_records::RecordError),
+    #[error("there is no document {0}")]
+    UnknownDocument(Uuid),
     #[error("the database holds a damaged row: {0}")]
     Corrupt(String),
 }
@@ -125,6 +130,18 @@ async fn append_changes(
     .await
     .map_err(db("store changes"))?;
     Ok(())
+}
+
+/// Whether `code` is a registered site.
+pub(crate) async fn site_exists(
+    tx: &mut Transaction<'_, Postgres>,
+    code: &str,
+) -> Result<bool, HubStoreError> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sites WHERE code = $1)")
+        .bind(code)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db("look up a site"))
 }
 
 fn sha256(s: &str) -> Vec<u8> {
@@ -349,19 +366,41 @@ impl HubStore {
         let doc_ids: Vec<Uuid> = changes.iter().map(|c| Uuid::from_bytes(c.doc_id)).collect();
         let owners = writes::owners(&mut tx, &doc_ids).await?;
 
+        // Another site's document may be edited only if it is shared and this site
+        // holds it (every site holds the shared kinds that are not granted one by one).
+        let foreign: Vec<Uuid> = owners
+            .iter()
+            .filter(|(_, o)| o.site != site && GRANTED_KINDS.contains(&o.kind.as_str()))
+            .map(|(id, _)| *id)
+            .collect();
+        let granted = scope::granted(&mut tx, &site, &foreign).await?;
         let mut rejected = Vec::new();
         let mut accepted: Vec<&Change> = Vec::with_capacity(changes.len());
         let mut new_owners: std::collections::BTreeMap<Uuid, &str> =
             std::collections::BTreeMap::new();
         for c in changes {
             let doc = Uuid::from_bytes(c.doc_id);
-            match owners.get(&doc) {
-                Some((owner, shared)) if owner != &site && !shared => rejected.push(Rejection {
+            let refusal = owners.get(&doc).and_then(|o| {
+                if o.site == site {
+                    None
+                } else if !o.shared {
+                    Some(format!("document {doc} belongs to site {}", o.site))
+                } else if GRANTED_KINDS.contains(&o.kind.as_str()) && !granted.contains(&doc) {
+                    Some(format!(
+                        "document {doc} belongs to site {} and was not shared with site {site}",
+                        o.site
+                    ))
+                } else {
+                    None
+                }
+            });
+            match refusal {
+                Some(reason) => rejected.push(Rejection {
                     seq: c.seq,
                     doc_id: c.doc_id,
-                    reason: format!("document {doc} belongs to site {owner}"),
+                    reason,
                 }),
-                _ => {
+                None => {
                     if !owners.contains_key(&doc) {
                         new_owners.entry(doc).or_insert(c.kind.as_str());
                     }
@@ -439,88 +478,6 @@ impl HubStore {
             .map_err(db("advance the upload position"))?;
         tx.commit().await.map_err(db("commit an upload"))?;
         Ok(rejected)
-    }
-
-    /// Changes for a node after `after`: those of documents its site owns or that are
-    /// shared, not uploaded by the node itself; about `max_bytes` at most (at least one
-    /// change if any is due). Returns the changes, the cursor they reach, and whether
-    /// more are waiting.
-    pub async fn load_changes(
-        &self,
-        node_id: Uuid,
-        site: &str,
-        after: u64,
-        max_bytes: usize,
-    ) -> Result<(Vec<RemoteChange>, u64, bool), HubStoreError> {
-        const PAGE: i64 = 5000;
-        // The node asks after what it has applied: that is its sync position.
-        sqlx::query(
-            "UPDATE nodes SET download_cursor = GREATEST(download_cursor, $2), last_sync_at = now() WHERE id = $1",
-        )
-        .bind(node_id)
-        .bind(to_i64(after))
-        .execute(&self.pool)
-        .await
-        .map_err(db("record the node's download position"))?;
-        // One snapshot for the head and the rows: everything at or below the head it
-        // reads is committed and visible.
-        let mut tx: Transaction<'_, Postgres> = self
-            .pool
-            .begin()
-            .await
-            .map_err(db("begin loading changes"))?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await
-            .map_err(db("set the snapshot"))?;
-        let head: i64 = sqlx::query_scalar("SELECT last_cursor FROM log_head")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db("read the log head"))?;
-        let rows = sqlx::query(
-            "SELECT c.cursor, c.doc_id, c.kind, c.hash, c.bytes
-             FROM changes c JOIN document_owners o ON o.doc_id = c.doc_id
-             WHERE c.cursor > $1 AND c.cursor <= $2 AND c.origin_node <> $3 AND (o.site = $4 OR o.shared)
-             ORDER BY c.cursor LIMIT $5",
-        )
-        .bind(to_i64(after))
-        .bind(head)
-        .bind(node_id)
-        .bind(site)
-        .bind(PAGE)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db("load changes"))?;
-        tx.commit().await.map_err(db("end loading changes"))?;
-        let full_page = rows.len() as i64 == PAGE;
-        let mut out = Vec::new();
-        let mut size = 0;
-        let mut more = false;
-        for r in rows {
-            let bytes: Vec<u8> = r.try_get("bytes").map_err(db("read a change"))?;
-            if !out.is_empty() && size + bytes.len() > max_bytes {
-                more = true;
-                break;
-            }
-            size += bytes.len();
-            let hash: Vec<u8> = r.try_get("hash").map_err(db("read a change"))?;
-            let doc: Uuid = r.try_get("doc_id").map_err(db("read a change"))?;
-            out.push(RemoteChange {
-                cursor: to_u64(r.try_get("cursor").map_err(db("read a change"))?),
-                doc_id: *doc.as_bytes(),
-                kind: r.try_get("kind").map_err(db("read a change"))?,
-                hash: hash
-                    .try_into()
-                    .map_err(|_| HubStoreError::Corrupt("a change hash is not 32 bytes".into()))?,
-                bytes,
-            });
-        }
-        let through = if more || full_page {
-            out.last().map_or(after, |c| c.cursor)
-        } else {
-            to_u64(head).max(after)
-        };
-        Ok((out, through, more || full_page))
     }
 }
 

@@ -159,6 +159,17 @@ impl HubStore {
         .await
         .map_err(db("read the log"))?;
         let Some(last) = rows.last() else {
+            // Only grants' blocks (which hold no new changes) lie past the fold.
+            if projected < head {
+                sqlx::query("UPDATE hub_meta SET projected_cursor = $1")
+                    .bind(head)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("record the fold's position"))?;
+                tx.commit()
+                    .await
+                    .map_err(db("commit the fold's position"))?;
+            }
             return Ok(Materialized::default());
         };
         let last: i64 = last.try_get("cursor").map_err(db("read a change"))?;
@@ -233,12 +244,13 @@ impl HubStore {
         let docs: Vec<(Uuid, String, Merged)> = merged
             .into_iter()
             .map(|(id, m)| {
-                let site = owners.get(&id).map(|(s, _)| s.clone()).unwrap_or_default();
+                let site = owners.get(&id).map(|o| o.site.clone()).unwrap_or_default();
                 (id, site, m)
             })
             .collect();
         writes::store_documents(&mut tx, &docs).await?;
         out.collisions = detect_collisions(&mut tx, &actor, &docs, &mut out.documents).await?;
+        crate::scope::answer_requests(&mut tx, &actor, &docs, &mut out.documents).await?;
         out.documents
             .extend(docs.iter().map(|(id, site, m)| changed(*id, site, m)));
 

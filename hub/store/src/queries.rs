@@ -11,6 +11,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::materialize::{CrossSiteConflict, DocumentChanged, changed, lock_meta};
+use crate::scope::{GrantReason, grant};
 use crate::writes::{HUB_ONLY, write_at_hub, write_record_at_hub};
 use crate::{HubStore, HubStoreError, db, to_u64};
 
@@ -369,12 +370,7 @@ impl HubStore {
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         code: &str,
     ) -> Result<(), HubStoreError> {
-        let known: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sites WHERE code = $1)")
-            .bind(code)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(db("look up a site"))?;
-        if known {
+        if crate::site_exists(tx, code).await? {
             Ok(())
         } else {
             Err(HubStoreError::UnknownSite(code.to_string()))
@@ -417,6 +413,9 @@ impl HubStore {
     /// the hub knows. Writes at the hub are serialised by the `hub_meta` lock, so two
     /// hub bookings cannot both take one time; a booking a site made offline for the
     /// same time is found as a collision when its changes are folded in.
+    ///
+    /// A patient registered at another site is granted to the booking's site, so the
+    /// site's node receives the patient with its history.
     pub async fn book(&self, appt: &Appointment) -> Result<DocumentChanged, HubStoreError> {
         let mut tx = self.pool.begin().await.map_err(db("begin a booking"))?;
         let (_, actor) = lock_meta(&mut tx).await?;
@@ -444,6 +443,9 @@ impl HubStore {
                 "the {who} is already booked at that time"
             )));
         }
+        // The patient reaches the site before its appointment does: the grant's block
+        // lies below the appointment's changes in the log.
+        grant(&mut tx, appt.patient_id.0, &appt.site, GrantReason::Booking).await?;
         let merged = write_record_at_hub(&mut tx, &actor, &appt.site, false, appt)
             .await?
             .ok_or_else(|| HubStoreError::Corrupt("a new booking wrote nothing".into()))?;

@@ -143,28 +143,30 @@ async fn ingest_is_idempotent_scoped_and_refuses_other_sites_documents() {
         2
     );
 
-    // MSA may edit the shared patient, not NBO's appointment; the refusal is durable and
-    // repeated to MSA until it records the acknowledgement.
+    // MSA may edit neither NBO's appointment nor NBO's patient, which it does not hold;
+    // the refusal is durable and repeated to MSA until it records the acknowledgement.
     let from_msa = vec![
         change(1, appt, "appointment", 2),
         change(2, patient, "patient", 2),
     ];
     let refused = s.commit_upload(msa, &from_msa, 2).await.expect("upload");
-    assert_eq!(refused.len(), 1);
+    assert_eq!(refused.len(), 2);
     assert_eq!(refused[0].seq, 1);
     assert!(refused[0].reason.contains("belongs to site NBO"));
-    let stored: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM changes WHERE hash = $1)")
-        .bind(from_msa[0].hash.to_vec())
-        .fetch_one(s.pool())
-        .await
-        .expect("look up");
+    assert!(refused[1].reason.contains("was not shared with site MSA"));
+    let stored: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM changes WHERE hash = ANY($1))")
+            .bind(vec![from_msa[0].hash.to_vec(), from_msa[1].hash.to_vec()])
+            .fetch_one(s.pool())
+            .await
+            .expect("look up");
     assert!(!stored, "nothing of a refused change is stored");
     let (acked, unreported) = s
         .authenticate(msa, "MSA", 0)
         .await
         .expect("auth")
         .expect("ok");
-    assert_eq!((acked, unreported.len()), (2, 1));
+    assert_eq!((acked, unreported.len()), (2, 2));
     assert!(
         s.authenticate(msa, "MSA", 2)
             .await
@@ -173,23 +175,66 @@ async fn ingest_is_idempotent_scoped_and_refuses_other_sites_documents() {
             .1
             .is_empty()
     );
+    let (to_msa, through, more) = s
+        .load_changes(msa, "MSA", 0, usize::MAX)
+        .await
+        .expect("load");
+    assert!(to_msa.is_empty(), "MSA holds nothing of NBO's");
+    assert_eq!((through, more), (2, false));
 
-    // Downloads: each node gets what concerns its site, never its own uploads.
+    // Once the patient is shared with MSA, MSA receives it and may edit it; NBO gets
+    // the edit, never its own uploads back.
+    assert!(
+        s.share(patient, "MSA", GrantReason::Request)
+            .await
+            .expect("share")
+    );
+    assert!(
+        !s.share(patient, "MSA", GrantReason::Request)
+            .await
+            .expect("again")
+    );
+    assert!(
+        !s.share(patient, "NBO", GrantReason::Request)
+            .await
+            .expect("owner")
+    );
+    assert!(
+        !s.share(appt, "MSA", GrantReason::Request)
+            .await
+            .expect("not granted")
+    );
+    assert!(matches!(
+        s.share(Uuid::now_v7(), "MSA", GrantReason::Request).await,
+        Err(HubStoreError::UnknownDocument(_))
+    ));
+    assert_eq!(s.granted_sites(patient).await.expect("sites"), ["MSA"]);
+    let edit = vec![change(3, patient, "patient", 3)];
+    assert!(
+        s.commit_upload(msa, &edit, 3)
+            .await
+            .expect("edit")
+            .is_empty()
+    );
     let (to_msa, through, more) = s
         .load_changes(msa, "MSA", 0, usize::MAX)
         .await
         .expect("load");
     assert_eq!(
-        to_msa.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(),
-        ["patient"]
+        to_msa
+            .iter()
+            .map(|c| (c.cursor, c.hash))
+            .collect::<Vec<_>>(),
+        [(3, batch[1].hash)],
+        "the patient's history at the grant's cursor, not MSA's own edit"
     );
-    assert_eq!((through, more), (3, false));
+    assert_eq!((through, more), (4, false));
     let (to_nbo, _, _) = s
         .load_changes(nbo, "NBO", 0, usize::MAX)
         .await
         .expect("load");
     assert_eq!(to_nbo.len(), 1, "NBO gets MSA's patient edit only");
-    assert_eq!(to_nbo[0].hash, from_msa[1].hash);
+    assert_eq!(to_nbo[0].hash, edit[0].hash);
     // Paging by bytes: at least one change per call, the cursor advancing.
     let (first, through, more) = s
         .load_changes(Uuid::now_v7(), "NBO", 0, 1)
@@ -201,6 +246,67 @@ async fn ingest_is_idempotent_scoped_and_refuses_other_sites_documents() {
         .await
         .expect("page");
     assert!(!rest.is_empty() && rest[0].cursor > first[0].cursor);
+    db.drop_db().await;
+}
+
+/// A grant sends the patient's history in log order at the grant's block, resumable at
+/// any page boundary, before anything written after the grant; later changes of the
+/// patient follow in the ordinary way.
+#[tokio::test]
+async fn a_grant_backfills_history_in_order_and_resumes_mid_block() {
+    let db = TestDb::new().await;
+    let s = &db.store;
+    s.add_site("NBO", "Nairobi").await.expect("site");
+    s.add_site("MSA", "Mombasa").await.expect("site");
+    let (nbo, msa) = (enrolled(s, "NBO").await, enrolled(s, "MSA").await);
+    let (patient, other) = (Uuid::now_v7(), Uuid::now_v7());
+    // Five changes of the patient interleaved with another patient MSA never gets.
+    let history: Vec<Change> = (1..=10)
+        .map(|i| change(i, if i % 2 == 1 { patient } else { other }, "patient", 1))
+        .collect();
+    s.commit_upload(nbo, &history, 10).await.expect("upload");
+    let msa_own = vec![change(1, Uuid::now_v7(), "appointment", 2)];
+    s.commit_upload(msa, &msa_own, 1).await.expect("upload");
+    assert!(
+        s.share(patient, "MSA", GrantReason::Booking)
+            .await
+            .expect("share")
+    );
+    // The block is cursors 12..=16; NBO's next edit of the patient comes after it.
+    let later = vec![change(11, patient, "patient", 1)];
+    s.commit_upload(nbo, &later, 11).await.expect("upload");
+
+    let expected: Vec<(u64, [u8; 32])> = (12..=16)
+        .zip(history.iter().step_by(2))
+        .map(|(cursor, c)| (cursor, c.hash))
+        .chain([(17, later[0].hash)])
+        .collect();
+    // One change per page: the node's cursor may stop anywhere inside the block.
+    let mut got = Vec::new();
+    let mut after = 0;
+    loop {
+        let (page, through, more) = s.load_changes(msa, "MSA", after, 1).await.expect("page");
+        assert!(through >= after);
+        got.extend(page.iter().map(|c| (c.cursor, c.hash)));
+        after = through;
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(got, expected);
+    assert_eq!(after, 17);
+    // A node of MSA enrolled later gets the same, all at once.
+    let second = enrolled(s, "MSA").await;
+    let (all, _, _) = s
+        .load_changes(second, "MSA", 0, usize::MAX)
+        .await
+        .expect("load");
+    let hashes: Vec<[u8; 32]> = all.iter().map(|c| c.hash).collect();
+    assert_eq!(hashes[0], msa_own[0].hash);
+    assert_eq!(
+        &hashes[1..],
+        expected.iter().map(|(_, h)| *h).collect::<Vec<_>>()
+    );
     db.drop_db().await;
 }
 

@@ -25,11 +25,18 @@ pub const HUB_ORIGIN: Uuid = Uuid::nil();
 /// this code (site codes are letters and digits), so no node receives them.
 pub const HUB_ONLY: &str = "*hub";
 
+/// Who owns a document, and whether other sites that hold it may edit it.
+pub(crate) struct Owner {
+    pub site: String,
+    pub kind: String,
+    pub shared: bool,
+}
+
 pub(crate) async fn owners(
     tx: &mut Transaction<'_, Postgres>,
     ids: &[Uuid],
-) -> Result<HashMap<Uuid, (String, bool)>, HubStoreError> {
-    sqlx::query("SELECT doc_id, site, shared FROM document_owners WHERE doc_id = ANY($1)")
+) -> Result<HashMap<Uuid, Owner>, HubStoreError> {
+    sqlx::query("SELECT doc_id, site, kind, shared FROM document_owners WHERE doc_id = ANY($1)")
         .bind(ids)
         .fetch_all(&mut **tx)
         .await
@@ -38,7 +45,11 @@ pub(crate) async fn owners(
         .map(|r| {
             Ok((
                 r.try_get("doc_id")?,
-                (r.try_get("site")?, r.try_get("shared")?),
+                Owner {
+                    site: r.try_get("site")?,
+                    kind: r.try_get("kind")?,
+                    shared: r.try_get("shared")?,
+                },
             ))
         })
         .collect::<Result<_, sqlx::Error>>()
@@ -178,7 +189,7 @@ where
     append_changes(tx, HUB_ORIGIN, &refs).await?;
     let existing = owners(tx, &[doc_id]).await?;
     let site = match existing.get(&doc_id) {
-        Some((site, _)) => site.clone(),
+        Some(owner) => owner.site.clone(),
         None => {
             sqlx::query(
                 "INSERT INTO document_owners (doc_id, kind, site, shared) VALUES ($1, $2, $3, $4)",

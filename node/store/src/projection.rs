@@ -20,6 +20,7 @@ const TABLES: &[(&str, &str)] = &[
     ("appointments", "id"),
     ("notifications", "id"),
     ("users", "id"),
+    ("patient_requests", "id"),
     ("conflicts", "doc_id, field"),
 ];
 
@@ -32,6 +33,7 @@ pub fn record_id(r: &AnyRecord) -> Uuid {
         AnyRecord::Appointment(x) => x.id.0,
         AnyRecord::Notification(x) => x.id.0,
         AnyRecord::User(x) => x.id.0,
+        AnyRecord::PatientRequest(x) => x.id.0,
     }
 }
 
@@ -225,6 +227,24 @@ pub fn project(conn: &Connection, record: &AnyRecord) -> Result<(), StoreError> 
                 u.active,
             ])
             .map_err(sql("project a user"))?;
+        }
+        AnyRecord::PatientRequest(q) => {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO patient_requests(id, mrn, status, patient_id, answer,
+                    created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(sql("prepare the patient request projection"))?
+            .execute(params![
+                q.id.to_string(),
+                q.mrn,
+                q.status.as_str(),
+                q.patient_id.map(|p| p.to_string()),
+                q.answer,
+                q.created_at.timestamp_millis(),
+                q.updated_at.timestamp_millis(),
+            ])
+            .map_err(sql("project a patient request"))?;
         }
     }
     Ok(())

@@ -160,6 +160,24 @@ fn notification_row(row: &Row<'_>) -> rusqlite::Result<Notification> {
     })
 }
 
+fn patient_request_row(row: &Row<'_>) -> rusqlite::Result<PatientRequest> {
+    let status: String = row.get("status")?;
+    Ok(PatientRequest {
+        id: id(row, "id")?,
+        mrn: row.get("mrn")?,
+        status: RequestStatus::parse(&status).ok_or_else(|| {
+            conv_err(healsync_domain::DomainError::invalid(
+                "status",
+                format!("unknown request status {status:?}"),
+            ))
+        })?,
+        patient_id: opt_id(row, "patient_id")?,
+        answer: row.get("answer")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
 fn user_row(row: &Row<'_>) -> rusqlite::Result<User> {
     let role: String = row.get("role")?;
     Ok(User {
@@ -589,6 +607,51 @@ pub fn notification(conn: &Connection, id: NotificationId) -> Result<Option<Noti
         "SELECT * FROM notifications WHERE id = ?1",
         &[&id.to_string()],
         notification_row,
+    )
+}
+
+// ---- requests for patients of other clinics ----
+
+/// The clinic's requests for patients held elsewhere, newest first.
+pub fn patient_requests(conn: &Connection, limit: u32, offset: u32) -> Result<Vec<PatientRequest>> {
+    all(
+        conn,
+        "list patient requests",
+        "SELECT * FROM patient_requests ORDER BY created_at DESC, id DESC LIMIT ?1 OFFSET ?2",
+        &[&limit, &offset],
+        patient_request_row,
+    )
+}
+
+pub fn patient_request(conn: &Connection, id: PatientRequestId) -> Result<Option<PatientRequest>> {
+    one(
+        conn,
+        "load a patient request",
+        "SELECT * FROM patient_requests WHERE id = ?1",
+        &[&id.to_string()],
+        patient_request_row,
+    )
+}
+
+/// The unanswered request for this medical record number, if there is one.
+pub fn pending_request(conn: &Connection, mrn: &str) -> Result<Option<PatientRequest>> {
+    one(
+        conn,
+        "look up a pending request",
+        "SELECT * FROM patient_requests WHERE mrn = ?1 AND status = 'PENDING' LIMIT 1",
+        &[&mrn],
+        patient_request_row,
+    )
+}
+
+/// The patient with this medical record number, if the clinic holds it.
+pub fn patient_by_mrn(conn: &Connection, mrn: &str) -> Result<Option<Patient>> {
+    one(
+        conn,
+        "look up a medical record number",
+        "SELECT * FROM patients WHERE mrn = ?1",
+        &[&mrn],
+        patient_row,
     )
 }
 

@@ -177,6 +177,19 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (doc_id, field)
     ) STRICT;
     "#,
+    // 4: requests to the hub for patients registered at another clinic, a projection.
+    r#"
+    CREATE TABLE patient_requests (
+        id TEXT PRIMARY KEY,
+        mrn TEXT NOT NULL,
+        status TEXT NOT NULL,
+        patient_id TEXT,
+        answer TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX patient_requests_created ON patient_requests(created_at);
+    "#,
 ];
 
 /// Brings the database to the newest schema, one migration per transaction.

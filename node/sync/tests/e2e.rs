@@ -1,12 +1,13 @@
 //! Two clinics and a hub: SQLite nodes (the real store and services), the PostgreSQL
 //! hub store, real QUIC with mutual TLS on loopback. Both clinics work offline, then
-//! sync; every document both hold must end with identical heads.
+//! sync; every document both hold must end with identical heads, and a patient reaches
+//! another clinic only when it has business there.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use healsync_auth::SessionKeys;
-use healsync_domain::{Role, SiteCode, UserId};
+use healsync_domain::{RequestStatus, Role, SiteCode, UserId};
 use healsync_hub_store::HubStore;
 use healsync_hub_sync::HubSyncStorage;
 use healsync_node_api::service::{appointments, doctors, patients};
@@ -149,9 +150,12 @@ async fn two_offline_clinics_converge_through_the_hub() {
     let s = sync(&nbo, hub_addr).await;
     assert_eq!((s.uploaded, s.downloaded, s.rejected), (2, 0, 0));
     let s = sync(&msa, hub_addr).await;
-    assert_eq!((s.uploaded, s.downloaded), (20, 2));
+    assert_eq!((s.uploaded, s.downloaded), (20, 1), "the doctor, not Amina");
     let s = sync(&nbo, hub_addr).await;
-    assert_eq!(s.downloaded, 20);
+    assert_eq!(
+        s.downloaded, 0,
+        "Mombasa's patients have no business in Nairobi"
+    );
 
     let status = nbo.node.store().status().expect("status");
     assert_eq!(status.waiting_to_upload, 0);
@@ -160,8 +164,52 @@ async fn two_offline_clinics_converge_through_the_hub() {
         nbo.node.store().all_heads().expect("a"),
         msa.node.store().all_heads().expect("b"),
     );
-    assert_eq!(ha.len(), 22);
-    assert_eq!(ha, hb, "every document identical on both clinics");
+    assert_eq!((ha.len(), hb.len()), (2, 21));
+    assert!(!hb.contains_key(&amina.id.0));
+    let shared: Vec<_> = ha.iter().filter(|(id, _)| hb.contains_key(id)).collect();
+    assert_eq!(shared.len(), 1, "the doctor is at both clinics");
+    assert_eq!(Some(shared[0].1), hb.get(shared[0].0), "identical at both");
+
+    // Amina walks into Mombasa with her card: the front desk asks the hub for her by
+    // medical record number (and for a number nobody has). The requests go up with a
+    // sync, the hub answers them, and the next sync brings Amina's whole record.
+    let asked = patients::request_from_hub(&msa.node, &admin(), &amina.mrn.to_lowercase())
+        .await
+        .expect("request");
+    assert_eq!(asked.status, RequestStatus::Pending);
+    let again = patients::request_from_hub(&msa.node, &admin(), &amina.mrn)
+        .await
+        .expect("request again");
+    assert_eq!(again.id, asked.id, "one pending request per number");
+    let unknown = patients::request_from_hub(&msa.node, &admin(), "NBO-999999")
+        .await
+        .expect("request");
+    let own = patients::request_from_hub(&nbo.node, &admin(), &amina.mrn).await;
+    assert!(
+        matches!(own, Err(healsync_node_api::ApiError::Conflict(_))),
+        "{own:?}"
+    );
+    assert_eq!(sync(&msa, hub_addr).await.uploaded, 2);
+    hub_store.materialize_all().await.expect("materialize");
+    let s = sync(&msa, hub_addr).await;
+    assert_eq!(s.downloaded, 3, "Amina and the two answers");
+    let request = |id| {
+        msa.node
+            .store()
+            .read(|conn| healsync_store::queries::patient_request(conn, id))
+            .expect("read")
+            .expect("present")
+    };
+    let answered = request(asked.id);
+    assert_eq!(answered.status, RequestStatus::Shared);
+    assert_eq!(answered.patient_id, Some(amina.id));
+    let unanswered = request(unknown.id);
+    assert_eq!(unanswered.status, RequestStatus::NotFound);
+    assert!(unanswered.answer.is_some_and(|a| a.contains("NBO-999999")));
+    assert_eq!(
+        nbo.node.store().document_heads(amina.id.0).expect("a"),
+        msa.node.store().document_heads(amina.id.0).expect("b")
+    );
 
     // The same patient's phone edited at both clinics while offline: both values are
     // kept by the merge, and both clinics read the same record afterwards.
@@ -200,7 +248,11 @@ async fn two_offline_clinics_converge_through_the_hub() {
         .fetch_one(hub_store.pool())
         .await
         .expect("count");
-    assert_eq!(hub_changes, 2 + 20 + 2);
+    assert_eq!(
+        hub_changes,
+        2 + 20 + 2 + 2 + 2,
+        "patients, edits, requests, answers"
+    );
 
     // The hub folds its log into the same documents: identical heads, and the same
     // conflict, shown to central admins.
@@ -416,6 +468,65 @@ async fn two_offline_clinics_converge_through_the_hub() {
         "only the NBO-MSA one is left: {still_open:?}"
     );
     assert_ne!(still_open[0].first_site, still_open[0].second_site);
+
+    // The hub books a Mombasa patient into Nairobi's schedule: Nairobi receives the
+    // patient (before the appointment that needs it) and may then edit the record.
+    let twelve_to = eleven + chrono::Duration::minutes(40);
+    let visiting = healsync_domain::Appointment {
+        id: Uuid::now_v7().into(),
+        patient_id: msa_patient.id,
+        site: "NBO".into(),
+        start: twelve_to,
+        end: twelve_to + chrono::Duration::minutes(20),
+        ..at_hub
+    };
+    hub_store.book(&visiting).await.expect("booked at the hub");
+    let s = sync(&nbo, hub_addr).await;
+    assert!(s.downloaded >= 2, "{s:?}");
+    let booked = nbo
+        .node
+        .store()
+        .read(|conn| healsync_store::queries::appointment(conn, visiting.id))
+        .expect("read")
+        .expect("the booking reached Nairobi");
+    assert_eq!(booked.patient_id, msa_patient.id);
+    patients::update(
+        &nbo.node,
+        &admin(),
+        msa_patient.id,
+        edit("+254 744 444 444"),
+    )
+    .await
+    .expect("edit at NBO");
+    assert_eq!(sync(&nbo, hub_addr).await.rejected, 0);
+    sync(&msa, hub_addr).await;
+    let at_msa = msa
+        .node
+        .store()
+        .read(|conn| healsync_store::queries::patient(conn, msa_patient.id))
+        .expect("read")
+        .expect("present");
+    assert_eq!(at_msa.phone.as_deref(), Some("+254 744 444 444"));
+    assert_eq!(
+        nbo.node
+            .store()
+            .document_heads(msa_patient.id.0)
+            .expect("a"),
+        msa.node
+            .store()
+            .document_heads(msa_patient.id.0)
+            .expect("b")
+    );
+    hub_store.materialize_all().await.expect("materialize");
+    assert_same_heads_at_hub(&hub_store, &nbo).await;
+    assert_same_heads_at_hub(&hub_store, &msa).await;
+    assert_eq!(
+        hub_store
+            .granted_sites(msa_patient.id.0)
+            .await
+            .expect("sites"),
+        ["NBO"]
+    );
 
     hub_store.pool().close().await;
     db.drop_database().await.expect("drop the test database");

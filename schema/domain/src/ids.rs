@@ -65,3 +65,6 @@ id_type!(
 id_type!(
     /// A login account.
     UserId, "userId");
+id_type!(
+    /// A clinic's request for a patient registered at another clinic.
+    PatientRequestId, "requestId");

@@ -1,8 +1,8 @@
 //! The HealSync domain model and its rules, free of I/O.
 //!
 //! Everything here is plain data and pure functions: record types for patients, doctors,
-//! schedules, appointments, notifications and users; parsers that turn user input into
-//! valid values (parse, don't validate); and the rules that decide what a write may do
+//! schedules, appointments, notifications, users and requests for patients held at
+//! another clinic; parsers that turn user input into valid values (parse, don't validate); and the rules that decide what a write may do
 //! (the appointment lifecycle, which instants are bookable slots). No clocks, no random
 //! numbers, no storage: callers pass `now` and fresh ids in, which keeps the rules
 //! testable exhaustively. Only this crate decides what is a valid record.
@@ -13,6 +13,7 @@ pub mod error;
 pub mod ids;
 pub mod notification;
 pub mod patient;
+pub mod patient_request;
 pub mod schedule;
 pub mod site;
 pub mod user;
@@ -23,6 +24,7 @@ pub use error::DomainError;
 pub use ids::*;
 pub use notification::{Audience, Notification};
 pub use patient::{Address, EmergencyContact, Patient, Sex};
+pub use patient_request::{PatientRequest, RequestStatus};
 pub use schedule::{Leave, Schedule, Slot, WeeklyRule};
 pub use site::SiteCode;
 pub use user::{Role, User};

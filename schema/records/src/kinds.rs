@@ -2,7 +2,7 @@
 
 use healsync_domain::{
     Address, Appointment, AppointmentStatus, Audience, Doctor, EmergencyContact, Leave,
-    Notification, Patient, Role, Schedule, Sex, User, WeeklyRule,
+    Notification, Patient, PatientRequest, RequestStatus, Role, Schedule, Sex, User, WeeklyRule,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -19,10 +19,11 @@ pub enum RecordKind {
     Appointment,
     Notification,
     User,
+    PatientRequest,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 7] = [
+    pub const ALL: [RecordKind; 8] = [
         RecordKind::Patient,
         RecordKind::Doctor,
         RecordKind::Schedule,
@@ -30,6 +31,7 @@ impl RecordKind {
         RecordKind::Appointment,
         RecordKind::Notification,
         RecordKind::User,
+        RecordKind::PatientRequest,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +43,7 @@ impl RecordKind {
             RecordKind::Appointment => "appointment",
             RecordKind::Notification => "notification",
             RecordKind::User => "user",
+            RecordKind::PatientRequest => "patient_request",
         }
     }
 
@@ -70,6 +73,7 @@ pub enum AnyRecord {
     Appointment(Appointment),
     Notification(Notification),
     User(User),
+    PatientRequest(PatientRequest),
 }
 
 impl AnyRecord {
@@ -85,6 +89,9 @@ impl AnyRecord {
             Some(RecordKind::Appointment) => AnyRecord::Appointment(Appointment::read(&r)?),
             Some(RecordKind::Notification) => AnyRecord::Notification(Notification::read(&r)?),
             Some(RecordKind::User) => AnyRecord::User(User::read(&r)?),
+            Some(RecordKind::PatientRequest) => {
+                AnyRecord::PatientRequest(PatientRequest::read(&r)?)
+            }
             None => {
                 return Err(RecordError::Invalid {
                     field: "kind",
@@ -104,6 +111,7 @@ impl AnyRecord {
             AnyRecord::Appointment(r) => r.id(),
             AnyRecord::Notification(r) => r.id(),
             AnyRecord::User(r) => r.id(),
+            AnyRecord::PatientRequest(r) => r.id(),
         }
     }
 
@@ -116,6 +124,7 @@ impl AnyRecord {
             AnyRecord::Appointment(_) => RecordKind::Appointment,
             AnyRecord::Notification(_) => RecordKind::Notification,
             AnyRecord::User(_) => RecordKind::User,
+            AnyRecord::PatientRequest(_) => RecordKind::PatientRequest,
         }
     }
 }
@@ -136,7 +145,8 @@ into_any!(
     Leave,
     Appointment,
     Notification,
-    User
+    User,
+    PatientRequest
 );
 
 impl Record for Patient {
@@ -444,6 +454,42 @@ impl Record for User {
             patient_id: r.opt_uuid("patientId")?,
             doctor_id: r.opt_uuid("doctorId")?,
             active: r.bool("active")?,
+        })
+    }
+}
+
+impl Record for PatientRequest {
+    const KIND: RecordKind = RecordKind::PatientRequest;
+
+    fn id(&self) -> Uuid {
+        self.id.0
+    }
+
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), RecordError> {
+        w.str("mrn", &self.mrn)?;
+        w.str("status", self.status.as_str())?;
+        w.opt_str(
+            "patientId",
+            self.patient_id.map(|p| p.to_string()).as_deref(),
+        )?;
+        w.opt_str("answer", self.answer.as_deref())?;
+        w.time("createdAt", self.created_at)?;
+        w.time("updatedAt", self.updated_at)
+    }
+
+    fn read(r: &Reader<'_>) -> Result<Self, RecordError> {
+        Ok(PatientRequest {
+            id: r.uuid("id")?,
+            mrn: r.str("mrn")?,
+            status: r.parsed("status", |s| {
+                RequestStatus::parse(s).ok_or_else(|| {
+                    healsync_domain::DomainError::invalid("status", format!("unknown status {s:?}"))
+                })
+            })?,
+            patient_id: r.opt_uuid("patientId")?,
+            answer: r.opt_str("answer")?,
+            created_at: r.time("createdAt")?,
+            updated_at: r.latest_time("updatedAt")?,
         })
     }
 }

@@ -127,6 +127,24 @@ fn every_kind_round_trips() {
         created_at: t("2026-11-23T08:00:00Z"),
         read: false,
     });
+    round_trip(PatientRequest {
+        id: PatientRequestId(Uuid::now_v7()),
+        mrn: "NBO-000042".into(),
+        status: RequestStatus::Pending,
+        patient_id: None,
+        answer: None,
+        created_at: t("2026-11-23T08:00:00Z"),
+        updated_at: t("2026-11-23T08:00:00Z"),
+    });
+    round_trip(PatientRequest {
+        id: PatientRequestId(Uuid::now_v7()),
+        mrn: "NBO-000042".into(),
+        status: RequestStatus::Shared,
+        patient_id: Some(PatientId(Uuid::now_v7())),
+        answer: Some("shared by the hub".into()),
+        created_at: t("2026-11-23T08:00:00Z"),
+        updated_at: t("2026-11-23T08:05:00Z"),
+    });
     round_trip(User {
         id: UserId(Uuid::now_v7()),
         username: "amina".into(),

@@ -56,6 +56,16 @@ impl MutationRoot {
         Ok(PatientObj(patients::create(node(ctx)?, s, parsed).await?))
     }
 
+    /// Asks the hub for a patient registered at another clinic, by the medical record
+    /// number on the patient's card (ADMIN, RECEPTIONIST). The request goes with the next
+    /// sync; the patient follows with its whole history once the hub has shared it.
+    async fn request_patient(&self, ctx: &Context<'_>, mrn: String) -> Result<PatientRequestObj> {
+        let s = session(ctx)?;
+        Ok(PatientRequestObj(
+            patients::request_from_hub(node(ctx)?, s, &mrn).await?,
+        ))
+    }
+
     /// Changes the given fields of a patient; `null` clears an optional field.
     async fn update_patient(
         &self,

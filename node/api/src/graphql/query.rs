@@ -253,6 +253,22 @@ impl QueryRoot {
         Ok(list.into_iter().map(NotificationObj).collect())
     }
 
+    /// This clinic's requests to the hub for patients of other clinics, newest first
+    /// (ADMIN, RECEPTIONIST).
+    async fn patient_requests(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] limit: i32,
+        #[graphql(default = 0)] offset: i32,
+    ) -> Result<Vec<PatientRequestObj>> {
+        session(ctx)?.require(&[Role::Admin, Role::Receptionist])?;
+        let (limit, offset) = page(limit, offset)?;
+        let list = node(ctx)?
+            .read(move |c| queries::patient_requests(c, limit, offset))
+            .await?;
+        Ok(list.into_iter().map(PatientRequestObj).collect())
+    }
+
     /// Open conflicts (ADMIN and RECEPTIONIST; the front desk does not see conflicts in
     /// clinical fields).
     async fn conflicts(

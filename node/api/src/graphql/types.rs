@@ -5,7 +5,8 @@
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use healsync_domain::{
-    Appointment, AppointmentStatus, Doctor, Leave, Notification, Patient, Role, Schedule, Sex, User,
+    Appointment, AppointmentStatus, Doctor, Leave, Notification, Patient, PatientRequest, Role,
+    Schedule, Sex, User,
 };
 use healsync_store::queries;
 
@@ -528,6 +529,58 @@ impl NotificationObj {
     }
     async fn read(&self) -> bool {
         self.0.read
+    }
+}
+
+/// Where a request for another clinic's patient stands.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(
+    name = "PatientRequestStatus",
+    remote = "healsync_domain::RequestStatus"
+)]
+pub enum GqlRequestStatus {
+    /// Waiting for the hub (sent with the next sync).
+    Pending,
+    /// The hub shared the patient with this clinic; it arrives with its history.
+    Shared,
+    /// The hub holds no patient with that number.
+    NotFound,
+}
+
+/// A request to the hub for a patient registered at another clinic.
+pub struct PatientRequestObj(pub PatientRequest);
+
+#[Object(name = "PatientRequest")]
+impl PatientRequestObj {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// The medical record number asked for.
+    async fn mrn(&self) -> &str {
+        &self.0.mrn
+    }
+    async fn status(&self) -> GqlRequestStatus {
+        self.0.status.into()
+    }
+    /// The patient, once shared and arrived at this clinic.
+    async fn patient(&self, ctx: &Context<'_>) -> Result<Option<PatientObj>> {
+        let Some(id) = self.0.patient_id else {
+            return Ok(None);
+        };
+        Ok(node(ctx)?
+            .read(move |c| queries::patient(c, id))
+            .await?
+            .map(PatientObj))
+    }
+    /// The hub's explanation.
+    async fn answer(&self) -> Option<&str> {
+        self.0.answer.as_deref()
+    }
+    async fn requested_at(&self) -> String {
+        ts(self.0.created_at)
+    }
+    async fn updated_at(&self) -> String {
+        ts(self.0.updated_at)
     }
 }
 

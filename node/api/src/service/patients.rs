@@ -1,7 +1,12 @@
 //! Registering and updating patients.
 
 use chrono::NaiveDate;
-use healsync_domain::{Address, DomainError, EmergencyContact, Patient, PatientId, Role, Sex};
+use healsync_domain::patient_request::parse_mrn;
+use healsync_domain::{
+    Address, DomainError, EmergencyContact, Patient, PatientId, PatientRequest, RequestStatus,
+    Role, Sex,
+};
+use healsync_store::queries;
 
 use super::{load_patient, new_id};
 use crate::{ApiError, Node, Session};
@@ -49,6 +54,43 @@ pub async fn create(
         };
         tx.put(&patient)?;
         Ok(patient)
+    })
+    .await
+}
+
+/// Asks the hub for a patient registered at another clinic, by the medical record
+/// number on the patient's card. The request is a record: made offline it waits for the
+/// link; the hub answers by editing it, and shares the patient with this clinic, whose
+/// node then receives the patient with its whole history. Asking again while a request
+/// for the same number is pending returns that request.
+pub async fn request_from_hub(
+    node: &Node,
+    session: &Session,
+    mrn: &str,
+) -> Result<PatientRequest, ApiError> {
+    session.require(REGISTRARS)?;
+    let mrn = parse_mrn(mrn)?;
+    node.write(move |tx| {
+        if queries::patient_by_mrn(tx.conn(), &mrn)?.is_some() {
+            return Err(ApiError::Conflict(format!(
+                "patient {mrn} is already at this clinic"
+            )));
+        }
+        if let Some(pending) = queries::pending_request(tx.conn(), &mrn)? {
+            return Ok(pending);
+        }
+        let now = tx.now();
+        let request = PatientRequest {
+            id: new_id(),
+            mrn,
+            status: RequestStatus::Pending,
+            patient_id: None,
+            answer: None,
+            created_at: now,
+            updated_at: now,
+        };
+        tx.put(&request)?;
+        Ok(request)
     })
     .await
 }

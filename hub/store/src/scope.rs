@@ -1,0 +1,324 @@
+//! What each node receives (partial replication) and what each site may write.
+//!
+//! A site's nodes receive the documents the site owns, the shared kinds that every site
+//! holds (doctors, users), and the patients registered elsewhere that have business at
+//! the site: those it was *granted*. A grant takes a block of cursors in the hub's log,
+//! one per change the patient had when it was granted; when a node's download reaches
+//! the block it receives that earlier history at those cursors, in log order, and after
+//! the block the patient's new changes come in the ordinary way. The node's download
+//! cursor passes the block only in the transaction that applied it, so a crash cannot
+//! skip a patient's history, and the protocol needs no new message: the block is just
+//! more of the log. A site may edit a shared document only if it holds it.
+
+use std::collections::HashSet;
+
+use automerge::ActorId;
+use healsync_domain::{PatientRequest, RequestStatus};
+use healsync_hub_projection::Merged;
+use healsync_records::{read_record, write_record};
+use healsync_sync_protocol::RemoteChange;
+use sqlx::{Postgres, Row, Transaction};
+use uuid::Uuid;
+
+use crate::materialize::{DocumentChanged, changed};
+use crate::writes::write_at_hub;
+use crate::{HubStore, HubStoreError, db, site_exists, to_i64, to_u64};
+
+/// Shared kinds that reach a site only by a grant (the others reach every site).
+pub const GRANTED_KINDS: &[&str] = &["patient"];
+
+/// Why a site was granted a document (kept with the grant for admins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantReason {
+    /// The hub booked the patient into the site's schedule.
+    Booking,
+    /// A person asked for the patient to be available at the site.
+    Request,
+}
+
+impl GrantReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            GrantReason::Booking => "booking",
+            GrantReason::Request => "request",
+        }
+    }
+}
+
+/// Lets `site` see the document `doc_id` from now on, with its whole history. `Ok(false)`
+/// when the site already holds it (it owns it, it is a kind every site holds, or it was
+/// granted before). Takes the log lock, like an append.
+pub(crate) async fn grant(
+    tx: &mut Transaction<'_, Postgres>,
+    doc_id: Uuid,
+    site: &str,
+    reason: GrantReason,
+) -> Result<bool, HubStoreError> {
+    let owner = sqlx::query("SELECT kind, site FROM document_owners WHERE doc_id = $1")
+        .bind(doc_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db("look up a document's owner"))?
+        .ok_or(HubStoreError::UnknownDocument(doc_id))?;
+    let kind: String = owner.try_get("kind").map_err(db("read an owner"))?;
+    let owner_site: String = owner.try_get("site").map_err(db("read an owner"))?;
+    if owner_site == site || !GRANTED_KINDS.contains(&kind.as_str()) {
+        return Ok(false);
+    }
+    // Holding the log lock, every change with a cursor up to the head is committed and
+    // visible: the block's size is the document's history, and no later change of it
+    // can take a cursor inside the block.
+    let head: i64 = sqlx::query_scalar("SELECT last_cursor FROM log_head FOR UPDATE")
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db("lock the log"))?;
+    let history: i64 = sqlx::query_scalar("SELECT count(*) FROM changes WHERE doc_id = $1")
+        .bind(doc_id)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db("count a document's changes"))?;
+    let block = history.max(1);
+    let done = sqlx::query(
+        "INSERT INTO grants (site, doc_id, first_cursor, last_cursor, reason)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+    )
+    .bind(site)
+    .bind(doc_id)
+    .bind(head + 1)
+    .bind(head + block)
+    .bind(reason.as_str())
+    .execute(&mut **tx)
+    .await
+    .map_err(db("record a grant"))?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE log_head SET last_cursor = $1")
+        .bind(head + block)
+        .execute(&mut **tx)
+        .await
+        .map_err(db("advance the log head"))?;
+    Ok(true)
+}
+
+/// Answers the clinics' pending requests for patients among `docs` (just folded): the
+/// patients with the asked-for medical record number are granted to the requesting
+/// site (the site that owns the request, whatever the request says), and the request
+/// is edited at the hub with the answer. Both reach the clinic by its next download,
+/// the patient's history first.
+pub(crate) async fn answer_requests(
+    tx: &mut Transaction<'_, Postgres>,
+    actor: &ActorId,
+    docs: &[(Uuid, String, Merged)],
+    events: &mut Vec<DocumentChanged>,
+) -> Result<(), HubStoreError> {
+    let pending = docs.iter().filter(|(_, _, m)| {
+        m.kind == "patient_request"
+            && m.record.get("status").and_then(|s| s.as_str())
+                == Some(RequestStatus::Pending.as_str())
+    });
+    for (id, site, m) in pending {
+        // A request that does not read as one (a damaged or forged document) is left
+        // unanswered rather than stopping the fold for everyone.
+        let request = automerge::AutoCommit::load(&m.bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|doc| read_record::<PatientRequest>(&doc).map_err(|e| e.to_string()));
+        let request = match request {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(doc = %id, error = %e, "a patient request does not read; left unanswered");
+                continue;
+            }
+        };
+        if !site_exists(tx, site).await? {
+            continue;
+        }
+        let mrn = request.mrn.as_str();
+        let found: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT doc_id FROM documents WHERE kind = 'patient' AND record->>'mrn' = $1 ORDER BY doc_id",
+        )
+        .bind(mrn)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db("look up a medical record number"))?;
+        for patient in &found {
+            grant(tx, *patient, site, GrantReason::Request).await?;
+        }
+        let (status, answer) = match found.len() {
+            0 => (
+                RequestStatus::NotFound,
+                format!(
+                    "the hub holds no patient {mrn}; if the patient registered recently, the clinic that registered them may not have synced yet"
+                ),
+            ),
+            1 => (
+                RequestStatus::Shared,
+                format!("patient {mrn} is shared with site {site}"),
+            ),
+            n => (
+                RequestStatus::Shared,
+                format!("{n} patients carry the number {mrn}; all are shared with site {site}"),
+            ),
+        };
+        let patient_id = found.first().copied();
+        let now = chrono::Utc::now();
+        let answered = PatientRequest {
+            status,
+            patient_id: patient_id.map(Into::into),
+            answer: Some(answer),
+            updated_at: now,
+            ..request
+        };
+        let merged = write_at_hub(tx, actor, *id, site, false, move |doc| {
+            write_record(doc, &answered).map(Some)
+        })
+        .await?;
+        if let Some(merged) = merged {
+            events.push(changed(*id, site, &merged));
+        }
+    }
+    Ok(())
+}
+
+/// Of `ids`, the documents granted to `site`.
+pub(crate) async fn granted(
+    tx: &mut Transaction<'_, Postgres>,
+    site: &str,
+    ids: &[Uuid],
+) -> Result<HashSet<Uuid>, HubStoreError> {
+    sqlx::query_scalar("SELECT doc_id FROM grants WHERE site = $1 AND doc_id = ANY($2)")
+        .bind(site)
+        .bind(ids)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db("read grants"))
+        .map(|v| v.into_iter().collect())
+}
+
+impl HubStore {
+    /// Makes a patient registered at another site available at `site` (with its whole
+    /// history, by the next sync). `Ok(false)` when the site already holds it.
+    pub async fn share(
+        &self,
+        doc_id: Uuid,
+        site: &str,
+        reason: GrantReason,
+    ) -> Result<bool, HubStoreError> {
+        let mut tx = self.pool.begin().await.map_err(db("begin a grant"))?;
+        if !site_exists(&mut tx, site).await? {
+            return Err(HubStoreError::UnknownSite(site.to_string()));
+        }
+        let fresh = grant(&mut tx, doc_id, site, reason).await?;
+        tx.commit().await.map_err(db("commit a grant"))?;
+        Ok(fresh)
+    }
+
+    /// The sites other than its owner that hold a granted document.
+    pub async fn granted_sites(&self, doc_id: Uuid) -> Result<Vec<String>, HubStoreError> {
+        sqlx::query_scalar("SELECT site FROM grants WHERE doc_id = $1 ORDER BY site")
+            .bind(doc_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("read grants"))
+    }
+
+    /// Changes for a node after `after`: those of documents in its site's scope, not
+    /// uploaded by the node itself, and the history of documents granted to the site at
+    /// their grant's cursors; about `max_bytes` at most (at least one change if any is
+    /// due). Returns the changes, the cursor they reach, and whether more are waiting.
+    pub async fn load_changes(
+        &self,
+        node_id: Uuid,
+        site: &str,
+        after: u64,
+        max_bytes: usize,
+    ) -> Result<(Vec<RemoteChange>, u64, bool), HubStoreError> {
+        const PAGE: i64 = 5000;
+        // The node asks after what it has applied: that is its sync position.
+        sqlx::query(
+            "UPDATE nodes SET download_cursor = GREATEST(download_cursor, $2), last_sync_at = now() WHERE id = $1",
+        )
+        .bind(node_id)
+        .bind(to_i64(after))
+        .execute(&self.pool)
+        .await
+        .map_err(db("record the node's download position"))?;
+        // One snapshot for the head and the rows: everything at or below the head it
+        // reads is committed and visible.
+        let mut tx: Transaction<'_, Postgres> = self
+            .pool
+            .begin()
+            .await
+            .map_err(db("begin loading changes"))?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(db("set the snapshot"))?;
+        let head: i64 = sqlx::query_scalar("SELECT last_cursor FROM log_head")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db("read the log head"))?;
+        let granted_kinds: Vec<String> = GRANTED_KINDS.iter().map(|k| k.to_string()).collect();
+        // The ordinary changes in scope, then the history blocks of the site's grants
+        // that lie past `after` (each change of the granted document older than the
+        // grant, numbered into the block in log order).
+        let rows = sqlx::query(
+            "SELECT * FROM (
+                 SELECT c.cursor, c.doc_id, c.kind, c.hash, c.bytes
+                 FROM changes c JOIN document_owners o ON o.doc_id = c.doc_id
+                 WHERE c.cursor > $1 AND c.cursor <= $2 AND c.origin_node <> $3
+                   AND (o.site = $4
+                        OR (o.shared AND o.kind <> ALL($6))
+                        OR EXISTS (SELECT 1 FROM grants g WHERE g.site = $4 AND g.doc_id = c.doc_id
+                                   AND g.first_cursor < c.cursor))
+                 UNION ALL
+                 SELECT b.cursor, b.doc_id, b.kind, b.hash, b.bytes FROM (
+                     SELECT g.first_cursor - 1 + row_number() OVER (PARTITION BY g.doc_id ORDER BY c.cursor)
+                                AS cursor,
+                            c.doc_id, c.kind, c.hash, c.bytes
+                     FROM grants g JOIN changes c ON c.doc_id = g.doc_id AND c.cursor < g.first_cursor
+                     WHERE g.site = $4 AND g.last_cursor > $1 AND g.first_cursor <= $2
+                 ) b WHERE b.cursor > $1
+             ) x ORDER BY cursor LIMIT $5",
+        )
+        .bind(to_i64(after))
+        .bind(head)
+        .bind(node_id)
+        .bind(site)
+        .bind(PAGE)
+        .bind(&granted_kinds)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db("load changes"))?;
+        tx.commit().await.map_err(db("end loading changes"))?;
+        let full_page = rows.len() as i64 == PAGE;
+        let mut out = Vec::new();
+        let mut size = 0;
+        let mut more = false;
+        for r in rows {
+            let bytes: Vec<u8> = r.try_get("bytes").map_err(db("read a change"))?;
+            if !out.is_empty() && size + bytes.len() > max_bytes {
+                more = true;
+                break;
+            }
+            size += bytes.len();
+            let hash: Vec<u8> = r.try_get("hash").map_err(db("read a change"))?;
+            let doc: Uuid = r.try_get("doc_id").map_err(db("read a change"))?;
+            out.push(RemoteChange {
+                cursor: to_u64(r.try_get("cursor").map_err(db("read a change"))?),
+                doc_id: *doc.as_bytes(),
+                kind: r.try_get("kind").map_err(db("read a change"))?,
+                hash: hash
+                    .try_into()
+                    .map_err(|_| HubStoreError::Corrupt("a change hash is not 32 bytes".into()))?,
+                bytes,
+            });
+        }
+        let through = if more || full_page {
+            out.last().map_or(after, |c| c.cursor)
+        } else {
+            to_u64(head).max(after)
+        };
+        Ok((out, through, more || full_page))
+    }
+}
