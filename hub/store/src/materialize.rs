@@ -5,8 +5,10 @@
 //! then folds the log, past `hub_meta.projected_cursor`, into the hub's copy of each
 //! document and its projections, in one transaction per step: documents, field
 //! conflicts, appointments, and cross-site collisions (each new one is recorded and a
-//! notification document is written for each of the two sites). Steps are serialised by
-//! the `hub_meta` row lock, so any number of hub replicas may run the loop.
+//! notification document is written for each of the two sites), and the clinics'
+//! requests for patients of other clinics (answered, and the patients granted; see
+//! `scope`). Steps are serialised by the `hub_meta` row lock, so any number of hub
+//! replicas may run the loop.
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -4,6 +4,7 @@
 //! schedule). Every write here is a hub change that reaches the nodes by sync.
 
 use chrono::{DateTime, Utc};
+use healsync_domain::notification::appointment_notices;
 use healsync_domain::{Appointment, AppointmentStatus, Leave, Schedule, User};
 use healsync_records::{AnyRecord, resolve_field};
 use serde_json::Value as Json;
@@ -449,6 +450,35 @@ impl HubStore {
         let merged = write_record_at_hub(&mut tx, &actor, &appt.site, false, appt)
             .await?
             .ok_or_else(|| HubStoreError::Corrupt("a new booking wrote nothing".into()))?;
+        // The patient and the doctor are told, at the site, as a clinic's booking would.
+        let mut people = (None, None);
+        for row in sqlx::query("SELECT bytes FROM documents WHERE doc_id = ANY($1)")
+            .bind(vec![appt.patient_id.0, appt.doctor_id.0])
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db("load the patient and the doctor"))?
+        {
+            let bytes: Vec<u8> = row.try_get("bytes").map_err(db("read a document"))?;
+            match read_typed(&bytes, Some)? {
+                Some(AnyRecord::Patient(p)) => people.0 = Some(p),
+                Some(AnyRecord::Doctor(d)) => people.1 = Some(d),
+                _ => {}
+            }
+        }
+        if let (Some(patient), Some(doctor)) = people {
+            let ids = [Uuid::now_v7().into(), Uuid::now_v7().into()];
+            let notices = appointment_notices(
+                "APPOINTMENT_BOOKED",
+                appt,
+                &patient,
+                &doctor,
+                Utc::now(),
+                ids,
+            );
+            for notice in &notices {
+                write_record_at_hub(&mut tx, &actor, &appt.site, false, notice).await?;
+            }
+        }
         tx.commit().await.map_err(db("commit a booking"))?;
         Ok(changed(appt.id.0, &appt.site, &merged))
     }

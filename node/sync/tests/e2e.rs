@@ -490,6 +490,24 @@ async fn two_offline_clinics_converge_through_the_hub() {
         .expect("read")
         .expect("the booking reached Nairobi");
     assert_eq!(booked.patient_id, msa_patient.id);
+    let told = nbo
+        .node
+        .store()
+        .read(|conn| {
+            healsync_store::queries::notifications_for(
+                conn,
+                healsync_domain::Audience::Doctor(doctor.id),
+                false,
+                50,
+                0,
+            )
+        })
+        .expect("notifications");
+    assert!(
+        told.iter()
+            .any(|n| n.kind == "APPOINTMENT_BOOKED" && n.appointment_id == Some(visiting.id)),
+        "the doctor is told of the hub's booking at Nairobi: {told:?}"
+    );
     patients::update(
         &nbo.node,
         &admin(),

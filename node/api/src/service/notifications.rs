@@ -1,6 +1,7 @@
 //! Notifications: written in the same transaction as the change they announce (so a
 //! booking and its notifications are committed together or not at all).
 
+use healsync_domain::notification::appointment_notices;
 use healsync_domain::{Appointment, Audience, Doctor, Notification, NotificationId, Patient};
 use healsync_store::{WriteTx, queries};
 
@@ -15,37 +16,9 @@ pub fn notify_appointment(
     patient: &Patient,
     doctor: &Doctor,
 ) -> Result<(), ApiError> {
-    let when = a.start.format("%a %d %b %Y %H:%M UTC");
-    let (title, verb) = match kind {
-        "APPOINTMENT_BOOKED" => ("Appointment booked", "booked"),
-        "APPOINTMENT_CANCELLED" => ("Appointment cancelled", "cancelled"),
-        "APPOINTMENT_RESCHEDULED" => ("Appointment rescheduled", "moved to"),
-        _ => ("Appointment updated", "updated"),
-    };
     let now = tx.now();
-    for (audience, body) in [
-        (
-            Audience::Patient(patient.id),
-            format!("Your appointment with {} is {verb} {when}.", doctor.name),
-        ),
-        (
-            Audience::Doctor(doctor.id),
-            format!(
-                "Appointment with {} ({}) {verb} {when}.",
-                patient.name, patient.mrn
-            ),
-        ),
-    ] {
-        tx.put(&Notification {
-            id: new_id(),
-            audience,
-            kind: kind.to_string(),
-            title: title.to_string(),
-            body,
-            appointment_id: Some(a.id),
-            created_at: now,
-            read: false,
-        })?;
+    for notice in appointment_notices(kind, a, patient, doctor, now, [new_id(), new_id()]) {
+        tx.put(&notice)?;
     }
     Ok(())
 }
