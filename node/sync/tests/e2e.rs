@@ -92,6 +92,25 @@ async fn assert_same_heads_at_hub(hub: &HubStore, c: &Clinic) {
     }
 }
 
+/// The notifications a doctor has at a clinic.
+fn doctor_notices(
+    c: &Clinic,
+    doctor: healsync_domain::DoctorId,
+) -> Vec<healsync_domain::Notification> {
+    c.node
+        .store()
+        .read(|conn| {
+            healsync_store::queries::notifications_for(
+                conn,
+                healsync_domain::Audience::Doctor(doctor),
+                false,
+                50,
+                0,
+            )
+        })
+        .expect("notifications")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_offline_clinics_converge_through_the_hub() {
     let db = healsync_test_support::TestDatabase::create("e2e")
@@ -379,19 +398,7 @@ async fn two_offline_clinics_converge_through_the_hub() {
     sync(&nbo, hub_addr).await;
     sync(&msa, hub_addr).await;
     for c in [&nbo, &msa] {
-        let notes = c
-            .node
-            .store()
-            .read(|conn| {
-                healsync_store::queries::notifications_for(
-                    conn,
-                    healsync_domain::Audience::Doctor(doctor.id),
-                    false,
-                    50,
-                    0,
-                )
-            })
-            .expect("notifications");
+        let notes = doctor_notices(c, doctor.id);
         let cross: Vec<_> = notes
             .iter()
             .filter(|n| n.kind == "CROSS_SITE_CONFLICT")
@@ -490,19 +497,7 @@ async fn two_offline_clinics_converge_through_the_hub() {
         .expect("read")
         .expect("the booking reached Nairobi");
     assert_eq!(booked.patient_id, msa_patient.id);
-    let told = nbo
-        .node
-        .store()
-        .read(|conn| {
-            healsync_store::queries::notifications_for(
-                conn,
-                healsync_domain::Audience::Doctor(doctor.id),
-                false,
-                50,
-                0,
-            )
-        })
-        .expect("notifications");
+    let told = doctor_notices(&nbo, doctor.id);
     assert!(
         told.iter()
             .any(|n| n.kind == "APPOINTMENT_BOOKED" && n.appointment_id == Some(visiting.id)),
