@@ -299,5 +299,33 @@ async fn missing_expired_forged_and_tampered_tokens_are_refused() -> Result<()> 
             Ok(_) => anyhow::bail!("an unauthenticated WebSocket was accepted"),
         }
     }
+
+    // A screen left open does not outlive its login: a session that ends in two
+    // seconds gets its subscriptions and connection closed then, with the reason.
+    let short = keys.sign(&Claims {
+        iat: now,
+        exp: now + 2,
+        ..claims
+    })?;
+    let mut ws = match Ws::connect(
+        &c.node.base,
+        json!({ "Authorization": format!("Bearer {short}") }),
+    )
+    .await?
+    {
+        Ok(ws) => ws,
+        Err(refused) => anyhow::bail!("a valid session was refused: {refused:?}"),
+    };
+    ws.subscribe("p", "subscription { patientUpdated { name } }", json!({}))
+        .await?;
+    let started = std::time::Instant::now();
+    match ws.next_event(std::time::Duration::from_secs(15)).await? {
+        WsEvent::Closed { code, reason } => {
+            assert_eq!(code, 4401, "graphql-transport-ws: Unauthorized");
+            assert!(reason.contains("expired"), "{reason:?}");
+        }
+        other => anyhow::bail!("expected the connection to close, got {other:?}"),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
     Ok(())
 }

@@ -11,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use healsync_graphql_http::{GraphqlApp, MAX_BODY_BYTES, routes};
+use healsync_graphql_http::{Connected, GraphqlApp, MAX_BODY_BYTES, routes};
 use healsync_hub_api::graphql::{HubAuth, authenticate};
 use healsync_hub_api::{Hub, HubSchema, build_schema};
 
@@ -44,12 +44,13 @@ impl GraphqlApp for App {
         request.data(authenticate(&self.hub, bearer))
     }
 
-    fn connect(&self, bearer: Option<&str>) -> Result<Data, String> {
+    fn connect(&self, bearer: Option<&str>) -> Result<Connected, String> {
         match authenticate(&self.hub, bearer) {
-            auth @ HubAuth::Admin(_) => {
+            HubAuth::Admin(claims) => {
+                let expires_at = Some(claims.exp);
                 let mut data = Data::default();
-                data.insert(auth);
-                Ok(data)
+                data.insert(HubAuth::Admin(claims));
+                Ok(Connected { data, expires_at })
             }
             HubAuth::Invalid(why) => Err(why),
             HubAuth::Anonymous => {

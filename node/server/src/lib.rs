@@ -18,8 +18,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use healsync_graphql_http::{GraphqlApp, error_response, routes};
-use healsync_node_api::graphql::{authenticate, new_loaders, request_data};
+use healsync_graphql_http::{Connected, GraphqlApp, error_response, routes};
+use healsync_node_api::graphql::{authenticate_until, new_loaders, request_data};
 use healsync_node_api::session::Auth;
 use healsync_node_api::{Node, NodeSchema, build_schema};
 use serde_json::json;
@@ -51,16 +51,16 @@ impl GraphqlApp for App {
         request.data(auth).data(loaders)
     }
 
-    fn connect(&self, bearer: Option<&str>) -> Result<Data, String> {
-        match authenticate(&self.node, bearer) {
-            auth @ Auth::Session(_) => {
+    fn connect(&self, bearer: Option<&str>) -> Result<Connected, String> {
+        match authenticate_until(&self.node, bearer) {
+            (auth @ Auth::Session(_), expires_at) => {
                 let mut data = Data::default();
                 data.insert(auth);
                 data.insert(new_loaders(&self.node));
-                Ok(data)
+                Ok(Connected { data, expires_at })
             }
-            Auth::Invalid(why) => Err(why),
-            Auth::Anonymous => {
+            (Auth::Invalid(why), _) => Err(why),
+            (Auth::Anonymous, _) => {
                 Err("send {\"Authorization\": \"Bearer <token>\"} in connection_init".into())
             }
         }

@@ -7,6 +7,7 @@
 //!
 //! A server plugs in by implementing [`GraphqlApp`] (its schema, how a bearer token
 //! becomes request data, and optional counters) and merging [`routes`] into its router.
+//! A WebSocket lives no longer than the session that opened it.
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{Data, Executor, Response as GqlResponse};
@@ -14,7 +15,7 @@ use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -22,6 +23,17 @@ use serde_json::json;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The close code a WebSocket gets when its session expires (graphql-transport-ws's
+/// "Unauthorized"); the reason says to log in again.
+pub const SESSION_EXPIRED_CLOSE: u16 = 4401;
+
+/// What a WebSocket's `connection_init` opens: the connection's request data, and when
+/// its session ends (unix seconds), at which the server closes the connection.
+pub struct Connected {
+    pub data: Data,
+    pub expires_at: Option<i64>,
+}
 
 /// What a server provides to be served by [`routes`].
 pub trait GraphqlApp: Clone + Send + Sync + 'static {
@@ -33,9 +45,9 @@ pub trait GraphqlApp: Clone + Send + Sync + 'static {
         request: async_graphql::Request,
         bearer: Option<&str>,
     ) -> async_graphql::Request;
-    /// The data of a WebSocket connection whose `connection_init` carried `bearer`, or
-    /// the reason it is refused.
-    fn connect(&self, bearer: Option<&str>) -> Result<Data, String>;
+    /// The data of a WebSocket connection whose `connection_init` carried `bearer`, and
+    /// when its session ends, or the reason it is refused.
+    fn connect(&self, bearer: Option<&str>) -> Result<Connected, String>;
     /// Counts a GraphQL request over HTTP.
     fn count_request(&self) {}
     /// Counts an error by its contract code.
@@ -145,19 +157,76 @@ async fn graphql_ws<A: GraphqlApp>(
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
             app.count_websocket(true);
-            let init_app = app.clone();
-            GraphQLWebSocket::new(socket, app.schema().clone(), protocol)
-                .on_connection_init(move |payload| async move {
-                    let header = payload
-                        .get("Authorization")
-                        .or_else(|| payload.get("authorization"))
-                        .and_then(|v| v.as_str());
-                    init_app.connect(header).map_err(async_graphql::Error::new)
-                })
-                .serve()
-                .await;
+            serve_ws(app.clone(), socket, protocol).await;
             app.count_websocket(false);
         })
+}
+
+/// Serves one WebSocket until the client leaves or its session expires; at expiry the
+/// subscriptions stop and the connection closes with [`SESSION_EXPIRED_CLOSE`], so a
+/// screen left open never outlives the login that opened it.
+async fn serve_ws<A: GraphqlApp>(app: A, socket: WebSocket, protocol: GraphQLProtocol) {
+    use futures_util::{SinkExt, StreamExt};
+    let (mut to_client, from_client) = socket.split();
+    // Outgoing messages pass through a channel, so the socket is still ours to close
+    // when the session ends.
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Message>(16);
+    let sink = futures_util::sink::unfold(out_tx, |tx, msg: Message| async move {
+        tx.send(msg).await.map(|()| tx)
+    });
+    let (until_tx, mut until_rx) = tokio::sync::watch::channel(None::<i64>);
+    let init_app = app.clone();
+    let serve = GraphQLWebSocket::new_with_pair(sink, from_client, app.schema().clone(), protocol)
+        .on_connection_init(move |payload| async move {
+            let header = payload
+                .get("Authorization")
+                .or_else(|| payload.get("authorization"))
+                .and_then(|v| v.as_str());
+            let connected = init_app
+                .connect(header)
+                .map_err(async_graphql::Error::new)?;
+            until_tx.send_replace(connected.expires_at);
+            Ok(connected.data)
+        })
+        .serve();
+    let expired = {
+        let forward = async {
+            while let Some(m) = out_rx.recv().await {
+                if to_client.send(m).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let expiry = async {
+            loop {
+                let until = *until_rx.borrow_and_update();
+                if let Some(exp) = until {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                    let left = u64::try_from(exp.saturating_sub(now)).unwrap_or(0);
+                    tokio::time::sleep(std::time::Duration::from_secs(left)).await;
+                    return;
+                }
+                if until_rx.changed().await.is_err() {
+                    // The connection ended before it was initialised.
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = async { tokio::join!(serve, forward) } => false,
+            () = expiry => true,
+        }
+    };
+    if expired {
+        let _ = to_client
+            .send(Message::Close(Some(CloseFrame {
+                code: SESSION_EXPIRED_CLOSE,
+                reason: "the session has expired; log in again".into(),
+            })))
+            .await;
+    }
 }
 
 async fn console() -> Response {

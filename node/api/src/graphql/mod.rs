@@ -74,17 +74,30 @@ pub fn request_data(node: &Node, bearer: Option<&str>) -> (Auth, Loaders) {
 /// Turns an `Authorization` header value (or WebSocket init payload value) into an
 /// [`Auth`].
 pub fn authenticate(node: &Node, header: Option<&str>) -> Auth {
+    authenticate_until(node, header).0
+}
+
+/// [`authenticate`], with the session's expiry (unix seconds) when it is one: a
+/// WebSocket connection must end when its session does.
+pub fn authenticate_until(node: &Node, header: Option<&str>) -> (Auth, Option<i64>) {
     let Some(h) = header else {
-        return Auth::Anonymous;
+        return (Auth::Anonymous, None);
     };
     let Some(token) = h.strip_prefix("Bearer ").map(str::trim) else {
-        return Auth::Invalid("the Authorization header must be \"Bearer <token>\"".into());
+        return (
+            Auth::Invalid("the Authorization header must be \"Bearer <token>\"".into()),
+            None,
+        );
     };
     match node.keys().verify(token) {
-        Ok(claims) => Auth::Session(claims.into()),
-        Err(healsync_auth::AuthError::Expired) => {
-            Auth::Invalid("the session has expired; log in again".into())
+        Ok(claims) => {
+            let exp = claims.exp;
+            (Auth::Session(claims.into()), Some(exp))
         }
-        Err(_) => Auth::Invalid("the token is not valid".into()),
+        Err(healsync_auth::AuthError::Expired) => (
+            Auth::Invalid("the session has expired; log in again".into()),
+            None,
+        ),
+        Err(_) => (Auth::Invalid("the token is not valid".into()), None),
     }
 }
