@@ -143,9 +143,19 @@ fn main() -> ExitCode {
         .ok()
         .and_then(|l| l.parse().ok())
         .unwrap_or(tracing::Level::INFO);
+    // PostgreSQL's notices (such as "relation _sqlx_migrations already exists, skipping"
+    // on every start) are not news for an operator.
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
+        .finish()
+        .with(
+            tracing_subscriber::filter::Targets::new()
+                .with_default(level)
+                .with_target("sqlx::postgres::notice", tracing::Level::WARN),
+        )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
