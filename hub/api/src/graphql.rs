@@ -318,7 +318,7 @@ impl QueryRoot {
         limit: Option<i32>,
         offset: Option<i32>,
     ) -> Result<Vec<Record>> {
-        list(ctx, "patient", search, site, vec![], limit, offset).await
+        list(ctx, "patient", search, site, None, limit, offset).await
     }
 
     /// One record of any kind by id.
@@ -340,19 +340,11 @@ impl QueryRoot {
         specialization: Option<String>,
         limit: Option<i32>,
     ) -> Result<Vec<Record>> {
-        let all = list(ctx, "doctor", None, None, vec![], Some(500), None).await?;
-        let wanted = specialization.map(|s| s.trim().to_lowercase());
-        Ok(all
-            .into_iter()
-            .filter(|d| match &wanted {
-                None => true,
-                Some(w) => d.fields.0["specializations"]
-                    .as_str()
-                    .and_then(|s| serde_json::from_str::<Vec<String>>(s).ok())
-                    .is_some_and(|list| list.iter().any(|x| x.to_lowercase() == *w)),
-            })
-            .take(usize::try_from(self::limit(limit)?).unwrap_or(50))
-            .collect())
+        let wanted = specialization
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .map(|s| ("specializations", s));
+        list(ctx, "doctor", None, None, wanted, limit, None).await
     }
 
     /// Records of any kind (`schedule`, `leave`, `user`, `notification`, ...), across
@@ -365,7 +357,7 @@ impl QueryRoot {
         limit: Option<i32>,
         offset: Option<i32>,
     ) -> Result<Vec<Record>> {
-        list(ctx, kind.trim(), None, site, vec![], limit, offset).await
+        list(ctx, kind.trim(), None, site, None, limit, offset).await
     }
 
     /// Appointments at every site (or one) in `[from, to)`.
@@ -498,7 +490,7 @@ async fn list(
     kind: &str,
     search: Option<String>,
     site: Option<String>,
-    equals: Vec<(String, String)>,
+    element: Option<(&str, String)>,
     limit: Option<i32>,
     offset: Option<i32>,
 ) -> Result<Vec<Record>> {
@@ -507,7 +499,7 @@ async fn list(
         kind: kind.to_string(),
         site: site.map(|s| s.trim().to_ascii_uppercase()),
         search: search.filter(|s| !s.trim().is_empty()),
-        equals,
+        element: element.map(|(field, value)| (field.to_string(), value)),
         limit: self::limit(limit)?,
         offset: i64::from(offset.unwrap_or(0).max(0)),
     };

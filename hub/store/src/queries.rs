@@ -63,8 +63,9 @@ pub struct DocumentFilter {
     pub site: Option<String>,
     /// Case-insensitive substring of `name`, `mrn` or `email`.
     pub search: Option<String>,
-    /// `record->>field = value` pairs that must all hold.
-    pub equals: Vec<(String, String)>,
+    /// `(field, value)`: the field holds a list (JSON text) with this element, compared
+    /// case-insensitively (a doctor's specializations).
+    pub element: Option<(String, String)>,
     pub limit: i64,
     pub offset: i64,
 }
@@ -140,7 +141,20 @@ impl HubStore {
 
     /// Documents of one kind across sites, newest first.
     pub async fn documents(&self, f: &DocumentFilter) -> Result<Vec<DocumentRow>, HubStoreError> {
-        let (keys, vals): (Vec<String>, Vec<String>) = f.equals.iter().cloned().unzip();
+        // The element as it appears, quoted, inside the list's JSON text; LIKE's own
+        // wildcards escaped.
+        let (list_field, element) = match &f.element {
+            Some((field, value)) => {
+                let quoted = serde_json::to_string(&value.trim().to_lowercase())
+                    .map_err(|e| HubStoreError::Corrupt(e.to_string()))?;
+                let escaped = quoted
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                (Some(field.clone()), Some(format!("%{escaped}%")))
+            }
+            None => (None, None),
+        };
         let search = f
             .search
             .as_deref()
@@ -150,15 +164,14 @@ impl HubStore {
              WHERE kind = $1 AND ($2::text IS NULL OR site = $2)
                AND ($3::text IS NULL OR lower(record->>'name') LIKE $3
                     OR lower(record->>'mrn') LIKE $3 OR lower(record->>'email') LIKE $3)
-               AND NOT EXISTS (SELECT 1 FROM UNNEST($4::text[], $5::text[]) AS e(k, v)
-                               WHERE d.record->>e.k IS DISTINCT FROM e.v)
+               AND ($4::text IS NULL OR lower(d.record->>$4) LIKE $5 ESCAPE '\\')
              ORDER BY doc_id DESC LIMIT $6 OFFSET $7",
         )
         .bind(&f.kind)
         .bind(&f.site)
         .bind(&search)
-        .bind(&keys)
-        .bind(&vals)
+        .bind(&list_field)
+        .bind(&element)
         .bind(f.limit.clamp(1, 500))
         .bind(f.offset.max(0))
         .fetch_all(&self.pool)

@@ -340,3 +340,54 @@ async fn concurrent_uploads_get_gapless_commit_ordered_cursors() {
     assert_eq!(cursors, (1..=800).collect::<Vec<i64>>());
     db.drop_db().await;
 }
+
+/// Doctors by specialization are found in SQL, whole elements only, case-insensitively,
+/// with LIKE's wildcards in a name taken literally.
+#[tokio::test]
+async fn documents_filter_by_a_list_element() {
+    let db = TestDb::new().await;
+    let s = &db.store;
+    let doctors = [
+        ("Dr. A", r#"["General practice","Paediatrics"]"#),
+        ("Dr. B", r#"["General practice extra"]"#),
+        ("Dr. C", r#"["100% care"]"#),
+        ("Dr. D", r#"["100x care","a_b"]"#),
+    ];
+    for (name, specs) in doctors {
+        sqlx::query(
+            "INSERT INTO documents (doc_id, kind, site, bytes, heads, record, complete)
+             VALUES ($1, 'doctor', 'NBO', '', '', $2, true)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(serde_json::json!({ "name": name, "specializations": specs }))
+        .execute(s.pool())
+        .await
+        .expect("insert");
+    }
+    let named = |element: &str| {
+        let filter = DocumentFilter {
+            kind: "doctor".into(),
+            element: Some(("specializations".into(), element.into())),
+            limit: 50,
+            ..DocumentFilter::default()
+        };
+        async move {
+            let mut names: Vec<String> = s
+                .documents(&filter)
+                .await
+                .expect("documents")
+                .into_iter()
+                .map(|d| d.record["name"].as_str().unwrap_or_default().to_string())
+                .collect();
+            names.sort();
+            names
+        }
+    };
+    assert_eq!(named(" general PRACTICE ").await, ["Dr. A"]);
+    assert_eq!(named("paediatrics").await, ["Dr. A"]);
+    assert_eq!(named("100% care").await, ["Dr. C"]);
+    assert_eq!(named("a_b").await, ["Dr. D"]);
+    assert!(named("ab").await.is_empty());
+    assert!(named("care").await.is_empty());
+    db.drop_db().await;
+}
