@@ -50,19 +50,11 @@ pub enum HubAuth {
 
 /// Turns an `Authorization` value into a [`HubAuth`]: only ADMIN sessions are admitted.
 pub fn authenticate(hub: &Hub, header: Option<&str>) -> HubAuth {
-    let Some(h) = header else {
-        return HubAuth::Anonymous;
-    };
-    let Some(token) = h.strip_prefix("Bearer ").map(str::trim) else {
-        return HubAuth::Invalid("the Authorization header must be \"Bearer <token>\"".into());
-    };
-    match hub.keys().verify(token) {
-        Ok(c) if c.role == Role::Admin => HubAuth::Admin(c),
-        Ok(c) => HubAuth::Invalid(format!("a {} may not use the hub", c.role.as_str())),
-        Err(healsync_auth::AuthError::Expired) => {
-            HubAuth::Invalid("the session has expired; log in again".into())
-        }
-        Err(_) => HubAuth::Invalid("the token is not valid".into()),
+    match hub.keys().bearer(header) {
+        Ok(Some(c)) if c.role == Role::Admin => HubAuth::Admin(c),
+        Ok(Some(c)) => HubAuth::Invalid(format!("a {} may not use the hub", c.role.as_str())),
+        Ok(None) => HubAuth::Anonymous,
+        Err(why) => HubAuth::Invalid(why),
     }
 }
 

@@ -172,6 +172,22 @@ impl SessionKeys {
         Ok((self.sign(&claims)?, claims))
     }
 
+    /// The session an `Authorization` value (`Bearer <token>`) carries: `Ok(None)` when
+    /// there is none, otherwise its verified claims or the sentence a client is shown.
+    pub fn bearer(&self, header: Option<&str>) -> Result<Option<Claims>, String> {
+        let Some(h) = header else {
+            return Ok(None);
+        };
+        let Some(token) = h.strip_prefix("Bearer ").map(str::trim) else {
+            return Err("the Authorization header must be \"Bearer <token>\"".into());
+        };
+        match self.verify(token) {
+            Ok(claims) => Ok(Some(claims)),
+            Err(AuthError::Expired) => Err("the session has expired; log in again".into()),
+            Err(_) => Err("the token is not valid".into()),
+        }
+    }
+
     /// Verifies signature, algorithm, issuer and expiry.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         let mut v = Validation::new(Algorithm::EdDSA);

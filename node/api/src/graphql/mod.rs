@@ -80,24 +80,12 @@ pub fn authenticate(node: &Node, header: Option<&str>) -> Auth {
 /// [`authenticate`], with the session's expiry (unix seconds) when it is one: a
 /// WebSocket connection must end when its session does.
 pub fn authenticate_until(node: &Node, header: Option<&str>) -> (Auth, Option<i64>) {
-    let Some(h) = header else {
-        return (Auth::Anonymous, None);
-    };
-    let Some(token) = h.strip_prefix("Bearer ").map(str::trim) else {
-        return (
-            Auth::Invalid("the Authorization header must be \"Bearer <token>\"".into()),
-            None,
-        );
-    };
-    match node.keys().verify(token) {
-        Ok(claims) => {
+    match node.keys().bearer(header) {
+        Ok(Some(claims)) => {
             let exp = claims.exp;
             (Auth::Session(claims.into()), Some(exp))
         }
-        Err(healsync_auth::AuthError::Expired) => (
-            Auth::Invalid("the session has expired; log in again".into()),
-            None,
-        ),
-        Err(_) => (Auth::Invalid("the token is not valid".into()), None),
+        Ok(None) => (Auth::Anonymous, None),
+        Err(why) => (Auth::Invalid(why), None),
     }
 }
