@@ -186,6 +186,10 @@ pub(crate) async fn granted(
     site: &str,
     ids: &[Uuid],
 ) -> Result<HashSet<Uuid>, HubStoreError> {
+    // Most upload batches touch no other site's patient: no query for them.
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
     sqlx::query_scalar("SELECT doc_id FROM grants WHERE site = $1 AND doc_id = ANY($2)")
         .bind(site)
         .bind(ids)
