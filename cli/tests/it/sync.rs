@@ -1,6 +1,6 @@
 //! The whole sync chain as technicians run it: a real `healsync-hub` process on
 //! PostgreSQL, two clinic nodes enrolled with tokens, `healsync-node sync` over QUIC
-//! with mutual TLS, and revocation.
+//! with mutual TLS, revocation, and two hub replicas on one database.
 
 use std::path::{Path, PathBuf};
 
@@ -251,10 +251,15 @@ async fn serving_nodes_sync_by_themselves_and_open_screens_update() -> Result<()
         .await?;
     }
     let hub_proc = HubProcess::start(&hub, &url, hub_dir.path(), "127.0.0.1:0").await?;
-    let sync_addr = hub_proc.sync_addr.clone();
+    // A second hub replica on the same database and keys: Nairobi syncs with the
+    // first, Mombasa with the second.
+    let replica = HubProcess::start(&hub, &url, hub_dir.path(), "127.0.0.1:0").await?;
 
     let (dir_a, dir_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
-    for (site, dir) in [("NBO", &dir_a), ("MSA", &dir_b)] {
+    for (site, dir, sync_addr) in [
+        ("NBO", &dir_a, &hub_proc.sync_addr),
+        ("MSA", &dir_b, &replica.sync_addr),
+    ] {
         let token = ok(
             &hub,
             &[
@@ -275,7 +280,7 @@ async fn serving_nodes_sync_by_themselves_and_open_screens_update() -> Result<()
             &[
                 "enroll",
                 "--hub",
-                &sync_addr,
+                sync_addr,
                 "--token",
                 token.trim(),
                 "--data-dir",
@@ -343,6 +348,25 @@ async fn serving_nodes_sync_by_themselves_and_open_screens_update() -> Result<()
             json!({}),
         )
         .await?;
+    // Another admin watches the second replica, which Nairobi does not talk to: what
+    // the first replica receives and writes reaches its subscriptions too.
+    let replica_admin = replica.admin().await?;
+    let mut elsewhere = Ws::connect_with_token(
+        &replica.base,
+        replica_admin.token.as_deref().unwrap_or_default(),
+    )
+    .await?;
+    for (id, kind) in [("p", "patient"), ("a", "appointment")] {
+        elsewhere
+            .subscribe(
+                id,
+                &format!(
+                    "subscription {{ recordChanged(kind: \"{kind}\") {{ kind site fields }} }}"
+                ),
+                json!({}),
+            )
+            .await?;
+    }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let created = admin_a
         .ok("mutation { createPatient(input: {name: \"Baraka Otieno\", email: \"baraka@example.org\"}) { id } }", json!({}))
@@ -359,6 +383,11 @@ async fn serving_nodes_sync_by_themselves_and_open_screens_update() -> Result<()
     })
     .await
     .map_err(|e| anyhow::anyhow!("the hub's subscription never saw the patient: {e}"))?;
+    wait_for(&mut elsewhere, |p| {
+        p["data"]["recordChanged"]["fields"]["name"] == "Baraka Otieno"
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("the other replica's subscription never saw the patient: {e}"))?;
 
     // Cross-site scheduling: Nairobi's doctor and schedule reach the hub; a central
     // admin books into Nairobi's schedule; the Nairobi front desk's open screen shows it.
@@ -432,6 +461,14 @@ async fn serving_nodes_sync_by_themselves_and_open_screens_update() -> Result<()
         Some("CONFLICT"),
         "the same slot twice from the hub"
     );
+    wait_for(&mut elsewhere, |p| {
+        let r = &p["data"]["recordChanged"];
+        r["kind"] == "appointment" && r["site"] == "NBO" && r["fields"]["reason"] == "Referral"
+    })
+    .await
+    .map_err(|e| {
+        anyhow::anyhow!("a booking at one replica never reached the other's subscription: {e}")
+    })?;
     wait_for(&mut front_desk, |p| {
         p["data"]["appointmentUpdated"]["patient"]["name"] == "Baraka Otieno"
     })
@@ -444,6 +481,7 @@ async fn serving_nodes_sync_by_themselves_and_open_screens_update() -> Result<()
     node_a.kill().await?;
     node_b.kill().await?;
     hub_proc.kill().await?;
+    replica.kill().await?;
     db.drop_database().await?;
     Ok(())
 }

@@ -591,10 +591,7 @@ impl MutationRoot {
         let value = healsync_records::normalize_edit(&field, &value).map_err(HubApiError::from)?;
         let hub = hub(ctx)?;
         match hub.store().resolve_conflict(id, &field, &value).await {
-            Ok(Some(changed)) => {
-                hub.publish(HubEvent::Document(changed));
-                Ok(true)
-            }
+            Ok(Some(_)) => Ok(true),
             Ok(None) => Err(HubApiError::NotFound(
                 "no such record, or that field has no conflict to settle with this value".into(),
             )
@@ -678,8 +675,7 @@ impl MutationRoot {
             created_at: now,
             updated_at: now,
         };
-        let changed = store.book(&appt).await.map_err(HubApiError::from)?;
-        hub.publish(HubEvent::Document(changed));
+        store.book(&appt).await.map_err(HubApiError::from)?;
         Ok(HubAppointment::from(&appt))
     }
 }

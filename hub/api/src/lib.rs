@@ -1,10 +1,12 @@
 //! The hub's API for central admins, over the hub store: sessions (the same login and
 //! tokens as on the nodes), the GraphQL schema (sites and nodes with their sync state,
 //! records and appointments across sites, cross-site scheduling and booking, conflicts),
-//! and the projector loop that folds uploaded changes into the hub's documents and
-//! feeds the subscriptions. Knows nothing of HTTP.
+//! the projector loop that folds uploaded changes into the hub's documents, and the
+//! fan-out that feeds this replica's subscriptions from every replica's announcements.
+//! Knows nothing of HTTP.
 
 pub mod error;
+pub mod fanout;
 pub mod graphql;
 pub mod projector;
 
@@ -68,9 +70,15 @@ impl Hub {
         self.inner.events.subscribe()
     }
 
+    /// Hands an event to this replica's subscriptions (see `fanout`, the one caller).
     pub fn publish(&self, event: HubEvent) {
         // No subscriber is not an error.
         let _ = self.inner.events.send(event);
+    }
+
+    /// Whether any subscription is open on this replica.
+    pub fn has_subscribers(&self) -> bool {
+        self.inner.events.receiver_count() > 0
     }
 
     pub fn wake(&self) -> &Arc<Notify> {

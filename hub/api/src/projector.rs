@@ -1,10 +1,10 @@
 //! The projector loop: folds the hub's log into documents and projections as soon as
-//! uploads commit (and on a slow tick, for writes from other hub replicas), and
-//! publishes what changed to the subscriptions.
+//! uploads commit (and on a slow tick, for uploads to other hub replicas). What a fold
+//! stores is announced by its transaction and reaches subscriptions through `fanout`.
 
 use std::time::Duration;
 
-use crate::{Hub, HubEvent};
+use crate::Hub;
 
 /// Runs until the task is dropped.
 pub async fn run(hub: Hub) {
@@ -15,11 +15,11 @@ pub async fn run(hub: Hub) {
             .await
         {
             Ok(step) => {
-                for d in step.documents {
-                    hub.publish(HubEvent::Document(d));
-                }
-                for c in step.collisions {
-                    hub.publish(HubEvent::CrossSite(c));
+                if step.collisions > 0 {
+                    tracing::info!(
+                        collisions = step.collisions,
+                        "found bookings that collide across sites"
+                    );
                 }
                 if step.more {
                     continue;

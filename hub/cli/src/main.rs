@@ -177,7 +177,9 @@ fn main() -> ExitCode {
 }
 
 async fn store(db: &Db) -> Result<HubStore> {
-    HubStore::connect(&db.database_url, 8)
+    // Sessions, the projector and the API share the pool; `serve`'s event feed holds
+    // one more connection for as long as it runs.
+    HubStore::connect(&db.database_url, 9)
         .await
         .context("open the hub database")
 }
@@ -380,6 +382,7 @@ async fn serve(
     let hub = Hub::new(store.clone(), keys, wake.clone())
         .map_err(|e| anyhow!("start the API: {}", e.code()))?;
     tokio::spawn(healsync_hub_api::projector::run(hub.clone()));
+    tokio::spawn(healsync_hub_api::fanout::run(hub.clone()));
 
     let server = config::server(ca.cert_pem(), &ca.issue_hub()?)?;
     let endpoint = quinn::Endpoint::server(server, sync_listen)

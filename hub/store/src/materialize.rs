@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::{HubStore, HubStoreError, db, writes};
 
-/// A document the hub changed, for subscriptions.
+/// A document the hub changed, as subscriptions report it (see `events`).
 #[derive(Debug, Clone)]
 pub struct DocumentChanged {
     pub doc_id: Uuid,
@@ -51,8 +51,8 @@ pub struct CrossSiteConflict {
 pub struct Materialized {
     /// Log entries folded in.
     pub changes: usize,
-    pub documents: Vec<DocumentChanged>,
-    pub collisions: Vec<CrossSiteConflict>,
+    /// New cross-site collisions found.
+    pub collisions: usize,
     /// More of the log waits past this step.
     pub more: bool,
 }
@@ -251,10 +251,8 @@ impl HubStore {
             })
             .collect();
         writes::store_documents(&mut tx, &docs).await?;
-        out.collisions = detect_collisions(&mut tx, &actor, &docs, &mut out.documents).await?;
-        crate::scope::answer_requests(&mut tx, &actor, &docs, &mut out.documents).await?;
-        out.documents
-            .extend(docs.iter().map(|(id, site, m)| changed(*id, site, m)));
+        out.collisions = detect_collisions(&mut tx, &actor, &docs).await?;
+        crate::scope::answer_requests(&mut tx, &actor, &docs).await?;
 
         sqlx::query("UPDATE hub_meta SET projected_cursor = $1")
             .bind(last)
@@ -290,14 +288,14 @@ pub(crate) fn changed(id: Uuid, site: &str, m: &Merged) -> DocumentChanged {
 }
 
 /// Records new cross-site collisions among the merged appointments (one row per pair
-/// and kind) and writes a notification for each site; marks collisions whose
-/// appointments no longer hold their time as resolved.
+/// and kind), announces them, and writes a notification for each site; marks
+/// collisions whose appointments no longer hold their time as resolved. Returns how
+/// many were new.
 async fn detect_collisions(
     tx: &mut Transaction<'_, Postgres>,
     actor: &ActorId,
     docs: &[(Uuid, String, Merged)],
-    events: &mut Vec<DocumentChanged>,
-) -> Result<Vec<CrossSiteConflict>, HubStoreError> {
+) -> Result<usize, HubStoreError> {
     let appts: Vec<&healsync_domain::Appointment> = docs
         .iter()
         .filter_map(|(_, _, m)| m.appointment.as_ref())
@@ -333,7 +331,7 @@ async fn detect_collisions(
         .map(|a| Booking::from(*a))
         .collect();
     if holding.is_empty() {
-        return Ok(vec![]);
+        return Ok(0);
     }
     let rows = sqlx::query(
         "SELECT n.id AS new_id, a.doc_id, a.site, a.doctor_id, a.patient_id, a.start_at, a.end_at
@@ -420,22 +418,10 @@ async fn detect_collisions(
                 created_at: detected_at,
                 read: false,
             };
-            if let Some(m) =
-                writes::write_record_at_hub(tx, actor, &mine.site, false, &note).await?
-            {
-                events.push(changed(note.id.0, &mine.site, &m));
-            }
+            writes::write_record_at_hub(tx, actor, &mine.site, false, &note).await?;
         }
-        found.push(CrossSiteConflict {
-            id,
-            kind: kind.as_str().into(),
-            first_appointment: first.id,
-            second_appointment: second.id,
-            first_site: first.site.clone(),
-            second_site: second.site.clone(),
-            detected_at,
-            resolved_at: None,
-        });
+        found.push(id);
     }
-    Ok(found)
+    crate::events::collisions_found(tx, &found).await?;
+    Ok(found.len())
 }

@@ -80,6 +80,21 @@ fn document_row(r: sqlx::postgres::PgRow) -> Result<DocumentRow, sqlx::Error> {
     })
 }
 
+pub(crate) fn cross_site_conflict(
+    r: sqlx::postgres::PgRow,
+) -> Result<CrossSiteConflict, sqlx::Error> {
+    Ok(CrossSiteConflict {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        first_appointment: r.try_get("first_appointment")?,
+        second_appointment: r.try_get("second_appointment")?,
+        first_site: r.try_get("first_site")?,
+        second_site: r.try_get("second_site")?,
+        detected_at: r.try_get("detected_at")?,
+        resolved_at: r.try_get("resolved_at")?,
+    })
+}
+
 fn read_typed<T>(
     bytes: &[u8],
     pick: impl Fn(AnyRecord) -> Option<T>,
@@ -310,18 +325,7 @@ impl HubStore {
         .await
         .map_err(db("list cross-site conflicts"))?
         .into_iter()
-        .map(|r| {
-            Ok(CrossSiteConflict {
-                id: r.try_get("id")?,
-                kind: r.try_get("kind")?,
-                first_appointment: r.try_get("first_appointment")?,
-                second_appointment: r.try_get("second_appointment")?,
-                first_site: r.try_get("first_site")?,
-                second_site: r.try_get("second_site")?,
-                detected_at: r.try_get("detected_at")?,
-                resolved_at: r.try_get("resolved_at")?,
-            })
-        })
+        .map(cross_site_conflict)
         .collect::<Result<_, sqlx::Error>>()
         .map_err(db("read a cross-site conflict"))
     }

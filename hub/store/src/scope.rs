@@ -20,7 +20,6 @@ use healsync_sync_protocol::RemoteChange;
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use crate::materialize::{DocumentChanged, changed};
 use crate::writes::write_at_hub;
 use crate::{HubStore, HubStoreError, db, site_exists, to_i64, to_u64};
 
@@ -110,7 +109,6 @@ pub(crate) async fn answer_requests(
     tx: &mut Transaction<'_, Postgres>,
     actor: &ActorId,
     docs: &[(Uuid, String, Merged)],
-    events: &mut Vec<DocumentChanged>,
 ) -> Result<(), HubStoreError> {
     let pending = docs.iter().filter(|(_, _, m)| {
         m.kind == "patient_request"
@@ -162,20 +160,17 @@ pub(crate) async fn answer_requests(
         };
         let patient_id = found.first().copied();
         let now = chrono::Utc::now();
-        let answered = PatientRequest {
+        let reply = PatientRequest {
             status,
             patient_id: patient_id.map(Into::into),
             answer: Some(answer),
             updated_at: now,
             ..request
         };
-        let merged = write_at_hub(tx, actor, *id, site, false, move |doc| {
-            write_record(doc, &answered).map(Some)
+        write_at_hub(tx, actor, *id, site, false, move |doc| {
+            write_record(doc, &reply).map(Some)
         })
         .await?;
-        if let Some(merged) = merged {
-            events.push(changed(*id, site, &merged));
-        }
     }
     Ok(())
 }

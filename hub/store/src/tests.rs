@@ -2,6 +2,7 @@
 //! (`healsync_test_support::TestDatabase`).
 
 use healsync_sync_protocol::{Change, RefusalCode};
+
 use uuid::Uuid;
 
 use super::*;
@@ -389,5 +390,57 @@ async fn documents_filter_by_a_list_element() {
     assert_eq!(named("a_b").await, ["Dr. D"]);
     assert!(named("ab").await.is_empty());
     assert!(named("care").await.is_empty());
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn every_replica_hears_what_another_committed_and_nothing_rolled_back() {
+    let db = TestDb::new().await;
+    // Two replicas: two stores, each with its own pool, on one database.
+    let writer = &db.store;
+    let replica = HubStore::connect(&db.db.url, 2).await.expect("connect");
+    let mut feed = replica.listen().await.expect("listen");
+
+    // Announced in a transaction that rolls back: never heard.
+    let ghost = Uuid::now_v7();
+    let mut tx = writer.pool().begin().await.expect("begin");
+    events::documents_changed(&mut tx, &[ghost])
+        .await
+        .expect("announce");
+    tx.rollback().await.expect("rollback");
+
+    // A write at the hub by the other replica is heard, and reads back without secrets.
+    let user = healsync_domain::User {
+        id: Uuid::now_v7().into(),
+        username: "wanjiru".into(),
+        role: healsync_domain::Role::Receptionist,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        patient_id: None,
+        doctor_id: None,
+        active: true,
+    };
+    writer.add_user(&user, None).await.expect("add a user");
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(10), feed.next())
+        .await
+        .expect("an announcement within 10 s")
+        .expect("feed");
+    assert_eq!(heard, events::Announcement::Documents(vec![user.id.0]));
+    let docs = replica
+        .changed_documents(&[user.id.0, ghost])
+        .await
+        .expect("read");
+    assert_eq!(docs.len(), 1, "the ghost was never stored");
+    assert_eq!(
+        (docs[0].kind.as_str(), docs[0].record["username"].as_str()),
+        ("user", Some("wanjiru"))
+    );
+    assert!(
+        !docs[0].record.to_string().contains("argon2"),
+        "{}",
+        docs[0].record
+    );
+
+    drop(feed);
+    replica.pool().close().await;
     db.drop_db().await;
 }

@@ -83,6 +83,7 @@ pub(crate) async fn store_documents(
     .execute(&mut **tx)
     .await
     .map_err(db("store documents"))?;
+    crate::events::documents_changed(tx, &ids).await?;
 
     let mut c_doc = Vec::new();
     let mut c_field = Vec::new();
