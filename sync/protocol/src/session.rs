@@ -32,6 +32,12 @@ pub enum SessionError {
     Protocol(String),
 }
 
+/// The most change data the hub loads for one pull, whatever the node asks: with the
+/// per-change framing this keeps a `Changes` message well inside the frame limits
+/// ([`crate::frame::MAX_FRAME`], [`crate::frame::MAX_DECODED`]), so a node asking for
+/// more cannot make the hub build a message the node would refuse to read.
+pub const MAX_PULL_BYTES: u32 = 8 * 1024 * 1024;
+
 fn violation(what: impl Into<String>) -> SessionError {
     SessionError::Protocol(what.into())
 }
@@ -281,7 +287,8 @@ pub enum HubAction {
         changes: Vec<Change>,
         through: u64,
     },
-    /// Load changes of the node's scope after `after`; answer with [`HubSession::loaded`].
+    /// Load changes of the node's scope after `after`, about `max_bytes` at most (never
+    /// more than [`MAX_PULL_BYTES`]); answer with [`HubSession::loaded`].
     Load {
         after: u64,
         max_bytes: u32,
@@ -353,7 +360,10 @@ impl HubSession {
             }
             (HubState::Ready, Message::Pull { after, max_bytes }) => {
                 self.state = HubState::Loading;
-                Ok(vec![HubAction::Load { after, max_bytes }])
+                Ok(vec![HubAction::Load {
+                    after,
+                    max_bytes: max_bytes.min(MAX_PULL_BYTES),
+                }])
             }
             (HubState::Ready, Message::Done) => {
                 self.state = HubState::Done;

@@ -49,7 +49,7 @@ enum Command {
     },
     /// A month offline caught up: `changes` local changes synced node -> hub over QUIC
     /// with mutual TLS (committed and acknowledged), then the hub's projections and a
-    /// second site's download, timed in the same run.
+    /// replacement node's download, timed in the same run.
     SyncCatchup {
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
         database_url: String,

@@ -212,3 +212,40 @@ fn large_batches_are_compressed() {
     d.push(&wire);
     assert_eq!(d.next_message(), Ok(Some(msg)));
 }
+
+#[test]
+fn the_largest_pull_the_hub_sends_fits_a_frame() {
+    // The hub's cap of change data per pull, in the smallest realistic changes (the
+    // most per-change framing) and incompressible bytes (deflate cannot help).
+    let per_change = 100;
+    let count = crate::session::MAX_PULL_BYTES as usize / per_change;
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut noise = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as u8
+    };
+    let changes: Vec<RemoteChange> = (0..count)
+        .map(|i| RemoteChange {
+            cursor: u64::MAX - count as u64 + i as u64,
+            doc_id: [9; 16],
+            kind: "appointment".into(),
+            hash: [0; 32].map(|_| noise()),
+            bytes: (0..per_change).map(|_| noise()).collect(),
+        })
+        .collect();
+    let msg = Message::Changes {
+        changes,
+        through: u64::MAX,
+        more: true,
+    };
+    let wire = encode(&msg);
+    let mut body = Vec::new();
+    msg.encode_body(&mut body);
+    assert!(wire.len() <= MAX_FRAME, "{} bytes on the wire", wire.len());
+    assert!(body.len() <= MAX_DECODED, "{} bytes decoded", body.len());
+    let mut d = Decoder::new();
+    d.push(&wire);
+    assert_eq!(d.next_message(), Ok(Some(msg)));
+}

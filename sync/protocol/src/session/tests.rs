@@ -422,3 +422,34 @@ fn out_of_order_messages_are_protocol_errors() {
         .is_err()
     );
 }
+
+#[test]
+fn a_pull_is_capped_whatever_the_node_asks() {
+    let (_, actions) = NodeSession::start(NODE, "NBO", 0, 0, 100, 100);
+    let NodeAction::Send(hello) = &actions[0] else {
+        panic!("hello first")
+    };
+    let mut hs = HubSession::new();
+    hs.on_message(hello.clone()).expect("hello");
+    hs.authenticated(Ok((0, vec![]))).expect("welcome");
+    for (asked, loaded) in [
+        (1000, 1000),
+        (MAX_PULL_BYTES, MAX_PULL_BYTES),
+        (u32::MAX, MAX_PULL_BYTES),
+    ] {
+        let a = hs
+            .on_message(Message::Pull {
+                after: 0,
+                max_bytes: asked,
+            })
+            .expect("pull");
+        assert_eq!(
+            a,
+            vec![HubAction::Load {
+                after: 0,
+                max_bytes: loaded
+            }]
+        );
+        hs.loaded(vec![], 0, false).expect("loaded");
+    }
+}
