@@ -369,6 +369,7 @@ fn status(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
             "hub": s.hub,
             "lastSuccessfulSync": s.last_sync,
             "changesWaitingToUpload": s.waiting_to_upload,
+            "changesHeldBack": s.held_changes,
             "openConflicts": s.open_conflicts,
             "databaseBytes": s.database_bytes,
         });
@@ -385,6 +386,19 @@ fn status(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
             s.last_sync.as_deref().unwrap_or("never")
         );
         println!("changes waiting to upload: {}", s.waiting_to_upload);
+        if s.held_changes > 0 {
+            println!(
+                "changes held back:         {} (received from the hub, not merged yet)",
+                s.held_changes
+            );
+            let held = store.held().context("list held changes")?;
+            for h in held.iter().take(5) {
+                println!("  {} {}: {}", h.kind, h.doc_id, h.reason);
+            }
+            if held.len() > 5 {
+                println!("  ... and {} more", held.len() - 5);
+            }
+        }
         println!("open conflicts:            {}", s.open_conflicts);
         println!(
             "database size:             {:.1} MiB",

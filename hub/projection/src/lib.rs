@@ -49,6 +49,18 @@ pub struct Merged {
     pub complete: bool,
 }
 
+/// Why an uploaded change is not accepted into the hub's log: it must load as an
+/// automerge change and carry the hash it is stored and deduplicated under. (What it
+/// depends on is not checked here: a change that waits for a dependency is held by
+/// whoever merges it, at the hub and on the nodes, until the dependency arrives.)
+pub fn check_change(bytes: &[u8], hash: &[u8; 32]) -> Result<(), String> {
+    match Change::from_bytes(bytes.to_vec()) {
+        Err(e) => Err(format!("the change does not load: {e}")),
+        Ok(c) if &c.hash().0 != hash => Err("the change does not match its hash".into()),
+        Ok(_) => Ok(()),
+    }
+}
+
 /// Loads saved bytes for editing by `actor` (a fresh document when there are none).
 pub fn load(saved: Option<&[u8]>, actor: &ActorId) -> Result<AutoCommit, ProjectionError> {
     let doc = match saved {

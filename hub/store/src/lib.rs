@@ -339,8 +339,9 @@ impl HubStore {
     }
 
     /// Stores an upload batch and the node's new upload position in one transaction:
-    /// changes already present (same hash) are skipped; changes to documents the
-    /// node's site may not write are refused and recorded. Returns the refusals.
+    /// changes already present (same hash) are skipped; changes that do not load or do
+    /// not match their hash, and changes to documents the node's site may not write,
+    /// are refused and recorded. Returns the refusals.
     pub async fn commit_upload(
         &self,
         node_id: Uuid,
@@ -381,19 +382,22 @@ impl HubStore {
             std::collections::BTreeMap::new();
         for c in changes {
             let doc = Uuid::from_bytes(c.doc_id);
-            let refusal = owners.get(&doc).and_then(|o| {
-                if o.site == site {
-                    None
-                } else if !o.shared {
-                    Some(format!("document {doc} belongs to site {}", o.site))
-                } else if GRANTED_KINDS.contains(&o.kind.as_str()) && !granted.contains(&doc) {
-                    Some(format!(
-                        "document {doc} belongs to site {} and was not shared with site {site}",
-                        o.site
-                    ))
-                } else {
-                    None
-                }
+            let damaged = healsync_hub_projection::check_change(&c.bytes, &c.hash).err();
+            let refusal = damaged.or_else(|| {
+                owners.get(&doc).and_then(|o| {
+                    if o.site == site {
+                        None
+                    } else if !o.shared {
+                        Some(format!("document {doc} belongs to site {}", o.site))
+                    } else if GRANTED_KINDS.contains(&o.kind.as_str()) && !granted.contains(&doc) {
+                        Some(format!(
+                            "document {doc} belongs to site {} and was not shared with site {site}",
+                            o.site
+                        ))
+                    } else {
+                        None
+                    }
+                })
             });
             match refusal {
                 Some(reason) => rejected.push(Rejection {

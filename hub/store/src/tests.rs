@@ -2,6 +2,7 @@
 //! (`healsync_test_support::TestDatabase`).
 
 use healsync_sync_protocol::{Change, RefusalCode};
+use healsync_test_support::seed::change;
 
 use uuid::Uuid;
 
@@ -27,18 +28,6 @@ impl TestDb {
             .drop_database()
             .await
             .expect("drop the test database");
-    }
-}
-
-fn change(seq: u64, doc: Uuid, kind: &str, tag: u8) -> Change {
-    let mut hash = [tag; 32];
-    hash[..8].copy_from_slice(&seq.to_le_bytes());
-    Change {
-        seq,
-        doc_id: *doc.as_bytes(),
-        kind: kind.into(),
-        hash,
-        bytes: vec![tag; 40],
     }
 }
 
@@ -442,5 +431,39 @@ async fn every_replica_hears_what_another_committed_and_nothing_rolled_back() {
 
     drop(feed);
     replica.pool().close().await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn changes_that_do_not_load_or_match_their_hash_are_refused() {
+    let db = TestDb::new().await;
+    let s = &db.store;
+    s.add_site("NBO", "Nairobi").await.expect("site");
+    let node = enrolled(s, "NBO").await;
+    let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let good = change(1, a, "patient", 1);
+    let mut garbage = change(2, b, "patient", 1);
+    garbage.bytes = vec![7; 40];
+    let mut forged = change(3, c, "patient", 1);
+    forged.hash = change(4, c, "patient", 9).hash;
+    let refused = s
+        .commit_upload(node, &[good, garbage, forged], 3)
+        .await
+        .expect("upload");
+    let reasons: Vec<(u64, &str)> = refused.iter().map(|r| (r.seq, r.reason.as_str())).collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons[0].0, 2);
+    assert!(reasons[0].1.contains("does not load"), "{reasons:?}");
+    assert_eq!(reasons[1], (3, "the change does not match its hash"));
+    let stored: Vec<Uuid> = sqlx::query_scalar("SELECT doc_id FROM changes")
+        .fetch_all(s.pool())
+        .await
+        .expect("changes");
+    assert_eq!(stored, [a]);
+    let owned: i64 = sqlx::query_scalar("SELECT count(*) FROM document_owners")
+        .fetch_one(s.pool())
+        .await
+        .expect("owners");
+    assert_eq!(owned, 1, "a refused change claims no document");
     db.drop_db().await;
 }

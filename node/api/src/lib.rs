@@ -116,4 +116,17 @@ impl Node {
         self.inner.events.publish(changed);
         Ok(n)
     }
+
+    /// Tries the changes held back from earlier downloads again (see
+    /// `Store::apply_remote`); what now merges is published like any remote change.
+    pub async fn retry_held(&self) -> Result<usize, ApiError> {
+        let store = self.inner.store.clone();
+        let now = self.now();
+        let changed = tokio::task::spawn_blocking(move || store.retry_held(now))
+            .await
+            .map_err(ApiError::internal)??;
+        let n = changed.len();
+        self.inner.events.publish(changed);
+        Ok(n)
+    }
 }

@@ -190,6 +190,20 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX patient_requests_created ON patient_requests(created_at);
     "#,
+    // 5: changes from the hub that could not be merged yet (a missing dependency, a
+    // record this version cannot read, damaged bytes), kept verbatim with the reason
+    // and tried again whenever their document changes and at every sync round.
+    r#"
+    CREATE TABLE held_changes (
+        hash BLOB PRIMARY KEY,
+        doc_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        bytes BLOB NOT NULL,
+        reason TEXT NOT NULL,
+        held_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX held_changes_doc ON held_changes(doc_id);
+    "#,
 ];
 
 /// Brings the database to the newest schema, one migration per transaction.

@@ -49,6 +49,8 @@ pub struct NodeStatus {
     /// When the last sync round completed (RFC 3339), if ever.
     pub last_sync: Option<String>,
     pub waiting_to_upload: i64,
+    /// Changes from the hub held back because they could not be merged yet.
+    pub held_changes: i64,
     pub open_conflicts: i64,
     pub database_bytes: i64,
 }
@@ -92,6 +94,232 @@ fn get_text(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> 
         .map_err(StoreError::sqlite("read node metadata"))
 }
 
+/// A change from the hub held back, as the technician sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub doc_id: String,
+    pub kind: String,
+    pub reason: String,
+    pub held_at_ms: i64,
+}
+
+/// The documents with held changes.
+fn held_documents(conn: &Connection) -> Result<Vec<Uuid>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT DISTINCT doc_id FROM held_changes")
+        .map_err(StoreError::sqlite("read held changes"))?;
+    let ids = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(StoreError::sqlite("read held changes"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::sqlite("read held changes"))?;
+    ids.into_iter()
+        .map(|d| Uuid::parse_str(&d).map_err(|_| StoreError::Corrupt(format!("held doc id {d:?}"))))
+        .collect()
+}
+
+/// Held changes (of one document, or all), as they arrived.
+fn held_changes(conn: &Connection, doc: Option<&str>) -> Result<Vec<Incoming>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT doc_id, kind, hash, bytes FROM held_changes
+             WHERE ?1 IS NULL OR doc_id = ?1 ORDER BY held_at, rowid",
+        )
+        .map_err(StoreError::sqlite("read held changes"))?;
+    let mut rows = stmt
+        .query([doc])
+        .map_err(StoreError::sqlite("read held changes"))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows
+        .next()
+        .map_err(StoreError::sqlite("read held changes"))?
+    {
+        let doc: String = r.get(0).map_err(StoreError::sqlite("read a held change"))?;
+        let hash: Vec<u8> = r.get(2).map_err(StoreError::sqlite("read a held change"))?;
+        out.push(Incoming {
+            doc_id: Uuid::parse_str(&doc)
+                .map_err(|_| StoreError::Corrupt(format!("held doc id {doc:?}")))?,
+            kind: r.get(1).map_err(StoreError::sqlite("read a held change"))?,
+            hash: hash_array(&hash)?,
+            bytes: r.get(3).map_err(StoreError::sqlite("read a held change"))?,
+        });
+    }
+    Ok(out)
+}
+
+fn hold(conn: &Connection, c: &Incoming, reason: &str, now_ms: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO held_changes(hash, doc_id, kind, bytes, reason, held_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(hash) DO UPDATE SET kind = excluded.kind, bytes = excluded.bytes,
+                                         reason = excluded.reason",
+    )
+    .map_err(StoreError::sqlite("hold a change"))?
+    .execute(params![
+        c.hash.as_slice(),
+        c.doc_id.to_string(),
+        c.kind,
+        c.bytes,
+        reason,
+        now_ms
+    ])
+    .map_err(StoreError::sqlite("hold a change"))?;
+    Ok(())
+}
+
+fn release(conn: &Connection, hash: &[u8; 32]) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM held_changes WHERE hash = ?1")
+        .map_err(StoreError::sqlite("release a held change"))?
+        .execute([hash.as_slice()])
+        .map_err(StoreError::sqlite("release a held change"))?;
+    Ok(())
+}
+
+/// Loads a stored document (an empty one when there is none).
+fn load(id: &str, saved: Option<&[u8]>) -> Result<AutoCommit, StoreError> {
+    match saved {
+        Some(b) => AutoCommit::load(b).map_err(|e| StoreError::record(id)(e.into())),
+        None => Ok(AutoCommit::new()),
+    }
+}
+
+/// Applies `changes` to `doc` (loaded from `saved`). If automerge refuses the batch,
+/// the document is loaded again and the changes go in one at a time on copies, so each
+/// refused change is returned with its error and leaves the document as it was.
+fn apply_each(
+    id: &str,
+    doc: &mut AutoCommit,
+    saved: Option<&[u8]>,
+    changes: Vec<(usize, Change)>,
+) -> Result<Vec<(usize, automerge::AutomergeError)>, StoreError> {
+    if doc
+        .apply_changes(changes.iter().map(|(_, c)| c.clone()))
+        .is_ok()
+    {
+        return Ok(Vec::new());
+    }
+    *doc = load(id, saved)?;
+    let mut failed = Vec::new();
+    for (i, change) in changes {
+        let mut trial = doc.clone();
+        match trial.apply_changes([change]) {
+            Ok(()) => *doc = trial,
+            Err(e) => failed.push((i, e)),
+        }
+    }
+    Ok(failed)
+}
+
+/// Merges each document's changes: what applies and reads is saved with its
+/// projections and logged; the rest is held (see [`Store::apply_remote`]).
+fn merge(
+    tx: &Connection,
+    now: DateTime<Utc>,
+    by_doc: BTreeMap<Uuid, Vec<Incoming>>,
+) -> Result<Vec<AnyRecord>, StoreError> {
+    let now_ms = now.timestamp_millis();
+    let mut changed = Vec::new();
+    for (doc_id, incoming) in by_doc {
+        let id = doc_id.to_string();
+        let existing: Option<Vec<u8>> = tx
+            .query_row("SELECT bytes FROM documents WHERE id = ?1", [&id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(StoreError::sqlite("load a document"))?;
+        let mut doc = load(&id, existing.as_deref())?;
+        let before = heads_hex(&mut doc);
+        // Each hash once; a sound copy of a change wins over a damaged one.
+        let mut candidates: Vec<&Incoming> = Vec::new();
+        let mut parsed = Vec::new();
+        let mut damaged = Vec::new();
+        let mut sound = std::collections::HashSet::new();
+        for c in &incoming {
+            if doc.get_change_by_hash(&ChangeHash(c.hash)).is_some() {
+                release(tx, &c.hash)?;
+                continue;
+            }
+            match Change::from_bytes(c.bytes.clone()) {
+                Err(e) => damaged.push((c, format!("the change does not load: {e}"))),
+                Ok(change) if change.hash().0 != c.hash => {
+                    damaged.push((c, "the change does not match its hash".to_string()))
+                }
+                Ok(change) => {
+                    if sound.insert(c.hash) {
+                        parsed.push((candidates.len(), change));
+                        candidates.push(c);
+                    }
+                }
+            }
+        }
+        for (c, reason) in damaged {
+            if !sound.contains(&c.hash) {
+                hold(tx, c, &reason, now_ms)?;
+            }
+        }
+        let mut rejected = std::collections::HashSet::new();
+        for (i, e) in apply_each(&id, &mut doc, existing.as_deref(), parsed)? {
+            hold(
+                tx,
+                candidates[i],
+                &format!("automerge refused it: {e}"),
+                now_ms,
+            )?;
+            rejected.insert(i);
+        }
+        let mut applied = Vec::new();
+        for (i, c) in candidates.into_iter().enumerate() {
+            if rejected.contains(&i) {
+                continue;
+            }
+            if doc.get_change_by_hash(&ChangeHash(c.hash)).is_none() {
+                // Queued by automerge until its dependencies arrive: it is not in the
+                // document (nor in what `save` writes), so it waits here.
+                hold(
+                    tx,
+                    c,
+                    "waiting for the changes it depends on, which have not arrived",
+                    now_ms,
+                )?;
+            } else {
+                applied.push(c);
+            }
+        }
+        let heads = heads_hex(&mut doc);
+        if heads == before || applied.is_empty() {
+            continue;
+        }
+        let record = match AnyRecord::read(&doc) {
+            Ok(r) => r,
+            Err(e) => {
+                // Kept as it was; the changes wait until the record reads (a newer
+                // node's kind or field, once this node is upgraded).
+                let reason = format!("the record does not read in this version: {e}");
+                for c in applied {
+                    hold(tx, c, &reason, now_ms)?;
+                }
+                continue;
+            }
+        };
+        for c in &applied {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO change_log(doc_id, kind, hash, bytes, local, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+            )
+            .map_err(StoreError::sqlite("record a remote change"))?
+            .execute(params![id, c.kind, c.hash.as_slice(), c.bytes, now_ms])
+            .map_err(StoreError::sqlite("record a remote change"))?;
+            release(tx, &c.hash)?;
+        }
+        let kind = record.kind().as_str();
+        save_document(tx, &id, kind, &doc.save(), &heads, now_ms)?;
+        projection::project(tx, &record)?;
+        projection::project_conflicts(tx, &id, kind, &doc)?;
+        changed.push(record);
+    }
+    Ok(changed)
+}
+
 impl Store {
     pub fn status(&self) -> Result<NodeStatus, StoreError> {
         let database_bytes = self.stats()?.database_bytes;
@@ -107,6 +335,9 @@ impl Store {
                         |r| r.get(0),
                     )
                     .map_err(StoreError::sqlite("count waiting changes"))?,
+                held_changes: c
+                    .query_row("SELECT count(*) FROM held_changes", [], |r| r.get(0))
+                    .map_err(StoreError::sqlite("count held changes"))?,
                 open_conflicts: crate::queries::count_conflicts(c)?,
                 database_bytes,
             })
@@ -216,9 +447,15 @@ impl Store {
 
     /// Merges changes from the hub and advances the download cursor to `through`, in
     /// one transaction. Changes already present are skipped (applying twice is
-    /// harmless). Returns the records whose documents changed, for the event bus. A
-    /// change whose dependencies are missing fails the whole batch and leaves the
-    /// cursor where it was, so nothing is skipped.
+    /// harmless). Returns the records whose documents changed, for the event bus.
+    ///
+    /// A change that cannot be merged does not stop the others, and is never dropped:
+    /// it is *held* (kept verbatim in `held_changes`, with the reason, in the same
+    /// transaction) and tried again whenever its document receives changes and at
+    /// every sync round ([`Store::retry_held`]). That covers a change whose
+    /// dependencies have not arrived, a record this version of the node cannot read
+    /// (a newer node's kind or field, until this node is upgraded), and damaged bytes.
+    /// Held changes show in `status`.
     pub fn apply_remote(
         &self,
         now: DateTime<Utc>,
@@ -233,64 +470,64 @@ impl Store {
         for c in changes {
             by_doc.entry(c.doc_id).or_default().push(c);
         }
-        let mut changed = Vec::new();
-        for (doc_id, incoming) in by_doc {
-            let id = doc_id.to_string();
-            let existing: Option<Vec<u8>> = tx
-                .query_row("SELECT bytes FROM documents WHERE id = ?1", [&id], |r| {
-                    r.get(0)
-                })
-                .optional()
-                .map_err(StoreError::sqlite("load a document"))?;
-            let mut doc = match &existing {
-                Some(b) => AutoCommit::load(b).map_err(|e| StoreError::record(&id)(e.into()))?,
-                None => AutoCommit::new(),
-            };
-            let before = heads_hex(&mut doc);
-            let mut parsed = Vec::with_capacity(incoming.len());
-            for c in &incoming {
-                let change = Change::from_bytes(c.bytes.clone()).map_err(|e| {
-                    StoreError::Corrupt(format!("a remote change of {id} does not load: {e}"))
-                })?;
-                if change.hash().0 != c.hash {
-                    return Err(StoreError::Corrupt(format!(
-                        "a remote change of {id} does not match its hash"
-                    )));
-                }
-                parsed.push(change);
+        // What is held for these documents is tried again with what arrived.
+        for doc in held_documents(&tx)? {
+            if let Some(list) = by_doc.get_mut(&doc) {
+                let mut held = held_changes(&tx, Some(&doc.to_string()))?;
+                held.append(list);
+                *list = held;
             }
-            doc.apply_changes(parsed)
-                .map_err(|e| StoreError::record(&id)(e.into()))?;
-            for c in &incoming {
-                if doc.get_change_by_hash(&ChangeHash(c.hash)).is_none() {
-                    return Err(StoreError::Corrupt(format!(
-                        "a remote change of {id} arrived before the changes it depends on"
-                    )));
-                }
-                tx.execute(
-                    "INSERT OR IGNORE INTO change_log(doc_id, kind, hash, bytes, local, recorded_at)
-                     VALUES (?1, ?2, ?3, ?4, 0, ?5)",
-                    params![id, c.kind, c.hash.as_slice(), c.bytes, now.timestamp_millis()],
-                )
-                .map_err(StoreError::sqlite("record a remote change"))?;
-            }
-            let heads = heads_hex(&mut doc);
-            if heads == before {
-                continue;
-            }
-            let record = AnyRecord::read(&doc).map_err(StoreError::record(&id))?;
-            let kind = record.kind().as_str();
-            save_document(&tx, &id, kind, &doc.save(), &heads, now.timestamp_millis())?;
-            projection::project(&tx, &record)?;
-            projection::project_conflicts(&tx, &id, kind, &doc)?;
-            changed.push(record);
         }
+        let changed = merge(&tx, now, by_doc)?;
         if through > get_u64(&tx, DOWNLOAD_CURSOR)? {
             set_u64(&tx, DOWNLOAD_CURSOR, through)?;
         }
         tx.commit()
             .map_err(StoreError::sqlite("commit remote changes"))?;
         Ok(changed)
+    }
+
+    /// Tries every held change again (after an upgrade, a record may now read; a
+    /// dependency may have arrived). Returns the records whose documents changed.
+    pub fn retry_held(&self, now: DateTime<Utc>) -> Result<Vec<AnyRecord>, StoreError> {
+        let mut conn = self.writer()?;
+        let tx = conn
+            .transaction()
+            .map_err(StoreError::sqlite("begin retrying held changes"))?;
+        let mut by_doc: BTreeMap<Uuid, Vec<Incoming>> = BTreeMap::new();
+        for held in held_changes(&tx, None)? {
+            by_doc.entry(held.doc_id).or_default().push(held);
+        }
+        if by_doc.is_empty() {
+            return Ok(Vec::new());
+        }
+        let changed = merge(&tx, now, by_doc)?;
+        tx.commit()
+            .map_err(StoreError::sqlite("commit retried changes"))?;
+        Ok(changed)
+    }
+
+    /// The changes held back, oldest first, with why (for the technician).
+    pub fn held(&self) -> Result<Vec<Held>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT doc_id, kind, reason, held_at FROM held_changes ORDER BY held_at, doc_id",
+                )
+                .map_err(StoreError::sqlite("list held changes"))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(Held {
+                        doc_id: r.get(0)?,
+                        kind: r.get(1)?,
+                        reason: r.get(2)?,
+                        held_at_ms: r.get(3)?,
+                    })
+                })
+                .map_err(StoreError::sqlite("list held changes"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(StoreError::sqlite("list held changes"))
+        })
     }
 
     /// Every document's kind and heads, to compare replicas.

@@ -267,33 +267,115 @@ fn changes_replicate_and_merge_to_identical_documents() {
 }
 
 #[test]
-fn a_change_before_its_dependencies_is_refused_and_the_cursor_stays() {
+fn changes_that_cannot_merge_are_held_and_merge_when_they_can() {
     let (da, db) = (
         tempfile::tempdir().expect("a"),
         tempfile::tempdir().expect("b"),
     );
     let a = Store::open(da.path(), None).expect("a");
     let b = Store::open(db.path(), None).expect("b");
+    let held = |s: &Store| s.status().expect("status").held_changes;
     let mut p = patient("Brian Otieno", "DEV-000001");
     a.write(now(), |tx| tx.put(&p)).expect("create");
     p.phone = None;
     a.write(now(), |tx| tx.put(&p)).expect("edit");
     let changes = ship(&a, 0);
     assert_eq!(changes.len(), 2);
-    let second_only = vec![changes[1].clone()];
-    assert!(b.apply_remote(now(), second_only, 7).is_err());
-    assert_eq!(b.sync_state().expect("state").download_cursor, 0);
-    assert_eq!(b.stats().expect("stats").documents, 0);
-    // In order, both apply.
-    b.apply_remote(now(), changes, 7).expect("in order");
-    assert_eq!(patient_named(&b, p.id), p);
 
-    // A damaged change is refused too.
+    // A change before its dependency: held, and the cursor moves on.
+    b.apply_remote(now(), vec![changes[1].clone()], 7)
+        .expect("held, not failed");
+    assert_eq!(b.sync_state().expect("state").download_cursor, 7);
+    assert_eq!(b.stats().expect("stats").documents, 0);
+    assert_eq!(held(&b), 1);
+    assert!(b.held().expect("held")[0].reason.contains("depends on"));
+    // Retrying alone changes nothing; the dependency arriving merges both.
+    assert!(b.retry_held(now()).expect("retry").is_empty());
+    let merged = b
+        .apply_remote(now(), vec![changes[0].clone()], 8)
+        .expect("merge");
+    assert_eq!(merged.len(), 1);
+    assert_eq!(patient_named(&b, p.id), p);
+    assert_eq!(held(&b), 0);
+    assert_eq!(b.stats().expect("stats").change_log_entries, 2);
+
+    // Damaged bytes are held (never dropped, never fatal); a sound copy of the same
+    // change later takes their place.
     let mut bad = ship(&a, 0);
     bad[0].bytes[10] ^= 0xff;
     let dc = tempfile::tempdir().expect("c");
     let c = Store::open(dc.path(), None).expect("c");
-    assert!(c.apply_remote(now(), bad, 1).is_err());
+    c.apply_remote(now(), bad, 1).expect("held");
+    assert_eq!(
+        held(&c),
+        2,
+        "the damaged change, and the one that depends on it"
+    );
+    assert_eq!(c.sync_state().expect("state").download_cursor, 1);
+    c.apply_remote(now(), vec![changes[0].clone()], 2)
+        .expect("sound copy");
+    assert_eq!(held(&c), 0);
+    assert_eq!(patient_named(&c, p.id), p);
+}
+
+#[test]
+fn a_record_this_version_cannot_read_waits_until_it_reads() {
+    use automerge::transaction::Transactable;
+    let dir = tempfile::tempdir().expect("dir");
+    let s = Store::open(dir.path(), None).expect("open");
+    let incoming = |doc: &mut automerge::AutoCommit, id: Uuid, kind: &str| {
+        let change = doc.get_last_local_change().expect("a change").clone();
+        Incoming {
+            doc_id: id,
+            kind: kind.into(),
+            hash: change.hash().0,
+            bytes: change.raw_bytes().to_vec(),
+        }
+    };
+
+    // A kind this version does not know (say, one a newer node writes): held.
+    let other = Uuid::now_v7();
+    let mut newer = automerge::AutoCommit::new();
+    newer.put(automerge::ROOT, "kind", "invoice").expect("put");
+    newer.commit();
+    let invoice = incoming(&mut newer, other, "invoice");
+
+    // A patient whose record does not read after two changes, and reads after a third.
+    let p = patient("Wanjiku Mwangi", "DEV-000002");
+    let mut doc = automerge::AutoCommit::new();
+    healsync_records::write_record(&mut doc, &p).expect("write");
+    let c1 = incoming(&mut doc, p.id.0, "patient");
+    doc.delete(automerge::ROOT, "name").expect("delete");
+    doc.commit();
+    let c2 = incoming(&mut doc, p.id.0, "patient");
+    s.apply_remote(now(), vec![invoice, c1, c2], 3)
+        .expect("held, not failed");
+    assert_eq!(s.status().expect("status").held_changes, 3);
+    assert_eq!(s.stats().expect("stats").documents, 0);
+    let reasons: Vec<String> = s
+        .held()
+        .expect("held")
+        .into_iter()
+        .map(|h| h.reason)
+        .collect();
+    assert!(
+        reasons.iter().all(|r| r.contains("does not read")),
+        "{reasons:?}"
+    );
+
+    doc.put(automerge::ROOT, "name", "Wanjiku Mwangi")
+        .expect("put");
+    doc.commit();
+    let c3 = incoming(&mut doc, p.id.0, "patient");
+    let merged = s.apply_remote(now(), vec![c3], 4).expect("merge");
+    assert_eq!(merged.len(), 1);
+    assert_eq!(patient_named(&s, p.id), p);
+    assert_eq!(
+        s.status().expect("status").held_changes,
+        1,
+        "only the invoice waits"
+    );
+    assert_eq!(s.sync_state().expect("state").download_cursor, 4);
 }
 
 #[test]

@@ -125,6 +125,12 @@ pub async fn sync_once(
     hub: SocketAddr,
     on_progress: Option<OnProgress>,
 ) -> Result<Summary, SyncError> {
+    // Changes held back by an earlier round may merge now (a newer version of this
+    // node reads them). Only a storage failure is an error here: what still does not
+    // merge stays held.
+    node.retry_held()
+        .await
+        .map_err(|e| SyncError::Storage(api(e)))?;
     let store = node.store().clone();
     let (state, waiting) = tokio::task::spawn_blocking(move || {
         Ok::<_, healsync_store::StoreError>((

@@ -16,25 +16,14 @@ pub async fn run(admin_url: String, changes: usize, batch: usize) -> Result<()> 
     let node = Uuid::now_v7();
     store.enroll(&token, node).await?;
 
-    // About ten changes per document, ~110-byte changes (the measured size of a
-    // single-field automerge commit).
+    // About ten changes per document, each a real automerge change of about 100
+    // bytes (a single-field commit is about 110): the hub checks that every change
+    // loads and matches its hash.
     let docs: Vec<Uuid> = (0..changes.div_ceil(10)).map(|_| Uuid::now_v7()).collect();
     let all: Vec<Change> = (0..changes)
         .map(|i| {
-            let mut hash = [0u8; 32];
-            hash[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            hash[8..16].copy_from_slice(&node.as_bytes()[..8]);
-            Change {
-                seq: i as u64 + 1,
-                doc_id: *docs[i / 10].as_bytes(),
-                kind: if i % 3 == 0 {
-                    "patient".into()
-                } else {
-                    "appointment".into()
-                },
-                hash,
-                bytes: vec![(i % 251) as u8; 110],
-            }
+            let kind = if i % 3 == 0 { "patient" } else { "appointment" };
+            healsync_test_support::seed::change(i as u64 + 1, docs[i / 10], kind, 1)
         })
         .collect();
     let t = Instant::now();

@@ -1,10 +1,36 @@
 //! Realistic records written through the node store's real write path (document,
-//! change log and projections), for benchmarks and fault tests that need volume.
+//! change log and projections), for benchmarks and fault tests that need volume; and
+//! single automerge changes as a node uploads them, for the hub's store tests.
 
+use automerge::transaction::{CommitOptions, Transactable};
 use chrono::{DateTime, NaiveDate, Utc};
 use healsync_domain::{Address, Patient, PatientId, Sex};
 use healsync_store::{Store, StoreError};
+use healsync_sync_protocol::Change;
 use uuid::Uuid;
+
+/// One real automerge change to `doc` as a node would upload it (local sequence
+/// number `seq`): the first change of an author named by `tag` and `seq`, setting a
+/// field to `seq`. The same arguments give the same change and hash; different `tag`s
+/// give different changes to the same document.
+pub fn change(seq: u64, doc: Uuid, kind: &str, tag: u8) -> Change {
+    let mut actor = [tag; 16];
+    actor[8..].copy_from_slice(&seq.to_le_bytes());
+    let mut d = automerge::AutoCommit::new().with_actor(automerge::ActorId::from(actor));
+    d.put(automerge::ROOT, "kind", kind)
+        .and_then(|()| d.put(automerge::ROOT, "seq", seq))
+        .expect("scalars go into a fresh document's root");
+    d.commit_with(CommitOptions::default().with_time(0));
+    let change = d.get_last_local_change().expect("the change just made");
+    let (hash, raw) = (change.hash().0, change.raw_bytes().to_vec());
+    Change {
+        seq,
+        doc_id: *doc.as_bytes(),
+        kind: kind.into(),
+        hash,
+        bytes: raw,
+    }
+}
 
 const FIRST: &[&str] = &[
     "Amina", "Wanjiru", "Otieno", "Achieng", "Kamau", "Njeri", "Mwangi", "Akinyi", "Kiptoo",
