@@ -1,7 +1,8 @@
-//! Two clinics and a hub: SQLite nodes (the real store and services), the PostgreSQL
-//! hub store, real QUIC with mutual TLS on loopback. Both clinics work offline, then
-//! sync; every document both hold must end with identical heads, and a patient reaches
-//! another clinic only when it has business there.
+//! Clinics and a hub: SQLite nodes (the real store and services), the PostgreSQL hub
+//! store, real QUIC with mutual TLS on loopback. Two clinics work offline, then sync;
+//! every document both hold must end with identical heads, and a patient reaches
+//! another clinic only when it has business there. Fifty clinics reconnecting at once
+//! all land, each change exactly once.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -541,6 +542,83 @@ async fn two_offline_clinics_converge_through_the_hub() {
         ["NBO"]
     );
 
+    hub_store.pool().close().await;
+    db.drop_database().await.expect("drop the test database");
+}
+
+/// After an outage every clinic reconnects at once: fifty clinics (a site each, real
+/// SQLite stores with a backlog) sync together with a hub that serves four sessions at
+/// a time. Every round completes, the hub holds every change exactly once, and its
+/// documents equal the clinics'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_clinics_reconnecting_at_once_all_land_exactly_once() {
+    const CLINICS: usize = 50;
+    const BACKLOG: usize = 120;
+    let db = healsync_test_support::TestDatabase::create("fifty")
+        .await
+        .expect("test database");
+    let hub_store = HubStore::connect(&db.url, 8).await.expect("hub store");
+    let ca_dir = tempfile::tempdir().expect("ca dir");
+    let ca = Arc::new(HubCa::load_or_create(ca_dir.path()).expect("ca"));
+    let server = config::server(ca.cert_pem(), &ca.issue_hub().expect("hub cert")).expect("server");
+    let endpoint = quinn::Endpoint::server(server, "127.0.0.1:0".parse().expect("addr"))
+        .expect("hub endpoint");
+    let hub_addr = endpoint.local_addr().expect("addr");
+    tokio::spawn(driver::run_hub(
+        endpoint,
+        Arc::new(HubSyncStorage {
+            store: hub_store.clone(),
+            ca: ca.clone(),
+            committed: Default::default(),
+        }),
+        4,
+    ));
+
+    let mut rng = healsync_test_support::seed::Rng(0x50_c11c);
+    let mut clinics = Vec::new();
+    for i in 0..CLINICS {
+        let site = format!("S{i:02}");
+        hub_store.add_site(&site, &site).await.expect("site");
+        let c = clinic(&site, &hub_store, &ca).await;
+        healsync_test_support::seed::patients(c.node.store(), &site, 0, BACKLOG, &mut rng)
+            .expect("backlog");
+        clinics.push(Arc::new(c));
+    }
+
+    let started = std::time::Instant::now();
+    let rounds: Vec<_> = clinics
+        .iter()
+        .map(|c| {
+            let c = c.clone();
+            tokio::spawn(async move { sync_once(&c.node, &c.endpoint, hub_addr, None).await })
+        })
+        .collect();
+    for r in rounds {
+        let summary = r.await.expect("task").expect("every round completes");
+        assert_eq!((summary.uploaded, summary.rejected), (BACKLOG as u64, 0));
+    }
+    eprintln!(
+        "{CLINICS} clinics x {BACKLOG} changes landed in {:.1} s through 4 sessions",
+        started.elapsed().as_secs_f64()
+    );
+
+    let (stored, distinct): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT hash) FROM changes")
+            .fetch_one(hub_store.pool())
+            .await
+            .expect("count");
+    assert_eq!(
+        (stored, distinct),
+        ((CLINICS * BACKLOG) as i64, (CLINICS * BACKLOG) as i64)
+    );
+    hub_store.materialize_all().await.expect("fold");
+    for c in &clinics {
+        assert_eq!(
+            c.node.store().status().expect("status").waiting_to_upload,
+            0
+        );
+        assert_same_heads_at_hub(&hub_store, c).await;
+    }
     hub_store.pool().close().await;
     db.drop_database().await.expect("drop the test database");
 }
