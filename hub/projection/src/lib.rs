@@ -50,15 +50,44 @@ pub struct Merged {
 }
 
 /// Why an uploaded change is not accepted into the hub's log: it must load as an
-/// automerge change and carry the hash it is stored and deduplicated under. (What it
-/// depends on is not checked here: a change that waits for a dependency is held by
-/// whoever merges it, at the hub and on the nodes, until the dependency arrives.)
-pub fn check_change(bytes: &[u8], hash: &[u8; 32]) -> Result<(), String> {
-    match Change::from_bytes(bytes.to_vec()) {
-        Err(e) => Err(format!("the change does not load: {e}")),
-        Ok(c) if &c.hash().0 != hash => Err("the change does not match its hash".into()),
-        Ok(_) => Ok(()),
+/// automerge change and carry the hash it is stored and deduplicated under, and when
+/// it `creates` a document (the first change the hub sees of it) it must set the
+/// document's root `kind` to the kind it is labelled with. (What it depends on is not
+/// checked here: a change that waits for a dependency is held by whoever merges it, at
+/// the hub and on the nodes, until the dependency arrives.)
+pub fn check_change(bytes: &[u8], hash: &[u8; 32], creates: Option<&str>) -> Result<(), String> {
+    let change = match Change::from_bytes(bytes.to_vec()) {
+        Err(e) => return Err(format!("the change does not load: {e}")),
+        Ok(c) if &c.hash().0 != hash => return Err("the change does not match its hash".into()),
+        Ok(c) => c,
+    };
+    let Some(label) = creates else {
+        return Ok(());
+    };
+    match kind_set_by(&change) {
+        Some(k) if k == label => Ok(()),
+        Some(k) => Err(format!("the change is labelled {label} but makes a {k}")),
+        None => Err(format!(
+            "the change is labelled {label} but does not set the new document's kind"
+        )),
     }
+}
+
+/// The record kind a change sets at its document's root, if it sets one.
+fn kind_set_by(change: &Change) -> Option<String> {
+    use automerge::legacy::{Key, ObjectId, OpType};
+    change
+        .decode()
+        .operations
+        .into_iter()
+        .find_map(|op| match (&op.obj, &op.key, &op.action) {
+            (ObjectId::Root, Key::Map(k), OpType::Put(automerge::ScalarValue::Str(v)))
+                if k.as_str() == "kind" =>
+            {
+                Some(v.to_string())
+            }
+            _ => None,
+        })
 }
 
 /// Loads saved bytes for editing by `actor` (a fresh document when there are none).

@@ -30,6 +30,11 @@ use uuid::Uuid;
 /// else belongs to the site that created it.
 pub const SHARED_KINDS: &[&str] = &["patient", "doctor", "user"];
 
+/// Shared kinds that every site holds but only the owning site (and the hub) may
+/// change: accounts carry password hashes and roles, so a node of one clinic must not
+/// be able to change another clinic's logins.
+pub const OWNER_EDITED_KINDS: &[&str] = &["user"];
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HubStoreError {
@@ -90,6 +95,29 @@ fn to_i64(v: u64) -> i64 {
 
 fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
+}
+
+/// Why `site` may not change the existing document `doc` owned as `owner` (`granted`:
+/// the document was shared with the site), or `None` when it may.
+fn may_not_write(doc: Uuid, owner: &writes::Owner, site: &str, granted: bool) -> Option<String> {
+    let kind = owner.kind.as_str();
+    if owner.site == site {
+        None
+    } else if !owner.shared {
+        Some(format!("document {doc} belongs to site {}", owner.site))
+    } else if OWNER_EDITED_KINDS.contains(&kind) {
+        Some(format!(
+            "account {doc} belongs to site {}: it is changed there or at the hub",
+            owner.site
+        ))
+    } else if GRANTED_KINDS.contains(&kind) && !granted {
+        Some(format!(
+            "document {doc} belongs to site {} and was not shared with site {site}",
+            owner.site
+        ))
+    } else {
+        None
+    }
 }
 
 /// Appends changes to the hub's log with the next cursors (allocated by updating the
@@ -339,9 +367,10 @@ impl HubStore {
     }
 
     /// Stores an upload batch and the node's new upload position in one transaction:
-    /// changes already present (same hash) are skipped; changes that do not load or do
-    /// not match their hash, and changes to documents the node's site may not write,
-    /// are refused and recorded. Returns the refusals.
+    /// changes already present (same hash) are skipped; changes that do not load, do
+    /// not match their hash or are labelled with another kind than their document's
+    /// (a new document's first change must set its kind), and changes to documents
+    /// the node's site may not write, are refused and recorded. Returns the refusals.
     pub async fn commit_upload(
         &self,
         node_id: Uuid,
@@ -382,23 +411,28 @@ impl HubStore {
             std::collections::BTreeMap::new();
         for c in changes {
             let doc = Uuid::from_bytes(c.doc_id);
-            let damaged = healsync_hub_projection::check_change(&c.bytes, &c.hash).err();
-            let refusal = damaged.or_else(|| {
-                owners.get(&doc).and_then(|o| {
-                    if o.site == site {
-                        None
-                    } else if !o.shared {
-                        Some(format!("document {doc} belongs to site {}", o.site))
-                    } else if GRANTED_KINDS.contains(&o.kind.as_str()) && !granted.contains(&doc) {
-                        Some(format!(
-                            "document {doc} belongs to site {} and was not shared with site {site}",
-                            o.site
-                        ))
-                    } else {
-                        None
-                    }
+            // The kind a change is labelled with decides who receives its document: it
+            // must be the document's kind, set by the change that creates it.
+            let known = owners
+                .get(&doc)
+                .map(|o| o.kind.as_str())
+                .or_else(|| new_owners.get(&doc).copied());
+            let creates = known.is_none().then_some(c.kind.as_str());
+            let refusal = healsync_hub_projection::check_change(&c.bytes, &c.hash, creates)
+                .err()
+                .or_else(|| {
+                    known.filter(|k| *k != c.kind).map(|k| {
+                        format!(
+                            "the change is labelled {} but document {doc} is a {k}",
+                            c.kind
+                        )
+                    })
                 })
-            });
+                .or_else(|| {
+                    owners
+                        .get(&doc)
+                        .and_then(|o| may_not_write(doc, o, &site, granted.contains(&doc)))
+                });
             match refusal {
                 Some(reason) => rejected.push(Rejection {
                     seq: c.seq,

@@ -225,6 +225,39 @@ async fn ingest_is_idempotent_scoped_and_refuses_other_sites_documents() {
         .expect("load");
     assert_eq!(to_nbo.len(), 1, "NBO gets MSA's patient edit only");
     assert_eq!(to_nbo[0].hash, edit[0].hash);
+    // Accounts reach every site, but only their own site may change them.
+    let account = Uuid::now_v7();
+    assert!(
+        s.commit_upload(nbo, &[change(5, account, "user", 1)], 5)
+            .await
+            .expect("account")
+            .is_empty()
+    );
+    let refused = s
+        .commit_upload(msa, &[change(4, account, "user", 2)], 4)
+        .await
+        .expect("upload");
+    assert_eq!(refused.len(), 1);
+    assert!(
+        refused[0].reason.contains("account") && refused[0].reason.contains("site NBO"),
+        "{}",
+        refused[0].reason
+    );
+    assert!(
+        s.commit_upload(nbo, &[change(6, account, "user", 3)], 6)
+            .await
+            .expect("the owner changes it")
+            .is_empty()
+    );
+    let (to_msa, _, _) = s
+        .load_changes(msa, "MSA", through, usize::MAX)
+        .await
+        .expect("load");
+    assert_eq!(
+        to_msa.iter().map(|c| c.doc_id).collect::<Vec<_>>(),
+        [*account.as_bytes(); 2],
+        "MSA receives the account, and the owner's change of it"
+    );
     // Paging by bytes: at least one change per call, the cursor advancing.
     let (first, through, more) = s
         .load_changes(Uuid::now_v7(), "NBO", 0, 1)
@@ -435,7 +468,7 @@ async fn every_replica_hears_what_another_committed_and_nothing_rolled_back() {
 }
 
 #[tokio::test]
-async fn changes_that_do_not_load_or_match_their_hash_are_refused() {
+async fn damaged_forged_and_mislabelled_changes_are_refused() {
     let db = TestDb::new().await;
     let s = &db.store;
     s.add_site("NBO", "Nairobi").await.expect("site");
@@ -446,15 +479,49 @@ async fn changes_that_do_not_load_or_match_their_hash_are_refused() {
     garbage.bytes = vec![7; 40];
     let mut forged = change(3, c, "patient", 1);
     forged.hash = change(4, c, "patient", 9).hash;
+    // A patient labelled as a doctor (every site would receive it), a new document
+    // whose first change sets no kind, and an edit labelled with another kind.
+    let (d, e) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut mislabelled = change(5, d, "patient", 1);
+    mislabelled.kind = "doctor".into();
+    let mut kindless = automerge::AutoCommit::new();
+    automerge::transaction::Transactable::put(&mut kindless, automerge::ROOT, "name", "x")
+        .expect("put");
+    kindless.commit();
+    let raw = kindless.get_last_local_change().expect("change").clone();
+    let no_kind = Change {
+        seq: 6,
+        doc_id: *e.as_bytes(),
+        kind: "patient".into(),
+        hash: raw.hash().0,
+        bytes: raw.raw_bytes().to_vec(),
+    };
+    let mut relabelled = change(7, a, "patient", 2);
+    relabelled.kind = "user".into();
     let refused = s
-        .commit_upload(node, &[good, garbage, forged], 3)
+        .commit_upload(
+            node,
+            &[good, garbage, forged, mislabelled, no_kind, relabelled],
+            7,
+        )
         .await
         .expect("upload");
     let reasons: Vec<(u64, &str)> = refused.iter().map(|r| (r.seq, r.reason.as_str())).collect();
-    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons.len(), 5, "{reasons:?}");
     assert_eq!(reasons[0].0, 2);
     assert!(reasons[0].1.contains("does not load"), "{reasons:?}");
     assert_eq!(reasons[1], (3, "the change does not match its hash"));
+    assert_eq!(
+        reasons[2],
+        (5, "the change is labelled doctor but makes a patient")
+    );
+    assert_eq!(reasons[3].0, 6);
+    assert!(reasons[3].1.contains("does not set"), "{reasons:?}");
+    assert_eq!(reasons[4].0, 7);
+    assert!(
+        reasons[4].1.contains("labelled user but document"),
+        "{reasons:?}"
+    );
     let stored: Vec<Uuid> = sqlx::query_scalar("SELECT doc_id FROM changes")
         .fetch_all(s.pool())
         .await

@@ -290,6 +290,19 @@ fn merge(
             continue;
         }
         let record = match AnyRecord::read(&doc) {
+            Ok(r) if applied.iter().any(|c| c.kind != r.kind().as_str()) => {
+                // Scope and sharing follow the kind a change is labelled with; one that
+                // lies about it must not slip a record in (a patient labelled as a
+                // doctor would reach every clinic).
+                let reason = format!(
+                    "the change is labelled with another kind than the {} it holds",
+                    r.kind().as_str()
+                );
+                for c in applied {
+                    hold(tx, c, &reason, now_ms)?;
+                }
+                continue;
+            }
             Ok(r) => r,
             Err(e) => {
                 // Kept as it was; the changes wait until the record reads (a newer

@@ -333,6 +333,15 @@ fn a_record_this_version_cannot_read_waits_until_it_reads() {
         }
     };
 
+    // A change labelled with another kind than the record it holds: held.
+    let mut liar = automerge::AutoCommit::new();
+    let q = patient("Imani Juma", "DEV-000003");
+    healsync_records::write_record(&mut liar, &q).expect("write");
+    let labelled = incoming(&mut liar, q.id.0, "doctor");
+    s.apply_remote(now(), vec![labelled], 2).expect("held");
+    assert_eq!(s.stats().expect("stats").documents, 0);
+    assert!(s.held().expect("held")[0].reason.contains("labelled"));
+
     // A kind this version does not know (say, one a newer node writes): held.
     let other = Uuid::now_v7();
     let mut newer = automerge::AutoCommit::new();
@@ -350,7 +359,7 @@ fn a_record_this_version_cannot_read_waits_until_it_reads() {
     let c2 = incoming(&mut doc, p.id.0, "patient");
     s.apply_remote(now(), vec![invoice, c1, c2], 3)
         .expect("held, not failed");
-    assert_eq!(s.status().expect("status").held_changes, 3);
+    assert_eq!(s.status().expect("status").held_changes, 4);
     assert_eq!(s.stats().expect("stats").documents, 0);
     let reasons: Vec<String> = s
         .held()
@@ -358,8 +367,9 @@ fn a_record_this_version_cannot_read_waits_until_it_reads() {
         .into_iter()
         .map(|h| h.reason)
         .collect();
+    assert!(reasons[0].contains("labelled"), "{reasons:?}");
     assert!(
-        reasons.iter().all(|r| r.contains("does not read")),
+        reasons[1..].iter().all(|r| r.contains("does not read")),
         "{reasons:?}"
     );
 
@@ -372,8 +382,8 @@ fn a_record_this_version_cannot_read_waits_until_it_reads() {
     assert_eq!(patient_named(&s, p.id), p);
     assert_eq!(
         s.status().expect("status").held_changes,
-        1,
-        "only the invoice waits"
+        2,
+        "only the mislabelled patient and the invoice wait"
     );
     assert_eq!(s.sync_state().expect("state").download_cursor, 4);
 }
