@@ -37,6 +37,8 @@ struct Inner {
     events: EventBus,
     login_guard: session::LoginGuard,
     decoy_hash: String,
+    /// Whether this process has tried the held changes again (see `retry_held`).
+    held_retried: std::sync::atomic::AtomicBool,
 }
 
 impl Node {
@@ -49,6 +51,7 @@ impl Node {
                 events: EventBus::new(),
                 login_guard: session::LoginGuard::default(),
                 decoy_hash,
+                held_retried: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -117,9 +120,16 @@ impl Node {
         Ok(n)
     }
 
-    /// Tries the changes held back from earlier downloads again (see
-    /// `Store::apply_remote`); what now merges is published like any remote change.
+    /// Tries the changes held back from earlier downloads again, once per process (see
+    /// `Store::apply_remote`): a change held for its document is tried again whenever
+    /// the document receives changes anyway, so what else can make one merge is a new
+    /// version of this program, which starts a new process. What now merges is
+    /// published like any remote change.
     pub async fn retry_held(&self) -> Result<usize, ApiError> {
+        use std::sync::atomic::Ordering;
+        if self.inner.held_retried.swap(true, Ordering::AcqRel) {
+            return Ok(0);
+        }
         let store = self.inner.store.clone();
         let now = self.now();
         let changed = tokio::task::spawn_blocking(move || store.retry_held(now))

@@ -464,8 +464,8 @@ impl Store {
     ///
     /// A change that cannot be merged does not stop the others, and is never dropped:
     /// it is *held* (kept verbatim in `held_changes`, with the reason, in the same
-    /// transaction) and tried again whenever its document receives changes and at
-    /// every sync round ([`Store::retry_held`]). That covers a change whose
+    /// transaction) and tried again whenever its document receives changes, and once
+    /// after the node starts ([`Store::retry_held`], for a newer version that reads it). That covers a change whose
     /// dependencies have not arrived, a record this version of the node cannot read
     /// (a newer node's kind or field, until this node is upgraded), and damaged bytes.
     /// Held changes show in `status`.

@@ -125,9 +125,9 @@ pub async fn sync_once(
     hub: SocketAddr,
     on_progress: Option<OnProgress>,
 ) -> Result<Summary, SyncError> {
-    // Changes held back by an earlier round may merge now (a newer version of this
-    // node reads them). Only a storage failure is an error here: what still does not
-    // merge stays held.
+    // Changes held back before this process started may merge now (a newer version
+    // of this node reads them). Only a storage failure is an error here: what still
+    // does not merge stays held.
     node.retry_held()
         .await
         .map_err(|e| SyncError::Storage(api(e)))?;
