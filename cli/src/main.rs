@@ -370,6 +370,7 @@ fn status(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
             "lastSuccessfulSync": s.last_sync,
             "changesWaitingToUpload": s.waiting_to_upload,
             "changesHeldBack": s.held_changes,
+            "changesRefusedByHub": s.refused_changes,
             "openConflicts": s.open_conflicts,
             "databaseBytes": s.database_bytes,
         });
@@ -397,6 +398,19 @@ fn status(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
             }
             if held.len() > 5 {
                 println!("  ... and {} more", held.len() - 5);
+            }
+        }
+        if s.refused_changes > 0 {
+            println!(
+                "changes refused by hub:    {} (this node's changes the hub would not store)",
+                s.refused_changes
+            );
+            let refused = store.refusals().context("list refused changes")?;
+            for r in refused.iter().take(5) {
+                println!("  #{} {}: {}", r.seq, r.doc_id, r.reason);
+            }
+            if refused.len() > 5 {
+                println!("  ... and {} more", refused.len() - 5);
             }
         }
         println!("open conflicts:            {}", s.open_conflicts);
@@ -466,6 +480,9 @@ fn sync(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
             "Sync complete: {} changes uploaded ({} refused by the hub), {} received.",
             summary.uploaded, summary.rejected, summary.downloaded
         );
+        if summary.rejected > 0 {
+            println!("`healsync-node status` shows why the hub refused them.");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -474,6 +474,21 @@ async fn serving_nodes_sync_by_themselves_and_open_screens_update() -> Result<()
     })
     .await
     .map_err(|e| anyhow::anyhow!("the hub's booking never reached Nairobi's screen: {e}"))?;
+    // Nothing either clinic sent was refused, and central admins can see that.
+    let refusals = hub_admin
+        .ok(
+            "{ refusals(limit: 5) { reason } sites { code nodes { refusedChanges } } }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(refusals["refusals"], json!([]));
+    assert_eq!(
+        refusals["sites"],
+        json!([
+            { "code": "MSA", "nodes": [{ "refusedChanges": 0 }] },
+            { "code": "NBO", "nodes": [{ "refusedChanges": 0 }] },
+        ])
+    );
     // Mombasa holds only the patient shared with it.
     let at_msa = admin_b.ok("{ patients { name } }", json!({})).await?;
     assert_eq!(at_msa["patients"], json!([{ "name": "Halima Hassan" }]));

@@ -121,6 +121,21 @@ pub struct NodeSync {
     upload_acked: i64,
     /// Hub log entries past what the node has applied.
     lag: i64,
+    /// Changes from this node the hub refused to store (see `refusals`): another
+    /// site's records, damaged or mislabelled changes.
+    refused_changes: i64,
+}
+
+/// An uploaded change the hub refused to store, and why.
+#[derive(SimpleObject)]
+pub struct Refusal {
+    node_id: ID,
+    site: String,
+    /// The change's position in the node's change log.
+    seq: i64,
+    record_id: ID,
+    reason: String,
+    at: String,
 }
 
 /// Any record, as the hub's generic projection holds it: every field's current value.
@@ -295,8 +310,37 @@ impl QueryRoot {
                         last_sync: n.last_sync.map(ts),
                         upload_acked: i64::try_from(n.upload_acked).unwrap_or(i64::MAX),
                         lag: i64::try_from(n.lag).unwrap_or(i64::MAX),
+                        refused_changes: i64::try_from(n.refused).unwrap_or(i64::MAX),
                     })
                     .collect(),
+            })
+            .collect())
+    }
+
+    /// Changes nodes uploaded that the hub refused to store, newest first (of one node,
+    /// or of all): a node writing what its site may not is refused, not obeyed.
+    async fn refusals(
+        &self,
+        ctx: &Context<'_>,
+        node_id: Option<ID>,
+        limit: Option<i32>,
+    ) -> Result<Vec<Refusal>> {
+        admin(ctx)?;
+        let node = node_id.map(|id| uuid("nodeId", &id)).transpose()?;
+        let rows = hub(ctx)?
+            .store()
+            .refusals(node, self::limit(limit)?)
+            .await
+            .map_err(HubApiError::from)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Refusal {
+                node_id: ID(r.node_id.to_string()),
+                site: r.site,
+                seq: i64::try_from(r.seq).unwrap_or(i64::MAX),
+                record_id: ID(r.doc_id.to_string()),
+                reason: r.reason,
+                at: ts(r.at),
             })
             .collect())
     }

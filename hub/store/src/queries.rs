@@ -33,6 +33,19 @@ pub struct NodeState {
     pub upload_acked: u64,
     /// Hub log entries past what the node has applied.
     pub lag: u64,
+    /// Changes from this node the hub refused to store.
+    pub refused: u64,
+}
+
+/// An uploaded change the hub refused, and why.
+#[derive(Debug, Clone)]
+pub struct RefusalRow {
+    pub node_id: Uuid,
+    pub site: String,
+    pub seq: u64,
+    pub doc_id: Uuid,
+    pub reason: String,
+    pub at: DateTime<Utc>,
 }
 
 /// One document as the generic projection holds it.
@@ -121,8 +134,9 @@ impl HubStore {
         .await
         .map_err(db("list sites"))?;
         let nodes = sqlx::query(
-            "SELECT id, site, revoked_at IS NOT NULL AS revoked, last_sync_at, upload_acked, download_cursor
-             FROM nodes ORDER BY enrolled_at",
+            "SELECT id, site, revoked_at IS NOT NULL AS revoked, last_sync_at, upload_acked, download_cursor,
+                    (SELECT count(*) FROM rejections r WHERE r.node_id = n.id) AS refused
+             FROM nodes n ORDER BY enrolled_at",
         )
         .fetch_all(&self.pool)
         .await
@@ -142,6 +156,7 @@ impl HubStore {
                     last_sync: n.try_get("last_sync_at").map_err(db("read a node"))?,
                     upload_acked: to_u64(n.try_get("upload_acked").map_err(db("read a node"))?),
                     lag: to_u64(head - down),
+                    refused: to_u64(n.try_get("refused").map_err(db("read a node"))?),
                 });
             }
             out.push(SiteInfo {
@@ -152,6 +167,38 @@ impl HubStore {
             });
         }
         Ok(out)
+    }
+
+    /// Changes the hub refused, newest first (of one node, or of all).
+    pub async fn refusals(
+        &self,
+        node: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<RefusalRow>, HubStoreError> {
+        sqlx::query(
+            "SELECT r.node_id, n.site, r.seq, r.doc_id, r.reason, r.rejected_at
+             FROM rejections r JOIN nodes n ON n.id = r.node_id
+             WHERE $1::uuid IS NULL OR r.node_id = $1
+             ORDER BY r.rejected_at DESC, r.seq DESC LIMIT $2",
+        )
+        .bind(node)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list refusals"))?
+        .into_iter()
+        .map(|r| {
+            Ok(RefusalRow {
+                node_id: r.try_get("node_id")?,
+                site: r.try_get("site")?,
+                seq: to_u64(r.try_get("seq")?),
+                doc_id: r.try_get("doc_id")?,
+                reason: r.try_get("reason")?,
+                at: r.try_get("rejected_at")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(db("read a refusal"))
     }
 
     /// Documents of one kind across sites, newest first.

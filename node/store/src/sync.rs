@@ -51,6 +51,8 @@ pub struct NodeStatus {
     pub waiting_to_upload: i64,
     /// Changes from the hub held back because they could not be merged yet.
     pub held_changes: i64,
+    /// Local changes the hub refused to store (see [`Store::refusals`]).
+    pub refused_changes: i64,
     pub open_conflicts: i64,
     pub database_bytes: i64,
 }
@@ -92,6 +94,15 @@ fn get_text(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> 
     conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()
         .map_err(StoreError::sqlite("read node metadata"))
+}
+
+/// A local change the hub refused to store, and why (for the technician).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub seq: i64,
+    pub doc_id: String,
+    pub reason: String,
+    pub recorded_at_ms: i64,
 }
 
 /// A change from the hub held back, as the technician sees it.
@@ -351,6 +362,9 @@ impl Store {
                 held_changes: c
                     .query_row("SELECT count(*) FROM held_changes", [], |r| r.get(0))
                     .map_err(StoreError::sqlite("count held changes"))?,
+                refused_changes: c
+                    .query_row("SELECT count(*) FROM sync_rejections", [], |r| r.get(0))
+                    .map_err(StoreError::sqlite("count refused changes"))?,
                 open_conflicts: crate::queries::count_conflicts(c)?,
                 database_bytes,
             })
@@ -518,6 +532,29 @@ impl Store {
         tx.commit()
             .map_err(StoreError::sqlite("commit retried changes"))?;
         Ok(changed)
+    }
+
+    /// The local changes the hub refused, newest first, with its reasons.
+    pub fn refusals(&self) -> Result<Vec<Refused>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT seq, doc_id, reason, recorded_at FROM sync_rejections ORDER BY seq DESC",
+                )
+                .map_err(StoreError::sqlite("list refused changes"))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(Refused {
+                        seq: r.get(0)?,
+                        doc_id: r.get(1)?,
+                        reason: r.get(2)?,
+                        recorded_at_ms: r.get(3)?,
+                    })
+                })
+                .map_err(StoreError::sqlite("list refused changes"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(StoreError::sqlite("list refused changes"))
+        })
     }
 
     /// The changes held back, oldest first, with why (for the technician).

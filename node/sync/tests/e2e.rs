@@ -29,6 +29,48 @@ fn admin() -> Session {
     }
 }
 
+/// A hub store on a fresh PostgreSQL database, serving sync over real QUIC with mutual
+/// TLS on loopback, at most `sessions` at a time.
+struct TestHub {
+    store: HubStore,
+    ca: Arc<HubCa>,
+    addr: SocketAddr,
+    db: healsync_test_support::TestDatabase,
+    _ca_dir: tempfile::TempDir,
+}
+
+impl TestHub {
+    async fn start(name: &str, pool: u32, sessions: usize) -> TestHub {
+        let db = healsync_test_support::TestDatabase::create(name)
+            .await
+            .expect("test database");
+        let store = HubStore::connect(&db.url, pool).await.expect("hub store");
+        let ca_dir = tempfile::tempdir().expect("ca dir");
+        let ca = Arc::new(HubCa::load_or_create(ca_dir.path()).expect("ca"));
+        let server =
+            config::server(ca.cert_pem(), &ca.issue_hub().expect("hub cert")).expect("server");
+        let endpoint = quinn::Endpoint::server(server, "127.0.0.1:0".parse().expect("addr"))
+            .expect("hub endpoint");
+        let addr = endpoint.local_addr().expect("addr");
+        tokio::spawn(driver::run_hub(
+            endpoint,
+            Arc::new(HubSyncStorage {
+                store: store.clone(),
+                ca: ca.clone(),
+                committed: Default::default(),
+            }),
+            sessions,
+        ));
+        TestHub {
+            store,
+            ca,
+            addr,
+            db,
+            _ca_dir: ca_dir,
+        }
+    }
+}
+
 struct Clinic {
     node: Node,
     endpoint: quinn::Endpoint,
@@ -114,27 +156,15 @@ fn doctor_notices(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_offline_clinics_converge_through_the_hub() {
-    let db = healsync_test_support::TestDatabase::create("e2e")
-        .await
-        .expect("test database");
-    let hub_store = HubStore::connect(&db.url, 4).await.expect("hub store");
+    let TestHub {
+        store: hub_store,
+        ca,
+        addr: hub_addr,
+        db,
+        _ca_dir,
+    } = TestHub::start("e2e", 4, 8).await;
     hub_store.add_site("NBO", "Nairobi").await.expect("site");
     hub_store.add_site("MSA", "Mombasa").await.expect("site");
-    let ca_dir = tempfile::tempdir().expect("ca dir");
-    let ca = Arc::new(HubCa::load_or_create(ca_dir.path()).expect("ca"));
-    let server = config::server(ca.cert_pem(), &ca.issue_hub().expect("hub cert")).expect("server");
-    let endpoint = quinn::Endpoint::server(server, "127.0.0.1:0".parse().expect("addr"))
-        .expect("hub endpoint");
-    let hub_addr = endpoint.local_addr().expect("addr");
-    tokio::spawn(driver::run_hub(
-        endpoint,
-        Arc::new(HubSyncStorage {
-            store: hub_store.clone(),
-            ca: ca.clone(),
-            committed: Default::default(),
-        }),
-        8,
-    ));
 
     let (nbo, msa) = (
         clinic("NBO", &hub_store, &ca).await,
@@ -554,25 +584,13 @@ async fn two_offline_clinics_converge_through_the_hub() {
 async fn fifty_clinics_reconnecting_at_once_all_land_exactly_once() {
     const CLINICS: usize = 50;
     const BACKLOG: usize = 120;
-    let db = healsync_test_support::TestDatabase::create("fifty")
-        .await
-        .expect("test database");
-    let hub_store = HubStore::connect(&db.url, 8).await.expect("hub store");
-    let ca_dir = tempfile::tempdir().expect("ca dir");
-    let ca = Arc::new(HubCa::load_or_create(ca_dir.path()).expect("ca"));
-    let server = config::server(ca.cert_pem(), &ca.issue_hub().expect("hub cert")).expect("server");
-    let endpoint = quinn::Endpoint::server(server, "127.0.0.1:0".parse().expect("addr"))
-        .expect("hub endpoint");
-    let hub_addr = endpoint.local_addr().expect("addr");
-    tokio::spawn(driver::run_hub(
-        endpoint,
-        Arc::new(HubSyncStorage {
-            store: hub_store.clone(),
-            ca: ca.clone(),
-            committed: Default::default(),
-        }),
-        4,
-    ));
+    let TestHub {
+        store: hub_store,
+        ca,
+        addr: hub_addr,
+        db,
+        _ca_dir,
+    } = TestHub::start("fifty", 8, 4).await;
 
     let mut rng = healsync_test_support::seed::Rng(0x50_c11c);
     let mut clinics = Vec::new();
@@ -619,6 +637,181 @@ async fn fifty_clinics_reconnecting_at_once_all_land_exactly_once() {
         );
         assert_same_heads_at_hub(&hub_store, c).await;
     }
+    hub_store.pool().close().await;
+    db.drop_database().await.expect("drop the test database");
+}
+
+/// A stolen (or broken) node writes what its site may not: another clinic's patient it
+/// was never given, another clinic's schedule, another clinic's login. The hub stores
+/// none of it and says why; the node keeps the reasons for its technician; central
+/// admins see them; the other clinic's records stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cannot_write_another_clinics_records() {
+    let TestHub {
+        store: hub_store,
+        ca,
+        addr: hub_addr,
+        db,
+        _ca_dir,
+    } = TestHub::start("stolen", 4, 4).await;
+    hub_store.add_site("NBO", "Nairobi").await.expect("site");
+    hub_store.add_site("MSA", "Mombasa").await.expect("site");
+    let (nbo, msa) = (
+        clinic("NBO", &hub_store, &ca).await,
+        clinic("MSA", &hub_store, &ca).await,
+    );
+
+    // Nairobi's records: a patient, a doctor with a schedule, a receptionist's login.
+    let patient = patients::create(&nbo.node, &admin(), new_patient("Achieng Otieno"))
+        .await
+        .expect("patient");
+    let doctor = doctors::create(
+        &nbo.node,
+        &admin(),
+        doctors::NewDoctor {
+            name: "Dr. Kiptoo Chebet".into(),
+            specializations: vec!["Paediatrics".into()],
+            licence_number: "KMPDC-9".into(),
+            email: None,
+            phone: None,
+        },
+    )
+    .await
+    .expect("doctor");
+    let schedule = doctors::set_schedule(
+        &nbo.node,
+        &admin(),
+        doctor.id,
+        20,
+        0,
+        vec![healsync_domain::WeeklyRule {
+            weekday: chrono::Weekday::Tue,
+            start: chrono::NaiveTime::from_hms_opt(9, 0, 0).expect("time"),
+            end: chrono::NaiveTime::from_hms_opt(12, 0, 0).expect("time"),
+        }],
+        true,
+    )
+    .await
+    .expect("schedule");
+    let login = healsync_node_api::service::users::create(
+        &nbo.node,
+        &admin(),
+        healsync_node_api::service::users::NewUser {
+            username: "wanjiru".into(),
+            password: "a long enough password".into(),
+            role: Role::Receptionist,
+            patient_id: None,
+            doctor_id: None,
+        },
+    )
+    .await
+    .expect("login");
+    sync(&nbo, hub_addr).await;
+    let s = sync(&msa, hub_addr).await;
+    assert_eq!(s.rejected, 0);
+    let msa_login = msa
+        .node
+        .store()
+        .read(|conn| healsync_store::queries::users_named(conn, "wanjiru"))
+        .expect("read")
+        .pop()
+        .expect("logins reach every clinic");
+
+    // Mombasa's node writes over all three: the patient (by its id, never shared with
+    // Mombasa), the schedule (by its id), and the login (made an ADMIN with a password
+    // hash of the thief's choosing).
+    let now = chrono::Utc::now();
+    let forged_patient = healsync_domain::Patient {
+        name: "Someone Else".into(),
+        ..patient.clone()
+    };
+    let forged_schedule = healsync_domain::Schedule {
+        active: false,
+        ..schedule.clone()
+    };
+    let forged_login = healsync_domain::User {
+        role: Role::Admin,
+        password_hash: healsync_auth::hash_password("the thief's password").expect("hash"),
+        ..msa_login
+    };
+    msa.node
+        .store()
+        .write(now, |tx| {
+            tx.put(&forged_patient)?;
+            tx.put(&forged_schedule)?;
+            tx.put(&forged_login)
+        })
+        .expect("written locally");
+    let s = sync(&msa, hub_addr).await;
+    assert_eq!((s.uploaded, s.rejected), (3, 3), "{s:?}");
+
+    // The node keeps each reason for its technician.
+    let refused = msa.node.store().refusals().expect("refusals");
+    let reasons: Vec<&str> = refused.iter().map(|r| r.reason.as_str()).collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("was not shared with site MSA")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains(&format!("document {} belongs to site NBO", schedule.id.0))),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("account") && r.contains("site NBO")),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        msa.node.store().status().expect("status").refused_changes,
+        3
+    );
+
+    // The hub stored none of it, and central admins see the refusals.
+    let msa_id = msa.node.store().identity().node_id;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM changes WHERE origin_node = $1")
+        .bind(msa_id)
+        .fetch_one(hub_store.pool())
+        .await
+        .expect("count");
+    assert_eq!(stored, 0, "nothing of Mombasa's forgeries is stored");
+    let at_hub = hub_store
+        .refusals(Some(msa_id), 10)
+        .await
+        .expect("refusals");
+    assert_eq!(at_hub.len(), 3);
+    assert!(at_hub.iter().all(|r| r.site == "MSA"));
+    let nodes = hub_store.sites().await.expect("sites");
+    let msa_site = nodes.iter().find(|s| s.code == "MSA").expect("MSA");
+    assert_eq!(msa_site.nodes[0].refused, 3);
+
+    // Nairobi's records are as Nairobi wrote them, at the hub and at Nairobi.
+    hub_store.materialize_all().await.expect("fold");
+    sync(&nbo, hub_addr).await;
+    assert_same_heads_at_hub(&hub_store, &nbo).await;
+    let at_nbo = nbo
+        .node
+        .store()
+        .read(|conn| healsync_store::queries::patient(conn, patient.id))
+        .expect("read")
+        .expect("present");
+    assert_eq!(at_nbo.name, "Achieng Otieno");
+    let login_at_nbo = nbo
+        .node
+        .store()
+        .read(|conn| healsync_store::queries::users_named(conn, "wanjiru"))
+        .expect("read")
+        .pop()
+        .expect("present");
+    assert_eq!(
+        (login_at_nbo.id, login_at_nbo.role),
+        (login.id, Role::Receptionist)
+    );
     hub_store.pool().close().await;
     db.drop_database().await.expect("drop the test database");
 }
