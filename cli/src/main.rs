@@ -393,12 +393,10 @@ fn status(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
                 s.held_changes
             );
             let held = store.held().context("list held changes")?;
-            for h in held.iter().take(5) {
-                println!("  {} {}: {}", h.kind, h.doc_id, h.reason);
-            }
-            if held.len() > 5 {
-                println!("  ... and {} more", held.len() - 5);
-            }
+            print_some(
+                held.iter()
+                    .map(|h| format!("{} {}: {}", h.kind, h.doc_id, h.reason)),
+            );
         }
         if s.refused_changes > 0 {
             println!(
@@ -406,12 +404,11 @@ fn status(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
                 s.refused_changes
             );
             let refused = store.refusals().context("list refused changes")?;
-            for r in refused.iter().take(5) {
-                println!("  #{} {}: {}", r.seq, r.doc_id, r.reason);
-            }
-            if refused.len() > 5 {
-                println!("  ... and {} more", refused.len() - 5);
-            }
+            print_some(
+                refused
+                    .iter()
+                    .map(|r| format!("#{} {}: {}", r.seq, r.doc_id, r.reason)),
+            );
         }
         println!("open conflicts:            {}", s.open_conflicts);
         println!(
@@ -420,6 +417,17 @@ fn status(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The first five lines, indented, and how many more there are.
+fn print_some(lines: impl ExactSizeIterator<Item = String>) {
+    let total = lines.len();
+    for line in lines.take(5) {
+        println!("  {line}");
+    }
+    if total > 5 {
+        println!("  ... and {} more", total - 5);
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
