@@ -69,6 +69,16 @@ impl TestHub {
             _ca_dir: ca_dir,
         }
     }
+
+    /// Sites NBO (Nairobi) and MSA (Mombasa), and one enrolled clinic node at each.
+    async fn nairobi_and_mombasa(&self) -> (Clinic, Clinic) {
+        self.store.add_site("NBO", "Nairobi").await.expect("site");
+        self.store.add_site("MSA", "Mombasa").await.expect("site");
+        (
+            clinic("NBO", &self.store, &self.ca).await,
+            clinic("MSA", &self.store, &self.ca).await,
+        )
+    }
 }
 
 struct Clinic {
@@ -156,20 +166,15 @@ fn doctor_notices(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_offline_clinics_converge_through_the_hub() {
+    let hub = TestHub::start("e2e", 4, 8).await;
+    let (nbo, msa) = hub.nairobi_and_mombasa().await;
     let TestHub {
         store: hub_store,
-        ca,
         addr: hub_addr,
         db,
-        _ca_dir,
-    } = TestHub::start("e2e", 4, 8).await;
-    hub_store.add_site("NBO", "Nairobi").await.expect("site");
-    hub_store.add_site("MSA", "Mombasa").await.expect("site");
+        ..
+    } = hub;
 
-    let (nbo, msa) = (
-        clinic("NBO", &hub_store, &ca).await,
-        clinic("MSA", &hub_store, &ca).await,
-    );
     // Offline work at both clinics.
     let amina = patients::create(&nbo.node, &admin(), new_patient("Amina Njoroge"))
         .await
@@ -647,19 +652,14 @@ async fn fifty_clinics_reconnecting_at_once_all_land_exactly_once() {
 /// admins see them; the other clinic's records stay as they were.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cannot_write_another_clinics_records() {
+    let hub = TestHub::start("stolen", 4, 4).await;
+    let (nbo, msa) = hub.nairobi_and_mombasa().await;
     let TestHub {
         store: hub_store,
-        ca,
         addr: hub_addr,
         db,
-        _ca_dir,
-    } = TestHub::start("stolen", 4, 4).await;
-    hub_store.add_site("NBO", "Nairobi").await.expect("site");
-    hub_store.add_site("MSA", "Mombasa").await.expect("site");
-    let (nbo, msa) = (
-        clinic("NBO", &hub_store, &ca).await,
-        clinic("MSA", &hub_store, &ca).await,
-    );
+        ..
+    } = hub;
 
     // Nairobi's records: a patient, a doctor with a schedule, a receptionist's login.
     let patient = patients::create(&nbo.node, &admin(), new_patient("Achieng Otieno"))
