@@ -19,6 +19,17 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== PostgreSQL for the hub's tests"
 tests/ensure-postgres.sh
 
+echo "== the graphql-http conformance audit (npm)"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+    else
+        echo "Node.js and npm are required (apt-get install nodejs npm)" >&2
+        exit 1
+    fi
+fi
+npm ci --prefix tests/graphql-http-audit --no-audit --no-fund --loglevel=error
+
 echo "== cargo test --workspace"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -94,6 +94,23 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL) this build serves.
     Schema,
+    /// Write a consistent copy of the node's database to FILE, while it serves.
+    Backup {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The backup file to create (it must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Make a backup the database of this (empty) data directory, as a new node of the
+    /// same site: a new node id and CRDT actor id, not enrolled yet.
+    Restore {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The backup file written by `healsync-node backup`.
+        #[arg(long)]
+        from: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -138,10 +155,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let log_filter = std::env::var("HEALSYNC_LOG").unwrap_or_else(|_| "info".into());
     let level = log_filter.parse().unwrap_or(tracing::Level::INFO);
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .init();
+    {
+        use std::io::IsTerminal;
+        let builder = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(std::io::stderr);
+        // For a person on a terminal, in colour; without colour codes when not a
+        // terminal; one JSON object a line with HEALSYNC_LOG_FORMAT=json.
+        if std::env::var("HEALSYNC_LOG_FORMAT").is_ok_and(|f| f == "json") {
+            builder.json().init();
+        } else {
+            builder.with_ansi(std::io::stderr().is_terminal()).init();
+        }
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -178,6 +204,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", healsync_node_api::schema_sdl());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Backup { dir, out } => backup(dir.data_dir, out),
+        Command::Restore { dir, from } => restore(dir.data_dir, from),
     }
 }
 
@@ -229,9 +257,16 @@ fn serve(
         .context("start the async runtime")?;
     runtime.block_on(async move {
         let node = Node::new(store, keys).map_err(api)?;
-        spawn_sync_loop(&node, &data_dir, std::time::Duration::from_secs(sync_interval.max(1)));
-        if demo {
-            println!("Adding demo data (first start only)...");
+        // The demo data goes in before the first sync round: a second clinic of a demo
+        // hub would otherwise receive the first one's doctors mid-seed and stay half
+        // seeded.
+        let fresh = node
+            .read(healsync_store::queries::count_doctors)
+            .await
+            .map_err(api)?
+            == 0;
+        if demo && fresh {
+            println!("Adding demo data...");
             if healsync_node_api::demo::seed(&node, &password, 300).await.map_err(api)? {
                 let who: Vec<String> = healsync_node_api::demo::DEMO_USERS
                     .iter()
@@ -240,6 +275,7 @@ fn serve(
                 println!("Demo accounts {} use the administrator's password.", who.join(", "));
             }
         }
+        spawn_sync_loop(&node, &data_dir, std::time::Duration::from_secs(sync_interval.max(1)));
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listen on {listen}"))?;
@@ -352,6 +388,51 @@ fn projections(command: ProjectionsCommand) -> Result<ExitCode> {
     }
 }
 
+fn backup(data_dir: PathBuf, out: PathBuf) -> Result<ExitCode> {
+    if !data_dir.join(healsync_store::DB_FILE).exists() {
+        return Err(anyhow!("{} holds no HealSync node", data_dir.display()));
+    }
+    let store = open_store(&data_dir, None)?;
+    let bytes = store
+        .backup(&out)
+        .with_context(|| format!("back up to {}", out.display()))?;
+    println!(
+        "Backed up site {} ({} bytes) to {}.",
+        store.identity().site,
+        bytes,
+        out.display()
+    );
+    println!("Restore it with `healsync-node restore --from FILE --data-dir EMPTY_DIR`.");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn restore(data_dir: PathBuf, from: PathBuf) -> Result<ExitCode> {
+    let r = Store::restore(&from, &data_dir)?;
+    // Check that what was restored opens, migrates and projects like a node's own.
+    let store = open_store(&data_dir, None)?;
+    let report = store
+        .check_projections()
+        .context("check the restored projections")?;
+    if !report.mismatched.is_empty() {
+        return Err(anyhow!(
+            "the restored database's projections differ from its documents: run `healsync-node projections rebuild --data-dir {}`",
+            data_dir.display()
+        ));
+    }
+    println!(
+        "Restored site {} into {} as node {} (it was node {}), with a new CRDT actor id.",
+        r.site,
+        data_dir.display(),
+        r.node_id,
+        r.previous_node_id
+    );
+    println!(
+        "It is not enrolled: ask the hub for a token (healsync-hub nodes token --site {}) and run `healsync-node enroll`; its changes then sync again, each stored once.",
+        r.site
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn status(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
     if !data_dir.join(healsync_store::DB_FILE).exists() {
         return Err(anyhow!(
@@ -366,6 +447,7 @@ fn status(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
         let value = serde_json::json!({
             "site": id.site.to_string(),
             "nodeId": id.node_id.to_string(),
+            "actorId": id.actor.to_hex_string(),
             "hub": s.hub,
             "lastSuccessfulSync": s.last_sync,
             "changesWaitingToUpload": s.waiting_to_upload,
@@ -460,18 +542,55 @@ fn sync(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
     )
     .context("load the session key")?;
     let node = Node::new(store, keys).map_err(api)?;
-    let progress: Option<healsync_node_sync::OnProgress> =
-        (!json && std::io::stderr().is_terminal()).then(|| {
-            eprintln!("Syncing with the hub...");
-            std::sync::Arc::new(draw_progress) as healsync_node_sync::OnProgress
-        });
+    let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+        eprintln!("Syncing with the hub...");
+        progress_bar()
+    });
+    let progress = bar.clone().map(|bar| {
+        std::sync::Arc::new(move |p: healsync_node_sync::Progress| {
+            bar.set_length(p.to_upload);
+            bar.set_position(p.uploaded.min(p.to_upload));
+            bar.set_message(changes(p.downloaded));
+        }) as healsync_node_sync::OnProgress
+    });
     let summary = runtime()?.block_on(healsync_node_sync::sync_enrolled(
         &node, &data_dir, progress,
     ));
-    if !json && std::io::stderr().is_terminal() {
-        eprintln!();
+    if let Some(bar) = bar {
+        // A failed round leaves no finished-looking bar behind.
+        if summary.is_ok() {
+            bar.finish();
+        } else {
+            bar.finish_and_clear();
+        }
     }
-    let summary = summary?;
+    let summary = match summary {
+        Ok(s) => s,
+        Err(e) => {
+            // Say where, say why once, and say that nothing is lost.
+            let status = node.store().status().ok();
+            let hub = status
+                .as_ref()
+                .and_then(|s| s.hub.clone())
+                .unwrap_or_else(|| "(not enrolled)".into());
+            let waiting = status.as_ref().map_or(0, |s| s.waiting_to_upload);
+            let why = format!("{e:#}");
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "error": why, "hub": hub, "changesWaitingToUpload": waiting })
+                );
+            } else {
+                eprintln!("error: sync with the hub at {hub} failed: {why}");
+                eprintln!(
+                    "Nothing is lost: {} {} here and go with the next sync that reaches the hub.",
+                    changes(waiting),
+                    if waiting == 1 { "waits" } else { "wait" }
+                );
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     if json {
         println!(
             "{}",
@@ -485,8 +604,10 @@ fn sync(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
         );
     } else {
         println!(
-            "Sync complete: {} changes uploaded ({} refused by the hub), {} received.",
-            summary.uploaded, summary.rejected, summary.downloaded
+            "Sync complete: {} uploaded ({} refused by the hub), {} received.",
+            changes(summary.uploaded),
+            summary.rejected,
+            changes(summary.downloaded)
         );
         if summary.rejected > 0 {
             println!("`healsync-node status` shows why the hub refused them.");
@@ -495,20 +616,23 @@ fn sync(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One line, redrawn in place: a bar for the upload and a count of what arrived.
-fn draw_progress(p: healsync_node_sync::Progress) {
-    const WIDTH: u64 = 30;
-    let filled = (p.uploaded.min(p.to_upload) * WIDTH)
-        .checked_div(p.to_upload)
-        .unwrap_or(WIDTH);
-    let bar: String = (0..WIDTH)
-        .map(|i| if i < filled { '#' } else { '.' })
-        .collect();
-    eprint!(
-        "\r  up [{bar}] {}/{} changes   down {} changes ",
-        p.uploaded, p.to_upload, p.downloaded
-    );
-    std::io::stderr().flush().ok();
+/// "1 change", "2 changes".
+fn changes(n: impl Into<i128>) -> String {
+    let n = n.into();
+    if n == 1 {
+        "1 change".into()
+    } else {
+        format!("{n} changes")
+    }
+}
+
+/// The sync's progress on a terminal: a bar for the upload, a count of what arrived.
+fn progress_bar() -> indicatif::ProgressBar {
+    let style =
+        indicatif::ProgressStyle::with_template("  up [{bar:30}] {pos}/{len} changes   down {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("#>.");
+    indicatif::ProgressBar::new(0).with_style(style)
 }
 
 /// Syncs with the hub in the background while `serve` runs, if the node is enrolled:

@@ -89,9 +89,23 @@ fn dependency_direction() -> Result<()> {
             "healsync-store",
             &["tokio", "axum", "async-graphql", "hyper"],
         ),
+        // The login procedure bounds concurrent password checks with tokio's
+        // semaphore and runs them on blocking threads; auth still does no I/O of its
+        // own beyond the session key file.
         (
             "healsync-auth",
-            &["tokio", "rusqlite", "axum", "async-graphql"],
+            &[
+                "rusqlite",
+                "sqlx",
+                "axum",
+                "hyper",
+                "async-graphql",
+                "quinn",
+            ],
+        ),
+        (
+            "healsync-graphql-guard",
+            &["tokio", "rusqlite", "sqlx", "axum", "hyper", "quinn"],
         ),
         ("healsync-node-api", &["axum", "hyper"]),
         ("healsync-hub-api", &["axum", "hyper", "quinn", "rusqlite"]),

@@ -59,7 +59,7 @@ async fn bad_input_gets_coded_errors_and_writes_nothing() -> Result<()> {
     for mrn in ["", "NBO", "NBO-12a", "nbo--1", &"9".repeat(5000)] {
         let r = a
             .query(
-                "mutation($m: String!) { requestPatient(mrn: $m) { id } }",
+                "mutation($m: String!) { requestPatient(mrn: $m, dateOfBirth: \"1984-03-01\") { id } }",
                 json!({ "m": mrn }),
             )
             .await?;
@@ -67,7 +67,7 @@ async fn bad_input_gets_coded_errors_and_writes_nothing() -> Result<()> {
     }
     let r = a
         .query(
-            "mutation($m: String!) { requestPatient(mrn: $m) { id } }",
+            "mutation($m: String!) { requestPatient(mrn: $m, dateOfBirth: \"1984-03-01\") { id } }",
             json!({ "m": p["mrn"] }),
         )
         .await?;

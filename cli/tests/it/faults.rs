@@ -13,7 +13,8 @@ use healsync_test_support::{HubProcess, NodeProcess, TestDatabase, run};
 use tokio::process::Command;
 
 use crate::binary;
-use crate::sync::{hub_binary, share_when_at_hub};
+use crate::hub_binary;
+use crate::sync::share_when_at_hub;
 
 fn seed() -> u64 {
     let s = std::env::var("HEALSYNC_FAULT_SEED")

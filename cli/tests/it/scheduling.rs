@@ -382,3 +382,32 @@ async fn schedules_leave_search_and_nested_lists() -> Result<()> {
     assert_eq!(all["patients"].as_array().map(Vec::len), Some(1));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patients_appointments_keep_the_latest_in_view() -> Result<()> {
+    let c = Clinic::start().await?;
+    let p = c.patient("Amina Njoroge").await?;
+    let slots = c.slots(&c.doctor_id, 3).await?;
+    for at in &slots {
+        c.admin
+            .ok(BOOK, json!({ "p": p["id"], "d": c.doctor_id, "at": at }))
+            .await?;
+    }
+    let d = c
+        .admin
+        .ok(
+            "query($p: ID!) { patient(id: $p) { appointments(limit: 2) { scheduledAt } } }",
+            json!({ "p": p["id"] }),
+        )
+        .await?;
+    let got: Vec<&str> = d["patient"]["appointments"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|a| a["scheduledAt"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        got,
+        [slots[1].as_str(), slots[2].as_str()],
+        "the latest two, oldest first"
+    );
+    Ok(())
+}

@@ -2,54 +2,13 @@
 //! PostgreSQL, two clinic nodes enrolled with tokens, `healsync-node sync` over QUIC
 //! with mutual TLS, revocation, and two hub replicas on one database.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Result, bail};
 use healsync_test_support::{HubProcess, NodeProcess, TestDatabase, run};
 use serde_json::{Value, json};
 
-use crate::binary;
-
-/// The hub binary, built when it is missing or older than the sources it is built from
-/// (it belongs to another package, so `cargo test -p healsync-node` alone would
-/// otherwise run a stale one; a workspace run has just built it and builds nothing).
-pub async fn hub_binary() -> Result<PathBuf> {
-    let path = binary().with_file_name("healsync-hub");
-    let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let stale = match built {
-        None => true,
-        Some(at) => ["hub", "sync", "schema", "node/auth", "Cargo.lock"]
-            .iter()
-            .any(|p| newer_than(&root.join(p), at)),
-    };
-    if stale {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = tokio::process::Command::new(cargo)
-            .args(["build", "-q", "-p", "healsync-hub"])
-            .status()
-            .await?;
-        if !status.success() {
-            bail!("could not build healsync-hub");
-        }
-    }
-    Ok(path)
-}
-
-/// Whether any file at or below `path` was modified after `at`.
-fn newer_than(path: &Path, at: std::time::SystemTime) -> bool {
-    let Ok(meta) = std::fs::metadata(path) else {
-        return false;
-    };
-    if meta.is_file() {
-        return meta.modified().is_ok_and(|m| m > at);
-    }
-    std::fs::read_dir(path).is_ok_and(|entries| {
-        entries
-            .flatten()
-            .any(|e| e.file_name() != "target" && newer_than(&e.path(), at))
-    })
-}
+use crate::{binary, hub_binary};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).to_string()

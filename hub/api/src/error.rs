@@ -37,6 +37,16 @@ impl HubApiError {
     }
 }
 
+impl From<healsync_auth::LoginRefusal> for HubApiError {
+    fn from(e: healsync_auth::LoginRefusal) -> Self {
+        use healsync_auth::LoginRefusal as R;
+        match e {
+            R::RateLimited(_) | R::Busy => HubApiError::RateLimited(e.to_string()),
+            R::Invalid => HubApiError::Unauthenticated(e.to_string()),
+        }
+    }
+}
+
 impl From<HubStoreError> for HubApiError {
     fn from(e: HubStoreError) -> Self {
         match e {

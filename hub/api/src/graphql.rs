@@ -12,21 +12,37 @@ use healsync_auth::Claims;
 use healsync_domain::appointment::parse_instant;
 use healsync_domain::{Appointment, AppointmentStatus, Role};
 use healsync_hub_store::{DocumentFilter, DocumentRow, GrantReason};
+use healsync_records::RecordKind;
 use uuid::Uuid;
 
 use crate::{Hub, HubApiError, HubEvent};
 
 pub type HubSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-pub const MAX_DEPTH: usize = 12;
-pub const MAX_COMPLEXITY: usize = 5_000;
 /// Longest range for availability and appointment queries.
 pub const MAX_RANGE_DAYS: i64 = 92;
 
+/// Bounds of the list fields without a `limit` argument, for the cost model.
+pub const LIST_BOUNDS: &[(&str, &str, u64)] = &[
+    ("Query", "sites", 200),
+    ("Site", "nodes", 20),
+    ("Query", "appointments", 500),
+    ("Query", "doctorAvailability", 50),
+    ("SiteAvailability", "freeSlots", 500),
+    ("SiteAvailability", "booked", 500),
+    ("Query", "conflicts", 500),
+    ("Query", "crossSiteConflicts", 500),
+];
+
+/// What one request may cost (see `healsync-graphql-guard`).
+pub fn limits() -> healsync_graphql_guard::Limits {
+    healsync_graphql_guard::Limits::standard(LIST_BOUNDS)
+}
+
 fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
+        .extension(healsync_graphql_guard::Guard::new(limits()))
+        .limit_depth(24)
         .limit_recursive_depth(32)
         .limit_directives(10)
 }
@@ -357,7 +373,8 @@ impl QueryRoot {
         list(ctx, "patient", search, site, None, limit, offset).await
     }
 
-    /// One record of any kind by id.
+    /// One record of any kind by id, except clinical content (medical records), which
+    /// is for the patient and the clinicians treating them: it looks missing here.
     async fn record(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Record>> {
         admin(ctx)?;
         let id = uuid("id", &id)?;
@@ -366,7 +383,9 @@ impl QueryRoot {
             .document(id)
             .await
             .map_err(HubApiError::from)?;
-        Ok(doc.map(Record::from))
+        Ok(doc
+            .map(Record::from)
+            .filter(|r| !RecordKind::is_clinical_name(&r.kind)))
     }
 
     /// Doctors, optionally with one specialization.
@@ -531,6 +550,12 @@ async fn list(
     offset: Option<i32>,
 ) -> Result<Vec<Record>> {
     admin(ctx)?;
+    if RecordKind::is_clinical_name(kind) {
+        return Err(HubApiError::Forbidden(format!(
+            "{kind} records are clinical content, for the patient and the clinicians treating them"
+        ))
+        .into());
+    }
     let filter = DocumentFilter {
         kind: kind.to_string(),
         site: site.map(|s| s.trim().to_ascii_uppercase()),
@@ -572,41 +597,26 @@ impl MutationRoot {
         password: String,
     ) -> Result<AuthPayload> {
         let hub = hub(ctx)?;
-        let refused = || HubApiError::Unauthenticated("invalid user name or password".into());
-        if username.len() > 200 || password.len() > 1024 {
-            return Err(refused().into());
-        }
-        let username = username.trim().to_lowercase();
-        if !hub.inner.login_guard.allows(&username) {
-            return Err(HubApiError::RateLimited(
-                "too many failed logins; try again in a few minutes".into(),
-            )
-            .into());
-        }
+        let peer = ctx.data_opt::<healsync_auth::Peer>().copied();
+        let admitted = hub
+            .inner
+            .login
+            .admit(&username, peer)
+            .map_err(HubApiError::from)?;
         let candidates = hub
             .store()
-            .users_named(&username)
+            .hub_accounts_named(admitted.username())
             .await
             .map_err(HubApiError::from)?;
-        let decoy = hub.inner.decoy_hash.clone();
-        let user = tokio::task::spawn_blocking(move || {
-            if candidates.is_empty() {
-                healsync_auth::verify_password(&password, &decoy);
-                return None;
-            }
-            candidates.into_iter().find(|u| {
-                u.active
-                    && u.role == Role::Admin
-                    && healsync_auth::verify_password(&password, &u.password_hash)
-            })
-        })
-        .await
-        .map_err(HubApiError::internal)?;
-        let Some(user) = user else {
-            hub.inner.login_guard.failed(&username);
-            return Err(refused().into());
-        };
-        hub.inner.login_guard.succeeded(&username);
+        // Only accounts made at the hub for the hub log in here: an account made at a
+        // clinic (its first admin included) or by the hub for a clinic is that
+        // clinic's, whatever its role.
+        let user = hub
+            .inner
+            .login
+            .verify(admitted, &password, candidates, |u| u.role == Role::Admin)
+            .await
+            .map_err(HubApiError::from)?;
         let (token, claims) = hub
             .keys()
             .issue(&user, Utc::now().timestamp())
@@ -750,7 +760,8 @@ impl SubscriptionRoot {
         let rx = hub(ctx)?.subscribe();
         Ok(events(rx, move |e| match e {
             HubEvent::Document(d)
-                if kind.as_deref().is_none_or(|k| k == d.kind)
+                if !RecordKind::is_clinical_name(&d.kind)
+                    && kind.as_deref().is_none_or(|k| k == d.kind)
                     && site.as_deref().is_none_or(|s| s == d.site) =>
             {
                 Some(Record {

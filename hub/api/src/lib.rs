@@ -12,7 +12,7 @@ pub mod projector;
 
 use std::sync::Arc;
 
-use healsync_auth::{LoginGuard, SessionKeys};
+use healsync_auth::{Login, SessionKeys};
 use healsync_hub_store::{CrossSiteConflict, DocumentChanged, HubStore};
 use tokio::sync::{Notify, broadcast};
 
@@ -37,23 +37,21 @@ struct Inner {
     keys: SessionKeys,
     events: broadcast::Sender<HubEvent>,
     wake: Arc<Notify>,
-    login_guard: LoginGuard,
-    decoy_hash: String,
+    login: Login,
 }
 
 impl Hub {
     /// `wake` is notified when the log grows (an upload committed) so the projector
     /// runs at once instead of at its next tick.
     pub fn new(store: HubStore, keys: SessionKeys, wake: Arc<Notify>) -> Result<Hub, HubApiError> {
-        let decoy_hash = healsync_auth::decoy_hash().map_err(HubApiError::internal)?;
+        let login = Login::new().map_err(HubApiError::internal)?;
         Ok(Hub {
             inner: Arc::new(Inner {
                 store,
                 keys,
                 events: broadcast::channel(1024).0,
                 wake,
-                login_guard: LoginGuard::default(),
-                decoy_hash,
+                login,
             }),
         })
     }

@@ -1,17 +1,22 @@
 //! The hub's HTTP side (the only hub code that knows axum): GraphQL over HTTP and
 //! `graphql-transport-ws` through the shared transport, the console, `/healthz`, and
-//! `/metrics` (Prometheus text).
+//! `/metrics` (Prometheus text, to loopback only), with the security headers on every
+//! response.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use async_graphql::Data;
 use axum::Router;
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use healsync_graphql_http::{Connected, GraphqlApp, MAX_BODY_BYTES, routes};
+use healsync_graphql_http::{
+    Connected, GraphqlApp, Incoming, MAX_BODY_BYTES, Prepared, Transport, error_response,
+    is_loopback, routes, security_headers,
+};
 use healsync_hub_api::graphql::{HubAuth, authenticate};
 use healsync_hub_api::{Hub, HubSchema, build_schema};
 
@@ -27,6 +32,7 @@ struct App {
     hub: Hub,
     schema: HubSchema,
     counters: Arc<Counters>,
+    transport: Arc<Transport>,
 }
 
 impl GraphqlApp for App {
@@ -36,16 +42,30 @@ impl GraphqlApp for App {
         &self.schema
     }
 
-    fn prepare(
-        &self,
-        request: async_graphql::Request,
-        bearer: Option<&str>,
-    ) -> async_graphql::Request {
-        request.data(authenticate(&self.hub, bearer))
+    fn transport(&self) -> &Transport {
+        &self.transport
     }
 
-    fn connect(&self, bearer: Option<&str>) -> Result<Connected, String> {
-        match authenticate(&self.hub, bearer) {
+    fn prepare(&self, request: async_graphql::Request, incoming: Incoming<'_>) -> Prepared {
+        let auth = authenticate(&self.hub, incoming.bearer);
+        let signed_in = matches!(auth, HubAuth::Admin(_));
+        let refused = match &auth {
+            HubAuth::Invalid(why) => Some(why.clone()),
+            _ => None,
+        };
+        let mut request = request.data(auth);
+        if let Some(ip) = incoming.peer {
+            request = request.data(healsync_auth::Peer(ip));
+        }
+        Prepared {
+            request,
+            signed_in,
+            refused,
+        }
+    }
+
+    fn connect(&self, incoming: Incoming<'_>) -> Result<Connected, String> {
+        match authenticate(&self.hub, incoming.bearer) {
             HubAuth::Admin(claims) => {
                 let expires_at = Some(claims.exp);
                 let mut data = Data::default();
@@ -80,12 +100,14 @@ pub fn router(hub: Hub) -> Router {
         schema: build_schema(hub.clone()),
         hub,
         counters: Arc::default(),
+        transport: Arc::default(),
     };
     routes::<App>()
         .route("/", get(|| async { Redirect::temporary("/graphiql") }))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(app)
 }
 
@@ -98,7 +120,18 @@ async fn healthz(State(app): State<App>) -> Response {
     }
 }
 
-async fn metrics(State(app): State<App>) -> Response {
+/// Prometheus text, to this machine only.
+async fn metrics(
+    State(app): State<App>,
+    peer: Option<axum::Extension<ConnectInfo<std::net::SocketAddr>>>,
+) -> Response {
+    if !is_loopback(peer.as_ref().map(|p| &p.0)) {
+        return error_response(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "metrics are served to this machine only",
+        );
+    }
     let c = &app.counters;
     let body = format!(
         "# HELP healsync_hub_graphql_requests_total GraphQL requests over HTTP.\n\

@@ -42,7 +42,8 @@ enum Command {
     Serve {
         #[command(flatten)]
         db: Db,
-        /// HTTP address (health and metrics).
+        /// HTTP address: GraphQL for central admins (and its WebSocket), the console,
+        /// /healthz and /metrics.
         #[arg(long, default_value = "127.0.0.1:9090")]
         listen: SocketAddr,
         /// QUIC (UDP) address nodes sync with.
@@ -137,6 +138,22 @@ enum NodesCommand {
     },
 }
 
+/// Logs go to standard error: for a person on a terminal, in colour; without colour
+/// codes when not a terminal; one JSON object a line with `HEALSYNC_LOG_FORMAT=json`.
+fn log_format<S>() -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use std::io::IsTerminal;
+    use tracing_subscriber::Layer;
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    if std::env::var("HEALSYNC_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        layer.json().boxed()
+    } else {
+        layer.with_ansi(std::io::stderr().is_terminal()).boxed()
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = std::env::var("HEALSYNC_LOG")
@@ -147,10 +164,8 @@ fn main() -> ExitCode {
     // on every start) are not news for an operator.
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .finish()
+    tracing_subscriber::registry()
+        .with(log_format())
         .with(
             tracing_subscriber::filter::Targets::new()
                 .with_default(level)
@@ -207,8 +222,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             command: NodesCommand::Token { site, data_dir, db },
         } => {
             let site = site_code(&site)?;
-            let ca =
-                HubCa::load_or_create(&data_dir).context("load the hub's certificate authority")?;
+            // Only `serve` makes the certificate authority: a token signed by any other
+            // would fail at enrollment.
+            let ca = HubCa::load(&data_dir).with_context(|| {
+                format!(
+                    "no hub certificate authority in {}: pass the --data-dir the hub serves with",
+                    data_dir.display()
+                )
+            })?;
             let secret = store(&db).await?.create_enrollment_token(&site).await?;
             let token = healsync_sync_transport::enroll::Token::new(&secret, ca.cert_pem(), &site)?;
             println!("{token}");
@@ -237,7 +258,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 for n in nodes {
                     let last = n
                         .last_sync_unix
-                        .map_or("never".to_string(), |t| format!("unix {t}"));
+                        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                        .map_or("never".to_string(), |t| {
+                            t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+                        });
                     let state = if n.revoked { "revoked" } else { "active" };
                     println!("{}  {:<6}  {state:<7}  last sync: {last}", n.id, n.site);
                 }
@@ -407,10 +431,13 @@ async fn serve(
         "HealSync hub serving sync on {sync_addr} (QUIC) and HTTP on http://{http_addr}/ (GraphQL console: http://{http_addr}/graphiql)"
     );
     std::io::Write::flush(&mut std::io::stdout()).ok();
-    axum::serve(listener, http::router(hub))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serve HTTP")?;
+    axum::serve(
+        listener,
+        http::router(hub).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("serve HTTP")?;
     endpoint.close(0u32.into(), b"hub stopping");
     Ok(())
 }

@@ -74,6 +74,32 @@ async fn sites_tokens_and_nodes_from_the_command_line() -> Result<()> {
 
     let ca_dir = tempfile_dir()?;
     let ca = ca_dir.to_str().unwrap_or_default();
+    // A data directory the hub has never served from has no CA: the command refuses
+    // rather than make one whose tokens would fail at enrollment.
+    let stray = run(
+        hub(),
+        &[
+            "nodes",
+            "token",
+            "--site",
+            "NBO",
+            "--data-dir",
+            ca,
+            "--database-url",
+            url,
+        ],
+        None,
+    )
+    .await?;
+    assert!(!stray.status.success());
+    assert!(
+        text(&stray.stderr).contains("pass the --data-dir the hub serves with"),
+        "{}",
+        text(&stray.stderr)
+    );
+    assert!(!std::path::Path::new(ca).join("ca-cert.pem").exists());
+    // The CA `serve` makes on its first start.
+    healsync_sync_transport::ca::HubCa::load_or_create(std::path::Path::new(ca))?;
     let token = run(
         hub(),
         &[

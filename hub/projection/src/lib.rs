@@ -52,15 +52,25 @@ pub struct Merged {
 /// Why an uploaded change is not accepted into the hub's log: it must load as an
 /// automerge change and carry the hash it is stored and deduplicated under, and when
 /// it `creates` a document (the first change the hub sees of it) it must set the
-/// document's root `kind` to the kind it is labelled with. (What it depends on is not
-/// checked here: a change that waits for a dependency is held by whoever merges it, at
-/// the hub and on the nodes, until the dependency arrives.)
-pub fn check_change(bytes: &[u8], hash: &[u8; 32], creates: Option<&str>) -> Result<(), String> {
+/// document's root `kind` to the kind it is labelled with. Every change must have the
+/// shape of a record's changes, and none may give an existing document another `kind`
+/// (`existing`: the kind the hub knows it as) or any document another `id` than
+/// `doc_id`. (What it depends on is not checked here: a change that waits for a
+/// dependency is held by whoever merges it, at the hub and on the nodes, until the
+/// dependency arrives.)
+pub fn check_change(
+    bytes: &[u8],
+    hash: &[u8; 32],
+    doc_id: Uuid,
+    existing: Option<&str>,
+    creates: Option<&str>,
+) -> Result<(), String> {
     let change = match Change::from_bytes(bytes.to_vec()) {
         Err(e) => return Err(format!("the change does not load: {e}")),
         Ok(c) if &c.hash().0 != hash => return Err("the change does not match its hash".into()),
         Ok(c) => c,
     };
+    check_shape(&change, doc_id, existing)?;
     let Some(label) = creates else {
         return Ok(());
     };
@@ -71,6 +81,57 @@ pub fn check_change(bytes: &[u8], hash: &[u8; 32], creates: Option<&str>) -> Res
             "the change is labelled {label} but does not set the new document's kind"
         )),
     }
+}
+
+/// What every record's changes look like (`healsync-records`): puts and deletes of
+/// plain scalars in the root map, and nothing else. What a document is (`kind`) and
+/// which record it is (`id`) are fixed at creation: a change may set them only to the
+/// values they have (an author's first write sets both), never delete them, so a
+/// correctly labelled change to a shared doctor cannot turn it into an account.
+fn check_shape(change: &Change, doc_id: Uuid, existing: Option<&str>) -> Result<(), String> {
+    use automerge::ScalarValue;
+    use automerge::legacy::{Key, ObjectId, OpType};
+    let id = doc_id.to_string();
+    for op in change.decode().operations {
+        let Key::Map(key) = &op.key else {
+            return Err("the change edits a list: records hold scalars at their root".into());
+        };
+        if !matches!(op.obj, ObjectId::Root) {
+            return Err(
+                "the change edits a nested object: records hold scalars at their root".into(),
+            );
+        }
+        let value = match &op.action {
+            OpType::Put(ScalarValue::Counter(_)) => {
+                return Err(format!(
+                    "the change makes a counter in {key:?}: records hold plain scalars"
+                ));
+            }
+            OpType::Put(v) => Some(v),
+            OpType::Delete => None,
+            _ => {
+                return Err(format!(
+                    "the change makes an object in {key:?}: records hold scalars"
+                ));
+            }
+        };
+        let fixed = match key.as_str() {
+            "kind" => existing,
+            "id" => Some(id.as_str()),
+            _ => continue,
+        };
+        let same = match (value, fixed) {
+            (Some(ScalarValue::Str(v)), Some(f)) => v.as_str() == f,
+            (Some(ScalarValue::Str(_)), None) => true,
+            _ => false,
+        };
+        if !same {
+            return Err(format!(
+                "the change rewrites {key:?}, which a document's creation fixes"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The record kind a change sets at its document's root, if it sets one.

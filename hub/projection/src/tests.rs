@@ -169,3 +169,99 @@ fn collision_table() {
         assert_eq!(collision(&b, &a), expected, "{what} (swapped)");
     }
 }
+
+/// A change's last edit as the hub receives it: (bytes, hash).
+fn last_change(doc: &mut AutoCommit) -> (Vec<u8>, [u8; 32]) {
+    let c = doc.get_changes(&[]).pop().expect("a change").clone();
+    (c.raw_bytes().to_vec(), c.hash().0)
+}
+
+#[test]
+fn later_changes_cannot_rewrite_what_a_document_is_or_change_its_shape() {
+    use automerge::transaction::Transactable;
+    let mut doc = new_document(&actor(1));
+    write_record(&mut doc, &appointment("NBO", AppointmentStatus::Booked)).expect("write");
+    let (first, first_hash) = last_change(&mut doc);
+    let id = Uuid::from_u128(1);
+    assert_eq!(
+        check_change(&first, &first_hash, id, None, Some("appointment")),
+        Ok(())
+    );
+    // (what a later change does, whether the hub takes it)
+    type Edit = fn(&mut AutoCommit);
+    let cases: [(&str, Edit, bool); 7] = [
+        (
+            "writes its own kind again",
+            |d| {
+                d.put(automerge::ROOT, "kind", "appointment").expect("put");
+                d.put(automerge::ROOT, "status", "NO_SHOW").expect("put");
+            },
+            true,
+        ),
+        (
+            "edits a field",
+            |d| {
+                d.put(automerge::ROOT, "status", "CHECKED_IN").expect("put");
+            },
+            true,
+        ),
+        (
+            "turns the record into an account",
+            |d| {
+                d.put(automerge::ROOT, "kind", "user").expect("put");
+                d.put(automerge::ROOT, "role", "ADMIN").expect("put");
+            },
+            false,
+        ),
+        (
+            "deletes its kind",
+            |d| {
+                d.delete(automerge::ROOT, "kind").expect("delete");
+            },
+            false,
+        ),
+        (
+            "changes its id",
+            |d| {
+                d.put(
+                    automerge::ROOT,
+                    "id",
+                    "00000000-0000-0000-0000-000000000009",
+                )
+                .expect("put");
+            },
+            false,
+        ),
+        (
+            "makes a nested object",
+            |d| {
+                d.put_object(automerge::ROOT, "address", automerge::ObjType::Map)
+                    .expect("map");
+            },
+            false,
+        ),
+        (
+            "makes a counter",
+            |d| {
+                d.put(
+                    automerge::ROOT,
+                    "visits",
+                    automerge::ScalarValue::counter(1),
+                )
+                .expect("put");
+            },
+            false,
+        ),
+    ];
+    for (what, edit, taken) in cases {
+        let mut d = doc.fork();
+        edit(&mut d);
+        d.commit();
+        let (bytes, hash) = last_change(&mut d);
+        assert_eq!(
+            check_change(&bytes, &hash, id, Some("appointment"), None).is_ok(),
+            taken,
+            "{what}"
+        );
+    }
+}

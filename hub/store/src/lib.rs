@@ -418,21 +418,22 @@ impl HubStore {
                 .map(|o| o.kind.as_str())
                 .or_else(|| new_owners.get(&doc).copied());
             let creates = known.is_none().then_some(c.kind.as_str());
-            let refusal = healsync_hub_projection::check_change(&c.bytes, &c.hash, creates)
-                .err()
-                .or_else(|| {
-                    known.filter(|k| *k != c.kind).map(|k| {
-                        format!(
-                            "the change is labelled {} but document {doc} is a {k}",
-                            c.kind
-                        )
+            let refusal =
+                healsync_hub_projection::check_change(&c.bytes, &c.hash, doc, known, creates)
+                    .err()
+                    .or_else(|| {
+                        known.filter(|k| *k != c.kind).map(|k| {
+                            format!(
+                                "the change is labelled {} but document {doc} is a {k}",
+                                c.kind
+                            )
+                        })
                     })
-                })
-                .or_else(|| {
-                    owners
-                        .get(&doc)
-                        .and_then(|o| may_not_write(doc, o, &site, granted.contains(&doc)))
-                });
+                    .or_else(|| {
+                        owners
+                            .get(&doc)
+                            .and_then(|o| may_not_write(doc, o, &site, granted.contains(&doc)))
+                    });
             match refusal {
                 Some(reason) => rejected.push(Rejection {
                     seq: c.seq,

@@ -253,6 +253,7 @@ impl HubStore {
         writes::store_documents(&mut tx, &docs).await?;
         out.collisions = detect_collisions(&mut tx, &actor, &docs).await?;
         crate::scope::answer_requests(&mut tx, &actor, &docs).await?;
+        crate::scope::follow_patients(&mut tx, &docs).await?;
 
         sqlx::query("UPDATE hub_meta SET projected_cursor = $1")
             .bind(last)

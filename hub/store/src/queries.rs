@@ -386,12 +386,17 @@ impl HubStore {
 
     /// The accounts with this user name, read from their documents (with their hashes).
     /// Usually one; two sites working offline can each create the same name.
-    pub async fn users_named(&self, username: &str) -> Result<Vec<User>, HubStoreError> {
+    /// Accounts of this name made at the hub for the hub (not for a site): the only
+    /// ones that may log in at the hub. Ownership is the hub's own record of who
+    /// created the document, which no node can claim.
+    pub async fn hub_accounts_named(&self, username: &str) -> Result<Vec<User>, HubStoreError> {
         let rows: Vec<Vec<u8>> = sqlx::query_scalar(
-            "SELECT bytes FROM documents WHERE kind = 'user' AND record->>'username' = $1
-             ORDER BY doc_id",
+            "SELECT d.bytes FROM documents d JOIN document_owners o ON o.doc_id = d.doc_id
+             WHERE d.kind = 'user' AND d.record->>'username' = $1 AND o.site = $2
+             ORDER BY d.doc_id",
         )
         .bind(username)
+        .bind(HUB_ONLY)
         .fetch_all(&self.pool)
         .await
         .map_err(db("look up a user"))?;

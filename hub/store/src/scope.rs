@@ -9,10 +9,18 @@
 //! cursor passes the block only in the transaction that applied it, so a crash cannot
 //! skip a patient's history, and the protocol needs no new message: the block is just
 //! more of the log. A site may edit a shared document only if it holds it.
+//!
+//! Records about one patient ([`PATIENT_RECORD_KINDS`]: medical record entries) follow
+//! the patient: when a patient is granted to a site, so are the records about it the
+//! hub holds; and when a record is folded in, it is granted to every site that holds
+//! its patient (the patient's own site and its grants), provided the site that wrote
+//! it holds the patient too. A record about a patient its writer does not hold reaches
+//! nobody else, so a stolen node cannot write into another clinic's charts.
 
 use std::collections::HashSet;
 
 use automerge::ActorId;
+use healsync_domain::patient_request::REQUESTS_PER_SITE_PER_DAY;
 use healsync_domain::{PatientRequest, RequestStatus};
 use healsync_hub_projection::Merged;
 use healsync_records::{read_record, write_record};
@@ -20,11 +28,15 @@ use healsync_sync_protocol::RemoteChange;
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use crate::writes::write_at_hub;
+use crate::writes::{write_at_hub, write_record_at_hub};
 use crate::{HubStore, HubStoreError, db, site_exists, to_i64, to_u64};
 
 /// Shared kinds that reach a site only by a grant (the others reach every site).
 pub const GRANTED_KINDS: &[&str] = &["patient"];
+
+/// Kinds owned by the site that wrote them whose documents are about one patient
+/// (their record's `patientId`) and reach every site holding that patient, by grants.
+pub const PATIENT_RECORD_KINDS: &[&str] = &["medical_record"];
 
 /// Why a site was granted a document (kept with the grant for admins).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +45,8 @@ pub enum GrantReason {
     Booking,
     /// A person asked for the patient to be available at the site.
     Request,
+    /// A record about a patient the site holds.
+    Patient,
 }
 
 impl GrantReason {
@@ -40,14 +54,79 @@ impl GrantReason {
         match self {
             GrantReason::Booking => "booking",
             GrantReason::Request => "request",
+            GrantReason::Patient => "patient",
         }
     }
 }
 
-/// Lets `site` see the document `doc_id` from now on, with its whole history. `Ok(false)`
-/// when the site already holds it (it owns it, it is a kind every site holds, or it was
-/// granted before). Takes the log lock, like an append.
+/// Lets `site` see the document `doc_id` from now on, with its whole history, and, for a
+/// patient, the records about it ([`PATIENT_RECORD_KINDS`]). `Ok(false)` when the site
+/// already holds it (it owns it, it is a kind every site holds, or it was granted
+/// before). Takes the log lock, like an append.
 pub(crate) async fn grant(
+    tx: &mut Transaction<'_, Postgres>,
+    doc_id: Uuid,
+    site: &str,
+    reason: GrantReason,
+) -> Result<bool, HubStoreError> {
+    let fresh = grant_one(tx, doc_id, site, reason).await?;
+    if fresh {
+        let kinds: Vec<String> = PATIENT_RECORD_KINDS.iter().map(|k| k.to_string()).collect();
+        let records: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT doc_id FROM documents WHERE kind = ANY($1) AND record->>'patientId' = $2
+             ORDER BY doc_id",
+        )
+        .bind(&kinds)
+        .bind(doc_id.to_string())
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db("find a patient's records"))?;
+        for record in records {
+            grant_one(tx, record, site, reason).await?;
+        }
+    }
+    Ok(fresh)
+}
+
+/// Grants the records among `docs` (just folded) about a patient to every site that
+/// holds the patient, when the site that wrote the record holds it too.
+pub(crate) async fn follow_patients(
+    tx: &mut Transaction<'_, Postgres>,
+    docs: &[(Uuid, String, Merged)],
+) -> Result<(), HubStoreError> {
+    for (id, writer, m) in docs {
+        if !PATIENT_RECORD_KINDS.contains(&m.kind.as_str()) {
+            continue;
+        }
+        let Some(patient) = m
+            .record
+            .get("patientId")
+            .and_then(|p| p.as_str())
+            .and_then(|p| Uuid::parse_str(p).ok())
+        else {
+            continue;
+        };
+        let holders: Vec<String> = sqlx::query_scalar(
+            "SELECT site FROM document_owners WHERE doc_id = $1 AND kind = 'patient'
+             UNION SELECT site FROM grants WHERE doc_id = $1 ORDER BY 1",
+        )
+        .bind(patient)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db("find the sites holding a patient"))?;
+        if !holders.contains(writer) {
+            tracing::warn!(doc = %id, site = %writer, patient = %patient,
+                "a record about a patient its site does not hold stays with that site");
+            continue;
+        }
+        for site in holders.iter().filter(|s| *s != writer) {
+            grant_one(tx, *id, site, GrantReason::Patient).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn grant_one(
     tx: &mut Transaction<'_, Postgres>,
     doc_id: Uuid,
     site: &str,
@@ -61,7 +140,9 @@ pub(crate) async fn grant(
         .ok_or(HubStoreError::UnknownDocument(doc_id))?;
     let kind: String = owner.try_get("kind").map_err(db("read an owner"))?;
     let owner_site: String = owner.try_get("site").map_err(db("read an owner"))?;
-    if owner_site == site || !GRANTED_KINDS.contains(&kind.as_str()) {
+    let grantable =
+        GRANTED_KINDS.contains(&kind.as_str()) || PATIENT_RECORD_KINDS.contains(&kind.as_str());
+    if owner_site == site || !grantable {
         return Ok(false);
     }
     // Holding the log lock, every change with a cursor up to the head is committed and
@@ -132,21 +213,89 @@ pub(crate) async fn answer_requests(
             continue;
         }
         let mrn = request.mrn.as_str();
-        let found: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT doc_id FROM documents WHERE kind = 'patient' AND record->>'mrn' = $1 ORDER BY doc_id",
+        // A clinic's requests are answered a limited number of times a day: guessing
+        // numbers and dates must not be a way to copy another clinic's patients.
+        let answered_today: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM documents WHERE kind = 'patient_request' AND site = $1
+             AND record->>'status' <> 'PENDING' AND updated_at > now() - interval '1 day'",
         )
-        .bind(mrn)
-        .fetch_all(&mut **tx)
+        .bind(site)
+        .fetch_one(&mut **tx)
         .await
-        .map_err(db("look up a medical record number"))?;
-        for patient in &found {
+        .map_err(db("count a site's patient requests"))?;
+        let found: Vec<(Uuid, String)> = match request.date_of_birth {
+            Some(dob) if answered_today < REQUESTS_PER_SITE_PER_DAY => sqlx::query_as(
+                "SELECT doc_id, site FROM documents WHERE kind = 'patient' AND record->>'mrn' = $1
+                 AND record->>'dateOfBirth' = $2 ORDER BY doc_id",
+            )
+            .bind(mrn)
+            .bind(dob.format("%Y-%m-%d").to_string())
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db("look up a medical record number"))?,
+            _ => vec![],
+        };
+        for (patient, owner) in &found {
             grant(tx, *patient, site, GrantReason::Request).await?;
+            // The patient hears of it (at their own clinic, and wherever they log in).
+            let note = healsync_domain::Notification {
+                id: Uuid::now_v7().into(),
+                audience: healsync_domain::Audience::Patient((*patient).into()),
+                kind: "RECORD_SHARED".into(),
+                title: "Your record was shared".into(),
+                body: format!(
+                    "Clinic {site} asked for your record ({mrn}){} and the central office shared it with them.",
+                    request
+                        .requested_by
+                        .as_deref()
+                        .map(|u| format!(" through {u}"))
+                        .unwrap_or_default()
+                ),
+                appointment_id: None,
+                created_at: chrono::Utc::now(),
+                read: false,
+            };
+            write_record_at_hub(tx, actor, owner, false, &note).await?;
+            // And the clinic that holds the record: its administrators see who took
+            // a copy of their patient, and when.
+            let to_owner = healsync_domain::Notification {
+                id: Uuid::now_v7().into(),
+                audience: healsync_domain::Audience::Admins,
+                kind: "PATIENT_SHARED".into(),
+                title: format!("Patient {mrn} shared with {site}"),
+                body: format!(
+                    "Clinic {site} asked for patient {mrn}{} with a matching date of birth; the record is now shared with them.",
+                    request
+                        .requested_by
+                        .as_deref()
+                        .map(|u| format!(" (asked by {u})"))
+                        .unwrap_or_default()
+                ),
+                ..note
+            };
+            write_record_at_hub(tx, actor, owner, false, &to_owner).await?;
         }
+        tracing::info!(
+            site = %site, mrn = %mrn, matched = found.len(), requested_by = ?request.requested_by,
+            "a clinic asked for another clinic's patient"
+        );
+        let found: Vec<Uuid> = found.into_iter().map(|(id, _)| id).collect();
         let (status, answer) = match found.len() {
+            _ if answered_today >= REQUESTS_PER_SITE_PER_DAY => (
+                RequestStatus::Refused,
+                format!(
+                    "this clinic has asked for {REQUESTS_PER_SITE_PER_DAY} patients today; ask the central office to share the patient"
+                ),
+            ),
+            0 if request.date_of_birth.is_none() => (
+                RequestStatus::NotFound,
+                "the request carries no date of birth; ask again with the patient's date of birth"
+                    .into(),
+            ),
             0 => (
                 RequestStatus::NotFound,
                 format!(
-                    "the hub holds no patient {mrn}; if the patient registered recently, the clinic that registered them may not have synced yet"
+                    "no patient matches {mrn} with that date of birth; check both with the patient, or, if they registered recently, their clinic may not have synced yet"
                 ),
             ),
             1 => (

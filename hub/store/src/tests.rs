@@ -534,3 +534,79 @@ async fn damaged_forged_and_mislabelled_changes_are_refused() {
     assert_eq!(owned, 1, "a refused change claims no document");
     db.drop_db().await;
 }
+
+/// A stolen node edits a shared doctor with a correctly labelled change that would
+/// make it an ADMIN account: the hub refuses it, stores nothing, and no such account
+/// can log in at the hub.
+#[tokio::test]
+async fn a_doctor_cannot_be_turned_into_an_account() {
+    use automerge::transaction::Transactable;
+    let db = TestDb::new().await;
+    let s = &db.store;
+    s.add_site("NBO", "Nairobi").await.expect("site");
+    s.add_site("MSA", "Mombasa").await.expect("site");
+    let (nbo, msa) = (enrolled(s, "NBO").await, enrolled(s, "MSA").await);
+    let doctor = healsync_domain::Doctor {
+        id: healsync_domain::DoctorId(Uuid::now_v7()),
+        name: "Dr. Kiptoo Chebet".into(),
+        specializations: vec!["Paediatrics".into()],
+        licence_number: "KMPDC-9".into(),
+        email: None,
+        phone: None,
+        active: true,
+        created_at: chrono::Utc::now(),
+        updated_at: chrono::Utc::now(),
+    };
+    let mut doc = healsync_records::new_document(&automerge::ActorId::from([1u8; 16]));
+    healsync_records::write_record(&mut doc, &doctor).expect("write");
+    let as_upload = |seq: u64, doc: &mut automerge::AutoCommit| {
+        let c = doc.get_last_local_change().expect("change").clone();
+        Change {
+            seq,
+            doc_id: *doctor.id.0.as_bytes(),
+            kind: "doctor".into(),
+            hash: c.hash().0,
+            bytes: c.raw_bytes().to_vec(),
+        }
+    };
+    let created = as_upload(1, &mut doc);
+    assert!(
+        s.commit_upload(nbo, &[created], 1)
+            .await
+            .expect("upload")
+            .is_empty()
+    );
+
+    let mut thief = doc.fork().with_actor(automerge::ActorId::from([2u8; 16]));
+    thief.put(automerge::ROOT, "kind", "user").expect("put");
+    thief
+        .put(automerge::ROOT, "username", "dr.kiptoo")
+        .expect("put");
+    thief.put(automerge::ROOT, "role", "ADMIN").expect("put");
+    let hash = healsync_auth::hash_password("the thief's password").expect("hash");
+    thief
+        .put(automerge::ROOT, "passwordHash", hash.as_str())
+        .expect("put");
+    thief.commit();
+    let forged = as_upload(1, &mut thief);
+    let refused = s.commit_upload(msa, &[forged], 1).await.expect("upload");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].reason.contains("rewrites \"kind\""),
+        "{refused:?}"
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM changes WHERE origin_node = $1")
+        .bind(msa)
+        .fetch_one(s.pool())
+        .await
+        .expect("count");
+    assert_eq!(stored, 0);
+    s.materialize_all().await.expect("fold");
+    assert!(
+        s.hub_accounts_named("dr.kiptoo")
+            .await
+            .expect("look up")
+            .is_empty()
+    );
+    db.drop_db().await;
+}

@@ -1,13 +1,21 @@
 //! Realistic demo data for `healsync-node serve --demo`: doctors with weekly schedules,
-//! a few hundred patients, a week of appointments, and one account per role. Written
+//! a few hundred patients, a week of appointments, the charts of the visits already
+//! seen (notes, vitals, diagnoses, prescriptions, lab orders and results), and one
+//! account per role. Written
 //! through the same services as real work, so it obeys every rule.
 
 use chrono::{Duration, NaiveTime, Utc, Weekday};
+use healsync_domain::clinical::{
+    Diagnosis, LabOrder, LabResult, MedicationStatus, Note, Prescription, ProblemStatus,
+    ResultStatus, Vitals,
+};
 use healsync_domain::{
-    Address, AppointmentStatus, EmergencyContact, Role, Sex, UserId, WeeklyRule,
+    Address, Appointment, AppointmentStatus, Details, DoctorId, EmergencyContact, Role, Sex,
+    UserId, WeeklyRule,
 };
 use healsync_store::queries;
 
+use crate::service::medical_records::{self, NewEntry};
 use crate::service::{appointments, doctors, patients, users};
 use crate::{ApiError, Node, Session};
 
@@ -74,6 +82,179 @@ const DOCTORS: &[(&str, &[&str], &str)] = &[
     ("Dr. Grace Chebet", &["Dermatology"], "KMPDC-14517"),
 ];
 
+/// What the demo's doctors find and prescribe: (ICD-10, diagnosis, drug, dose, route,
+/// frequency, days).
+const FINDINGS: &[(&str, &str, &str, &str, &str, &str, u32)] = &[
+    (
+        "I10",
+        "Essential hypertension",
+        "Amlodipine",
+        "5 mg",
+        "oral",
+        "once daily",
+        30,
+    ),
+    (
+        "E11.9",
+        "Type 2 diabetes mellitus",
+        "Metformin",
+        "500 mg",
+        "oral",
+        "twice daily",
+        30,
+    ),
+    (
+        "J06.9",
+        "Upper respiratory tract infection",
+        "Paracetamol",
+        "1 g",
+        "oral",
+        "every 6 hours as needed",
+        5,
+    ),
+    (
+        "B54",
+        "Malaria, unspecified",
+        "Artemether-lumefantrine",
+        "4 tablets",
+        "oral",
+        "twice daily",
+        3,
+    ),
+    (
+        "M54.5",
+        "Low back pain",
+        "Ibuprofen",
+        "400 mg",
+        "oral",
+        "three times daily with food",
+        7,
+    ),
+    (
+        "L30.9",
+        "Dermatitis",
+        "Hydrocortisone 1% cream",
+        "thin layer",
+        "topical",
+        "twice daily",
+        14,
+    ),
+];
+/// Lab tests the demo orders: (code, name, unit, reference range, normal value, abnormal value).
+const TESTS: &[(&str, &str, &str, &str, &str, &str)] = &[
+    ("718-7", "Haemoglobin", "g/dL", "12-16", "13.4", "9.8"),
+    (
+        "2345-7",
+        "Glucose, fasting",
+        "mmol/L",
+        "3.9-5.5",
+        "5.1",
+        "8.7",
+    ),
+    (
+        "32693-4",
+        "Malaria rapid test",
+        "",
+        "negative",
+        "negative",
+        "positive",
+    ),
+];
+
+/// Writes the chart of a visit that was seen: vitals and a note always, and often a
+/// diagnosis with its prescription and a lab test with its result, as the doctor.
+async fn chart_visit(
+    node: &Node,
+    doctor: &Session,
+    a: &Appointment,
+    rng: &mut Rng,
+) -> Result<(), ApiError> {
+    let entry = |details, at| NewEntry {
+        patient_id: a.patient_id,
+        appointment_id: Some(a.id),
+        recorded_at: Some(at),
+        details,
+        amends: None,
+        reason: None,
+    };
+    let vitals = Vitals {
+        systolic: Some(105 + rng.below(50) as u16),
+        diastolic: Some(65 + rng.below(30) as u16),
+        pulse: Some(60 + rng.below(40) as u16),
+        temperature_c: Some(36.2 + rng.below(20) as f64 / 10.0),
+        // A patient's weight barely changes between two visits of one week.
+        weight_kg: Some(45.0 + (a.patient_id.0.as_u128() % 60) as f64),
+        height_cm: None,
+        spo2: Some(94 + rng.below(6) as u8),
+    };
+    medical_records::add(node, doctor, entry(Details::Vitals(vitals), a.start)).await?;
+    let reason = a.reason.as_deref().unwrap_or("Consultation");
+    let finding = FINDINGS[rng.below(FINDINGS.len())];
+    let diagnosed = rng.below(3) > 0;
+    let text = if diagnosed {
+        format!(
+            "{reason}. History and examination consistent with {}.\nPlan discussed with the patient.",
+            finding.1.to_lowercase()
+        )
+    } else {
+        format!("{reason}. No acute findings.\nAdvice given; return if symptoms change.")
+    };
+    let at = a.start + Duration::minutes(10);
+    medical_records::add(node, doctor, entry(Details::Note(Note { text }), at)).await?;
+    if diagnosed {
+        let (code, text, drug, dose, route, frequency, days) = finding;
+        let d = Details::Diagnosis(Diagnosis {
+            code: code.into(),
+            text: text.into(),
+            status: ProblemStatus::Active,
+        });
+        medical_records::add(node, doctor, entry(d, at)).await?;
+        let p = Details::Prescription(Prescription {
+            drug: drug.into(),
+            dose: dose.into(),
+            route: route.into(),
+            frequency: frequency.into(),
+            duration_days: Some(days),
+            quantity: None,
+            status: MedicationStatus::Active,
+        });
+        medical_records::add(node, doctor, entry(p, at)).await?;
+    }
+    if rng.below(3) == 0 {
+        let (code, name, unit, range, normal, abnormal) = TESTS[rng.below(TESTS.len())];
+        let order = Details::LabOrder(LabOrder {
+            test_code: code.into(),
+            test_name: name.into(),
+        });
+        let order = medical_records::add(node, doctor, entry(order, at)).await?;
+        let is_abnormal = rng.below(3) == 0;
+        let result = Details::LabResult(LabResult {
+            order_id: Some(order.id),
+            test_code: code.into(),
+            test_name: name.into(),
+            value: if is_abnormal { abnormal } else { normal }.into(),
+            unit: (!unit.is_empty()).then(|| unit.to_string()),
+            reference_range: Some(range.into()),
+            abnormal: is_abnormal,
+            status: ResultStatus::Final,
+        });
+        let reported = (a.start + Duration::hours(2)).min(Utc::now());
+        medical_records::add(node, doctor, entry(result, reported)).await?;
+    }
+    Ok(())
+}
+
+/// A doctor's session for the demo's clinical writes.
+fn doctor_session(id: DoctorId, licence: &str) -> Session {
+    Session {
+        user_id: UserId(uuid::Uuid::nil()),
+        username: format!("dr.{}", licence.to_lowercase()),
+        role: Role::Doctor,
+        patient_id: None,
+        doctor_id: Some(id),
+    }
+}
+
 /// The accounts the demo creates, for the start-up message.
 pub const DEMO_USERS: &[(&str, &str)] = &[
     ("reception", "RECEPTIONIST"),
@@ -101,6 +282,7 @@ pub async fn seed(node: &Node, password: &str, patients_count: usize) -> Result<
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
 
     let mut doctor_ids = Vec::new();
+    let mut doctor_sessions = Vec::new();
     for (name, specs, licence) in DOCTORS {
         let d = doctors::create(
             node,
@@ -144,6 +326,7 @@ pub async fn seed(node: &Node, password: &str, patients_count: usize) -> Result<
         });
         doctors::set_schedule(node, &admin, d.id, 20, 0, rules, true).await?;
         doctor_ids.push(d.id);
+        doctor_sessions.push(doctor_session(d.id, licence));
     }
 
     let today = Utc::now().date_naive();
@@ -211,7 +394,7 @@ pub async fn seed(node: &Node, password: &str, patients_count: usize) -> Result<
     let from = first_day.and_time(NaiveTime::MIN).and_utc();
     let to = from + Duration::days(7);
     let site = node.store().identity().site.to_string();
-    for &doctor in &doctor_ids {
+    for (&doctor, clinician) in doctor_ids.iter().zip(&doctor_sessions) {
         // The API offers only future slots; the demo also fills the recent past.
         let site = site.clone();
         let slots = node
@@ -249,6 +432,7 @@ pub async fn seed(node: &Node, password: &str, patients_count: usize) -> Result<
                 if outcome == AppointmentStatus::CheckedIn {
                     appointments::set_status(node, &admin, a.id, AppointmentStatus::Completed)
                         .await?;
+                    chart_visit(node, clinician, &a, &mut rng).await?;
                 }
             } else if slot.start.date_naive() == today && slot.start <= now + Duration::hours(1) {
                 appointments::set_status(node, &admin, a.id, AppointmentStatus::CheckedIn).await?;

@@ -72,6 +72,16 @@ pub fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+impl From<healsync_auth::LoginRefusal> for ApiError {
+    fn from(e: healsync_auth::LoginRefusal) -> Self {
+        use healsync_auth::LoginRefusal as R;
+        match e {
+            R::RateLimited(_) | R::Busy => ApiError::RateLimited(e.to_string()),
+            R::Invalid => ApiError::Unauthenticated(e.to_string()),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         ApiError::internal(chain(&e))

@@ -23,6 +23,7 @@ use healsync_store::{Connection, Incoming, Store, StoreError, WriteTx};
 pub use error::ApiError;
 pub use events::EventBus;
 pub use graphql::{NodeSchema, build_schema, schema_sdl};
+pub use healsync_auth::Peer;
 pub use session::Session;
 
 /// Everything a request needs: the store, the session keys, the event bus.
@@ -35,22 +36,20 @@ struct Inner {
     store: Arc<Store>,
     keys: SessionKeys,
     events: EventBus,
-    login_guard: session::LoginGuard,
-    decoy_hash: String,
+    login: healsync_auth::Login,
     /// Whether this process has tried the held changes again (see `retry_held`).
     held_retried: std::sync::atomic::AtomicBool,
 }
 
 impl Node {
     pub fn new(store: Arc<Store>, keys: SessionKeys) -> Result<Node, ApiError> {
-        let decoy_hash = healsync_auth::decoy_hash().map_err(ApiError::internal)?;
+        let login = healsync_auth::Login::new().map_err(ApiError::internal)?;
         Ok(Node {
             inner: Arc::new(Inner {
                 store,
                 keys,
                 events: EventBus::new(),
-                login_guard: session::LoginGuard::default(),
-                decoy_hash,
+                login,
                 held_retried: std::sync::atomic::AtomicBool::new(false),
             }),
         })

@@ -29,6 +29,15 @@ impl From<Claims> for Session {
     }
 }
 
+/// The answer of [`Session::clinical_reader`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClinicalReader {
+    OwnRecord,
+    /// Only while this doctor treats the patient.
+    IfTreating(DoctorId),
+    Never,
+}
+
 /// What a request carries about authentication: a session, or why there is none.
 #[derive(Debug, Clone)]
 pub enum Auth {
@@ -79,6 +88,29 @@ impl Session {
     pub fn reads_clinical(&self) -> bool {
         matches!(self.role, Role::Admin | Role::Doctor | Role::Patient)
     }
-}
 
-pub use healsync_auth::LoginGuard;
+    /// Who may read a patient's medical record entries: the patient themself, and a
+    /// DOCTOR treating them (the caller checks `healsync_domain::care`). ADMIN and
+    /// RECEPTIONIST never: they run the clinic, not the care. (The intake allergy list
+    /// on the patient record is the exception the registrars fill, `reads_clinical`.)
+    pub fn clinical_reader(&self, patient: PatientId) -> ClinicalReader {
+        match (self.role, self.patient_id, self.doctor_id) {
+            (Role::Patient, Some(own), _) if own == patient => ClinicalReader::OwnRecord,
+            (Role::Doctor, _, Some(d)) => ClinicalReader::IfTreating(d),
+            _ => ClinicalReader::Never,
+        }
+    }
+
+    /// Writing a field needs the same right as reading it: a session that may not read
+    /// clinical fields may not set, change or clear them either (FORBIDDEN, nothing
+    /// written). `clinical` names the clinical fields a write touches.
+    pub fn may_write(&self, clinical: &[&str]) -> Result<(), ApiError> {
+        match clinical.first() {
+            Some(field) if !self.reads_clinical() => Err(ApiError::Forbidden(format!(
+                "a {} may not write {field}: it is clinical data",
+                self.role.as_str()
+            ))),
+            _ => Ok(()),
+        }
+    }
+}

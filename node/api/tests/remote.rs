@@ -110,7 +110,11 @@ async fn gql(node: &Node, session: Session, query: &str) -> serde_json::Value {
     let schema = healsync_node_api::build_schema(node.clone());
     let req = async_graphql::Request::new(query)
         .data(healsync_node_api::session::Auth::Session(session))
-        .data(healsync_node_api::graphql::new_loaders(node));
+        .data(healsync_node_api::graphql::new_loaders(node))
+        .data(healsync_graphql_guard::Caller {
+            signed_in: true,
+            refused: None,
+        });
     serde_json::to_value(schema.execute(req).await).expect("json")
 }
 
@@ -165,7 +169,11 @@ async fn conflicts_are_listed_and_resolved_through_graphql() {
                 role: Role::Receptionist,
                 ..admin()
             }))
-            .data(healsync_node_api::graphql::new_loaders(&b));
+            .data(healsync_node_api::graphql::new_loaders(&b))
+            .data(healsync_graphql_guard::Caller {
+                signed_in: true,
+                refused: None,
+            });
         let mut stream = schema.execute_stream(req);
         tokio::spawn(async move { stream.next().await })
     };

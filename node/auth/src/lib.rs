@@ -1,14 +1,12 @@
-//! Credentials and sessions: argon2id password hashes and signed session tokens.
+//! Credentials and sessions: argon2id password hashes, signed session tokens, and the
+//! one login procedure node and hub share ([`login`]).
 //!
 //! Tokens are JWTs signed with Ed25519 (`EdDSA`): the node holds the private key in its
 //! data directory (`session-key.pk8`, created on first start, readable by its owner only),
 //! verification accepts that one algorithm only, the expiry is always set and checked with
 //! a leeway of [`LEEWAY_SECS`] (the library's default of 60 s is too lax).
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -300,43 +298,6 @@ mod tests {
     }
 }
 
-/// Slows password guessing: after `MAX_FAILURES` failed logins for one user name within
-/// `WINDOW`, further attempts are refused until the window passes.
-#[derive(Default)]
-pub struct LoginGuard {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
-}
+pub mod login;
 
-const MAX_FAILURES: u32 = 5;
-const WINDOW: Duration = Duration::from_secs(300);
-
-impl LoginGuard {
-    /// Whether a login for `username` may be tried now.
-    pub fn allows(&self, username: &str) -> bool {
-        let Ok(map) = self.failures.lock() else {
-            return false;
-        };
-        !matches!(map.get(username), Some((n, since)) if *n >= MAX_FAILURES && since.elapsed() < WINDOW)
-    }
-
-    pub fn failed(&self, username: &str) {
-        if let Ok(mut map) = self.failures.lock() {
-            if map.len() > 10_000 {
-                map.retain(|_, (_, since)| since.elapsed() < WINDOW);
-            }
-            let entry = map
-                .entry(username.to_string())
-                .or_insert((0, Instant::now()));
-            if entry.1.elapsed() >= WINDOW {
-                *entry = (0, Instant::now());
-            }
-            entry.0 += 1;
-        }
-    }
-
-    pub fn succeeded(&self, username: &str) {
-        if let Ok(mut map) = self.failures.lock() {
-            map.remove(username);
-        }
-    }
-}
+pub use login::{Login, LoginRefusal, Peer};

@@ -4,7 +4,8 @@
 //! batches refused), `GET /graphql` with the `graphql-transport-ws` subprotocol
 //! (subscriptions, authenticated in `connection_init`), `GET /graphiql` (a GraphQL
 //! console whose assets are embedded: it works with no internet), `GET /` (start page),
-//! `GET /healthz`, `GET /metrics` (Prometheus text). Every failure a client can cause
+//! `GET /healthz`, `GET /metrics` (Prometheus text, to loopback only). Every response
+//! carries the security headers of `healsync-graphql-http`. Every failure a client can cause
 //! comes back as a GraphQL error with `extensions.code`, never as a bare 500.
 
 mod metrics;
@@ -13,12 +14,16 @@ use std::future::Future;
 use std::sync::Arc;
 
 use async_graphql::Data;
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use healsync_graphql_http::{Connected, GraphqlApp, error_response, routes};
+use healsync_graphql_http::{
+    Connected, GraphqlApp, Incoming, Prepared, Transport, error_response, is_loopback, routes,
+    security_headers,
+};
 use healsync_node_api::graphql::{authenticate_until, new_loaders, request_data};
 use healsync_node_api::session::Auth;
 use healsync_node_api::{Node, NodeSchema, build_schema};
@@ -33,6 +38,7 @@ struct App {
     node: Node,
     schema: NodeSchema,
     metrics: Arc<Metrics>,
+    transport: Arc<Transport>,
 }
 
 impl GraphqlApp for App {
@@ -42,17 +48,30 @@ impl GraphqlApp for App {
         &self.schema
     }
 
-    fn prepare(
-        &self,
-        request: async_graphql::Request,
-        bearer: Option<&str>,
-    ) -> async_graphql::Request {
-        let (auth, loaders) = request_data(&self.node, bearer);
-        request.data(auth).data(loaders)
+    fn transport(&self) -> &Transport {
+        &self.transport
     }
 
-    fn connect(&self, bearer: Option<&str>) -> Result<Connected, String> {
-        match authenticate_until(&self.node, bearer) {
+    fn prepare(&self, request: async_graphql::Request, incoming: Incoming<'_>) -> Prepared {
+        let (auth, loaders) = request_data(&self.node, incoming.bearer);
+        let signed_in = matches!(auth, Auth::Session(_));
+        let refused = match &auth {
+            Auth::Invalid(why) => Some(why.clone()),
+            _ => None,
+        };
+        let mut request = request.data(auth).data(loaders);
+        if let Some(ip) = incoming.peer {
+            request = request.data(healsync_node_api::Peer(ip));
+        }
+        Prepared {
+            request,
+            signed_in,
+            refused,
+        }
+    }
+
+    fn connect(&self, incoming: Incoming<'_>) -> Result<Connected, String> {
+        match authenticate_until(&self.node, incoming.bearer) {
             (auth @ Auth::Session(_), expires_at) => {
                 let mut data = Data::default();
                 data.insert(auth);
@@ -85,12 +104,15 @@ pub fn router(node: Node) -> Router {
         schema: build_schema(node.clone()),
         node,
         metrics: Arc::new(Metrics::default()),
+        transport: Arc::default(),
     };
     routes::<App>()
         .route("/", get(start_page))
+        .route("/start.css", get(start_css))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(security_headers))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
@@ -103,9 +125,12 @@ pub async fn serve(
     node: Node,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(node))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(node).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -138,7 +163,27 @@ async fn healthz(State(app): State<App>) -> Response {
     }
 }
 
-async fn metrics_text(State(app): State<App>) -> Response {
+async fn start_css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../assets/start.css"),
+    )
+        .into_response()
+}
+
+/// Prometheus text, for the machine itself only (a monitoring agent on the clinic box,
+/// or a tunnel to it): the figures say how busy the clinic is.
+async fn metrics_text(
+    State(app): State<App>,
+    peer: Option<axum::Extension<ConnectInfo<std::net::SocketAddr>>>,
+) -> Response {
+    if !is_loopback(peer.as_ref().map(|p| &p.0)) {
+        return error_response(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "metrics are served to this machine only",
+        );
+    }
     let store = app.node.store().clone();
     let stats = tokio::task::spawn_blocking(move || store.stats()).await;
     let stats = match stats {

@@ -11,6 +11,7 @@
 //! few read-only connections for queries; WAL lets them read while the writer commits.
 //! Durability: `synchronous=FULL`, so a write acknowledged to a user survives power loss.
 
+pub mod backup;
 mod error;
 mod projection;
 pub mod queries;
@@ -67,6 +68,48 @@ pub struct Store {
 
 const READERS: usize = 4;
 
+/// Creates `dir` readable by this account only (0700), and narrows an existing one:
+/// the database holds password hashes and health records, and other local users of the
+/// clinic box must not read it.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        b.mode(0o700);
+        b.create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    b.create(dir)
+}
+
+/// Creates the database file 0600 before SQLite does (SQLite gives its WAL and
+/// shared-memory files the database file's mode), and narrows existing ones.
+fn private_files(db: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(db)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = db.as_os_str().to_owned();
+            p.push(suffix);
+            match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    let _ = db;
+    Ok(())
+}
+
 fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(StoreError::sqlite("set busy timeout"))?;
@@ -79,11 +122,10 @@ impl Store {
     /// Opens (creating and migrating if needed) the store in `data_dir`. `site` is taken
     /// for a new store; for an existing one it must match the stored site, if given.
     pub fn open(data_dir: &Path, site: Option<&SiteCode>) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
-            action: "create the data directory",
-            source,
-        })?;
+        let io = |action| move |source| StoreError::Io { action, source };
+        private_dir(data_dir).map_err(io("create the data directory"))?;
         let path = data_dir.join(DB_FILE);
+        private_files(&path).map_err(io("make the database private"))?;
         let mut writer =
             Connection::open(&path).map_err(StoreError::sqlite("open the database"))?;
         configure(&writer)?;

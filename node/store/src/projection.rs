@@ -1,7 +1,7 @@
 //! Projections: the relational rows derived from each record's document, and the proof
 //! that they can be rebuilt from the documents alone.
 
-use healsync_domain::{Audience, Sex};
+use healsync_domain::Sex;
 use healsync_records::AnyRecord;
 use rusqlite::types::Value;
 use rusqlite::{Connection, params};
@@ -21,6 +21,11 @@ const TABLES: &[(&str, &str)] = &[
     ("notifications", "id"),
     ("users", "id"),
     ("patient_requests", "id"),
+    ("medical_records", "id"),
+    ("invoices", "id"),
+    ("invoice_voids", "id"),
+    ("payments", "id"),
+    ("price_items", "id"),
     ("conflicts", "doc_id, field"),
 ];
 
@@ -34,6 +39,11 @@ pub fn record_id(r: &AnyRecord) -> Uuid {
         AnyRecord::Notification(x) => x.id.0,
         AnyRecord::User(x) => x.id.0,
         AnyRecord::PatientRequest(x) => x.id.0,
+        AnyRecord::MedicalRecord(x) => x.id.0,
+        AnyRecord::Invoice(x) => x.id.0,
+        AnyRecord::InvoiceVoid(x) => x.id.0,
+        AnyRecord::Payment(x) => x.id.0,
+        AnyRecord::PriceItem(x) => x.id.0,
     }
 }
 
@@ -187,10 +197,7 @@ pub fn project(conn: &Connection, record: &AnyRecord) -> Result<(), StoreError> 
             .map_err(sql("project an appointment"))?;
         }
         AnyRecord::Notification(n) => {
-            let (kind, audience) = match n.audience {
-                Audience::Patient(p) => ("PATIENT", p.0),
-                Audience::Doctor(d) => ("DOCTOR", d.0),
-            };
+            let (kind, audience) = n.audience.parts();
             conn.prepare_cached(
                 "INSERT OR REPLACE INTO notifications(id, audience_kind, audience_id, type, title,
                     body, appointment_id, created_at, read)
@@ -245,6 +252,120 @@ pub fn project(conn: &Connection, record: &AnyRecord) -> Result<(), StoreError> 
                 q.updated_at.timestamp_millis(),
             ])
             .map_err(sql("project a patient request"))?;
+        }
+        AnyRecord::MedicalRecord(m) => {
+            let c = m.correction.as_ref();
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO medical_records(id, patient_id, site, type, status,
+                    details, recorded_at, author, author_doctor_id, appointment_id, corrects,
+                    correction, correction_reason, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )
+            .map_err(sql("prepare the medical record projection"))?
+            .execute(params![
+                m.id.to_string(),
+                m.patient_id.to_string(),
+                m.site,
+                m.entry_type().as_str(),
+                m.details.status(),
+                m.details.to_json().to_string(),
+                m.recorded_at.timestamp_millis(),
+                m.author,
+                m.author_doctor_id.map(|d| d.to_string()),
+                m.appointment_id.map(|a| a.to_string()),
+                c.map(|c| c.of.to_string()),
+                c.map(|c| c.kind.as_str()),
+                c.map(|c| c.reason.as_str()),
+                m.created_at.timestamp_millis(),
+            ])
+            .map_err(sql("project a medical record"))?;
+        }
+        AnyRecord::Invoice(i) => {
+            let t = i.totals();
+            let lines = serde_json::to_string(&i.lines)
+                .map_err(|e| StoreError::Corrupt(format!("invoice {}: {e}", i.id)))?;
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO invoices(id, number, patient_id, site, currency, lines,
+                    appointment_id, notes, gross, discount, tax, total, issued_by, issued_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )
+            .map_err(sql("prepare the invoice projection"))?
+            .execute(params![
+                i.id.to_string(),
+                i.number,
+                i.patient_id.to_string(),
+                i.site,
+                i.currency.as_str(),
+                lines,
+                i.appointment_id.map(|a| a.to_string()),
+                i.notes,
+                t.gross,
+                t.discount,
+                t.tax,
+                t.total,
+                i.issued_by,
+                i.issued_at.timestamp_millis(),
+            ])
+            .map_err(sql("project an invoice"))?;
+        }
+        AnyRecord::InvoiceVoid(v) => {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO invoice_voids(id, invoice_id, patient_id, site, reason,
+                    voided_by, voided_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(sql("prepare the invoice void projection"))?
+            .execute(params![
+                v.id.to_string(),
+                v.invoice_id.to_string(),
+                v.patient_id.to_string(),
+                v.site,
+                v.reason,
+                v.voided_by,
+                v.voided_at.timestamp_millis(),
+            ])
+            .map_err(sql("project an invoice void"))?;
+        }
+        AnyRecord::Payment(p) => {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO payments(id, invoice_id, patient_id, site, amount,
+                    currency, method, reference, received_by, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )
+            .map_err(sql("prepare the payment projection"))?
+            .execute(params![
+                p.id.to_string(),
+                p.invoice_id.to_string(),
+                p.patient_id.to_string(),
+                p.site,
+                p.amount,
+                p.currency.as_str(),
+                p.method.as_str(),
+                p.reference,
+                p.received_by,
+                p.received_at.timestamp_millis(),
+            ])
+            .map_err(sql("project a payment"))?;
+        }
+        AnyRecord::PriceItem(p) => {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO price_items(id, site, code, name, unit_price, currency,
+                    tax_rate, active, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(sql("prepare the price list projection"))?
+            .execute(params![
+                p.id.to_string(),
+                p.site,
+                p.code,
+                p.name,
+                p.unit_price,
+                p.currency.as_str(),
+                p.tax_rate,
+                p.active,
+                p.updated_at.timestamp_millis(),
+            ])
+            .map_err(sql("project a price list item"))?;
         }
     }
     Ok(())
@@ -330,7 +451,7 @@ fn clear_and_project_all(conn: &Connection) -> Result<usize, StoreError> {
 
 pub fn check(conn: &mut Connection) -> Result<ProjectionReport, StoreError> {
     let tx = conn
-        .transaction()
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(sql("begin the projection check"))?;
     let live = snapshot(&tx)?;
     let documents = clear_and_project_all(&tx)?;
@@ -351,7 +472,7 @@ pub fn check(conn: &mut Connection) -> Result<ProjectionReport, StoreError> {
 
 pub fn rebuild(conn: &mut Connection) -> Result<usize, StoreError> {
     let tx = conn
-        .transaction()
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(sql("begin the projection rebuild"))?;
     let n = clear_and_project_all(&tx)?;
     tx.commit().map_err(sql("commit the projection rebuild"))?;

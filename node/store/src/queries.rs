@@ -3,9 +3,11 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use healsync_domain::*;
-use rusqlite::{Connection, OptionalExtension, Row, ToSql, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, params_from_iter};
 
 use crate::StoreError;
+
+pub mod billing;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -144,10 +146,14 @@ fn appointment_row(row: &Row<'_>) -> rusqlite::Result<Appointment> {
 
 fn notification_row(row: &Row<'_>) -> rusqlite::Result<Notification> {
     let kind: String = row.get("audience_kind")?;
-    let audience = match kind.as_str() {
-        "PATIENT" => Audience::Patient(id(row, "audience_id")?),
-        _ => Audience::Doctor(id(row, "audience_id")?),
-    };
+    let audience_id: String = row.get("audience_id")?;
+    let audience_id = uuid::Uuid::parse_str(&audience_id).map_err(conv_err)?;
+    let audience = Audience::from_parts(&kind, audience_id).ok_or_else(|| {
+        conv_err(healsync_domain::DomainError::invalid(
+            "audience",
+            format!("unknown audience {kind:?}"),
+        ))
+    })?;
     Ok(Notification {
         id: id(row, "id")?,
         audience,
@@ -165,6 +171,10 @@ fn patient_request_row(row: &Row<'_>) -> rusqlite::Result<PatientRequest> {
     Ok(PatientRequest {
         id: id(row, "id")?,
         mrn: row.get("mrn")?,
+        // The evidence travels in the document to the hub; the clinic's list does
+        // not show it.
+        date_of_birth: None,
+        requested_by: None,
         status: RequestStatus::parse(&status).ok_or_else(|| {
             conv_err(healsync_domain::DomainError::invalid(
                 "status",
@@ -253,13 +263,13 @@ fn by_ids<T>(
 // ---- patients ----
 
 /// What a patient list asks for. `search` matches name, MRN, e-mail and phone digits by
-/// word prefix; `seen_by` limits to patients who have an appointment with that doctor.
+/// word prefix; `seen_by` limits to the patients in that doctor's care at that time.
 #[derive(Debug, Clone, Default)]
 pub struct PatientFilter {
     pub search: Option<String>,
     pub date_of_birth: Option<NaiveDate>,
     pub include_inactive: bool,
-    pub seen_by: Option<DoctorId>,
+    pub seen_by: Option<(DoctorId, DateTime<Utc>)>,
     pub limit: u32,
     pub offset: u32,
 }
@@ -290,9 +300,15 @@ pub fn patients(conn: &Connection, f: &PatientFilter) -> Result<Vec<Patient>> {
     if !f.include_inactive {
         sql.push_str(" AND p.active = 1");
     }
-    if let Some(d) = f.seen_by {
-        sql.push_str(" AND p.id IN (SELECT patient_id FROM appointments WHERE doctor_id = ?)");
+    if let Some((d, now)) = f.seen_by {
+        let (from, to) = healsync_domain::care::window(now);
+        sql.push_str(&format!(
+            " AND p.id IN (SELECT a.patient_id FROM appointments a WHERE a.doctor_id = ? AND {})",
+            care_sql()
+        ));
         args.push(Box::new(d.to_string()));
+        args.push(Box::new(from.timestamp_millis()));
+        args.push(Box::new(to.timestamp_millis()));
     }
     sql.push_str(" ORDER BY p.name COLLATE NOCASE, p.id LIMIT ? OFFSET ?");
     args.push(Box::new(f.limit));
@@ -335,15 +351,70 @@ pub fn patient_by_email(conn: &Connection, email: &str) -> Result<Option<Patient
 }
 
 /// Whether the doctor has (or had) any appointment with the patient.
-pub fn is_patient_of(conn: &Connection, patient: PatientId, doctor: DoctorId) -> Result<bool> {
-    conn.prepare_cached(
-        "SELECT EXISTS(SELECT 1 FROM appointments WHERE patient_id = ?1 AND doctor_id = ?2)",
+/// The SQL condition on `appointments` (aliased `a`) of `healsync_domain::care`: a
+/// kept or coming appointment inside the care window. Binds `?from`, `?to` (millis).
+fn care_sql() -> String {
+    let statuses: Vec<String> = healsync_domain::care::CARE_STATUSES
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    format!(
+        "a.status IN ({}) AND a.start_at BETWEEN ? AND ?",
+        statuses.join(", ")
     )
-    .map_err(StoreError::sqlite("check a care relationship"))?
-    .query_row(params![patient.to_string(), doctor.to_string()], |r| {
-        r.get(0)
-    })
-    .map_err(StoreError::sqlite("check a care relationship"))
+}
+
+/// Whether `doctor` treats `patient` at `now` (`healsync_domain::care`).
+pub fn is_patient_of(
+    conn: &Connection,
+    patient: PatientId,
+    doctor: DoctorId,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    Ok(!patients_in_care(conn, doctor, &[patient], now)?.is_empty())
+}
+
+/// Of `patients`, those `doctor` treats at `now` (`healsync_domain::care`): one query
+/// per 500, for the clinical fields of a list.
+pub fn patients_in_care(
+    conn: &Connection,
+    doctor: DoctorId,
+    patients: &[PatientId],
+    now: DateTime<Utc>,
+) -> Result<Vec<PatientId>> {
+    let action = "check care relationships";
+    let (from, to) = healsync_domain::care::window(now);
+    let mut out = Vec::new();
+    for chunk in patients.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let sql = format!(
+            "SELECT DISTINCT a.patient_id FROM appointments a
+             WHERE a.doctor_id = ? AND {} AND a.patient_id IN ({marks})",
+            care_sql()
+        );
+        let mut args: Vec<Box<dyn ToSql>> = vec![
+            Box::new(doctor.to_string()),
+            Box::new(from.timestamp_millis()),
+            Box::new(to.timestamp_millis()),
+        ];
+        args.extend(
+            chunk
+                .iter()
+                .map(|p| Box::new(p.to_string()) as Box<dyn ToSql>),
+        );
+        let mut stmt = conn
+            .prepare_cached(&sql)
+            .map_err(StoreError::sqlite(action))?;
+        let rows = stmt
+            .query_map(params_from_iter(args.iter().map(|b| b.as_ref())), |r| {
+                id(r, "patient_id")
+            })
+            .map_err(StoreError::sqlite(action))?;
+        for r in rows {
+            out.push(r.map_err(StoreError::sqlite(action))?);
+        }
+    }
+    Ok(out)
 }
 
 // ---- doctors, schedules, leave ----
@@ -582,20 +653,18 @@ pub fn notifications_for(
     limit: u32,
     offset: u32,
 ) -> Result<Vec<Notification>> {
-    let id = match audience {
-        Audience::Patient(p) => p.to_string(),
-        Audience::Doctor(d) => d.to_string(),
-    };
+    let (kind, id) = audience.parts();
+    let id = id.to_string();
     let sql = if unread_only {
-        "SELECT * FROM notifications WHERE audience_id = ?1 AND read = 0 ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3"
+        "SELECT * FROM notifications WHERE audience_kind = ?1 AND audience_id = ?2 AND read = 0 ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4"
     } else {
-        "SELECT * FROM notifications WHERE audience_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3"
+        "SELECT * FROM notifications WHERE audience_kind = ?1 AND audience_id = ?2 ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4"
     };
     all(
         conn,
         "list notifications",
         sql,
-        &[&id, &limit, &offset],
+        &[&kind, &id, &limit, &offset],
         notification_row,
     )
 }
@@ -754,4 +823,173 @@ pub fn conflicts_of(conn: &Connection, doc_id: uuid::Uuid) -> Result<Vec<Conflic
 pub fn count_conflicts(conn: &Connection) -> Result<i64> {
     conn.query_row("SELECT count(*) FROM conflicts", [], |r| r.get(0))
         .map_err(StoreError::sqlite("count conflicts"))
+}
+
+// ---- medical records ----
+
+/// A clinical entry with the entries that correct it (amend or retract it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntryRow {
+    pub entry: MedicalRecord,
+    pub corrected_by: Vec<MedicalRecordId>,
+}
+
+impl EntryRow {
+    /// Whether the entry states a current fact (`healsync_domain::clinical::is_current`).
+    pub fn is_current(&self) -> bool {
+        clinical::is_current(&self.entry, !self.corrected_by.is_empty())
+    }
+}
+
+/// Selects entries (aliased `m`) with their correcting entries' ids.
+const ENTRY_SELECT: &str = "SELECT m.*, (SELECT group_concat(c.id) FROM medical_records c
+     WHERE c.corrects = m.id) AS corrected_by FROM medical_records m";
+
+/// The SQL form of `clinical::is_current` on `m`: nothing corrects it and it is not a
+/// retraction.
+const CURRENT_SQL: &str = "NOT EXISTS (SELECT 1 FROM medical_records c WHERE c.corrects = m.id)
+     AND (m.correction IS NULL OR m.correction <> 'RETRACTS')";
+
+fn entry_row(row: &Row<'_>) -> rusqlite::Result<EntryRow> {
+    let entry_type = EntryType::parse(&row.get::<_, String>("type")?).map_err(conv_err)?;
+    let details: String = row.get("details")?;
+    let correction = match opt_id::<MedicalRecordId>(row, "corrects")? {
+        None => None,
+        Some(of) => {
+            let kind: String = row.get("correction")?;
+            Some(clinical::Correction {
+                of,
+                kind: clinical::CorrectionKind::parse(&kind).map_err(conv_err)?,
+                reason: row
+                    .get::<_, Option<String>>("correction_reason")?
+                    .unwrap_or_default(),
+            })
+        }
+    };
+    let corrected_by: Option<String> = row.get("corrected_by")?;
+    let mut corrected_by = corrected_by
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<MedicalRecordId>().map_err(conv_err))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    corrected_by.sort();
+    Ok(EntryRow {
+        entry: MedicalRecord {
+            id: id(row, "id")?,
+            patient_id: id(row, "patient_id")?,
+            site: row.get("site")?,
+            details: Details::from_json(entry_type, &details).map_err(conv_err)?,
+            recorded_at: time(row, "recorded_at")?,
+            author: row.get("author")?,
+            author_doctor_id: opt_id(row, "author_doctor_id")?,
+            appointment_id: opt_id(row, "appointment_id")?,
+            correction,
+            created_at: time(row, "created_at")?,
+        },
+        corrected_by,
+    })
+}
+
+/// What a history asks for: entry types (all when empty), a `recordedAt` range, the
+/// latest `limit` entries, and whether corrected and retracted entries are left out.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct HistoryFilter {
+    pub types: Vec<&'static str>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub current_only: bool,
+    pub limit: u32,
+}
+
+/// The histories of several patients under one filter, with one query: each
+/// patient's latest `limit` entries, oldest first.
+pub fn medical_histories(
+    conn: &Connection,
+    patients: &[PatientId],
+    f: &HistoryFilter,
+) -> Result<Vec<EntryRow>> {
+    let action = "read medical histories";
+    let mut out = Vec::new();
+    for chunk in patients.chunks(200) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let mut cond = format!("m.patient_id IN ({marks})");
+        let mut args: Vec<Box<dyn ToSql>> = chunk
+            .iter()
+            .map(|p| Box::new(p.to_string()) as Box<dyn ToSql>)
+            .collect();
+        if !f.types.is_empty() {
+            cond.push_str(&format!(
+                " AND m.type IN ({})",
+                vec!["?"; f.types.len()].join(",")
+            ));
+            args.extend(f.types.iter().map(|t| Box::new(*t) as Box<dyn ToSql>));
+        }
+        if let Some(from) = f.from {
+            cond.push_str(" AND m.recorded_at >= ?");
+            args.push(Box::new(ms(from)));
+        }
+        if let Some(to) = f.to {
+            cond.push_str(" AND m.recorded_at < ?");
+            args.push(Box::new(ms(to)));
+        }
+        if f.current_only {
+            cond.push_str(&format!(" AND {CURRENT_SQL}"));
+        }
+        args.push(Box::new(i64::from(f.limit)));
+        let sql = format!(
+            "SELECT * FROM (
+                 SELECT x.*, row_number() OVER (PARTITION BY x.patient_id
+                     ORDER BY x.recorded_at DESC, x.id DESC) AS nth
+                 FROM ({ENTRY_SELECT} WHERE {cond}) x
+             ) WHERE nth <= ? ORDER BY patient_id, recorded_at, id"
+        );
+        let mut stmt = conn.prepare(&sql).map_err(StoreError::sqlite(action))?;
+        let rows = stmt
+            .query_map(params_from_iter(args.iter().map(|b| b.as_ref())), entry_row)
+            .map_err(StoreError::sqlite(action))?;
+        for r in rows {
+            out.push(r.map_err(StoreError::sqlite(action))?);
+        }
+    }
+    Ok(out)
+}
+
+/// One entry, with its corrections.
+pub fn medical_record(conn: &Connection, id: MedicalRecordId) -> Result<Option<EntryRow>> {
+    one(
+        conn,
+        "read a medical record",
+        &format!("{ENTRY_SELECT} WHERE m.id = ?1"),
+        &[&id.to_string()],
+        entry_row,
+    )
+}
+
+/// A patient's current entries of one type (and status, where given), newest first:
+/// what a summary shows.
+pub fn current_entries(
+    conn: &Connection,
+    patient: PatientId,
+    entry_type: EntryType,
+    status: Option<&str>,
+    limit: u32,
+) -> Result<Vec<EntryRow>> {
+    all(
+        conn,
+        "read current medical records",
+        &format!(
+            "{ENTRY_SELECT} WHERE m.patient_id = ?1 AND m.type = ?2
+               AND (?3 IS NULL OR m.status = ?3) AND {CURRENT_SQL}
+             ORDER BY m.recorded_at DESC, m.id DESC LIMIT ?4"
+        ),
+        &[
+            &patient.to_string(),
+            &entry_type.as_str(),
+            &status,
+            &i64::from(limit),
+        ],
+        entry_row,
+    )
 }

@@ -204,6 +204,94 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX held_changes_doc ON held_changes(doc_id);
     "#,
+    // 6: medical record entries, a projection. Append-only: an entry is never updated,
+    // a correction is another row whose `corrects` names the entry it amends or
+    // retracts, so what is current is found by the absence of a correcting row.
+    r#"
+    CREATE TABLE medical_records (
+        id TEXT PRIMARY KEY,
+        patient_id TEXT NOT NULL,
+        site TEXT NOT NULL,
+        type TEXT NOT NULL,
+        status TEXT,
+        details TEXT NOT NULL,
+        recorded_at INTEGER NOT NULL,
+        author TEXT NOT NULL,
+        author_doctor_id TEXT,
+        appointment_id TEXT,
+        corrects TEXT,
+        correction TEXT,
+        correction_reason TEXT,
+        created_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX medical_records_patient ON medical_records(patient_id, recorded_at, id);
+    CREATE INDEX medical_records_type ON medical_records(patient_id, type, recorded_at);
+    CREATE INDEX medical_records_corrects ON medical_records(corrects) WHERE corrects IS NOT NULL;
+    "#,
+    // 7: billing, projections. Invoices, voids and payments are written once; what an
+    // invoice still owes is derived from its payments and void at read time. The
+    // invoice's totals are kept beside its lines (derived from them by the domain's
+    // one rule) so reports add integers instead of parsing lines.
+    r#"
+    CREATE TABLE invoices (
+        id TEXT PRIMARY KEY,
+        number TEXT NOT NULL,
+        patient_id TEXT NOT NULL,
+        site TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        lines TEXT NOT NULL,
+        appointment_id TEXT,
+        notes TEXT,
+        gross INTEGER NOT NULL,
+        discount INTEGER NOT NULL,
+        tax INTEGER NOT NULL,
+        total INTEGER NOT NULL,
+        issued_by TEXT NOT NULL,
+        issued_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX invoices_site_issued ON invoices(site, issued_at);
+    CREATE INDEX invoices_issued ON invoices(issued_at, id);
+    CREATE INDEX invoices_patient ON invoices(patient_id, issued_at);
+    CREATE INDEX invoices_number ON invoices(number);
+    CREATE INDEX invoices_appointment ON invoices(appointment_id) WHERE appointment_id IS NOT NULL;
+    CREATE TABLE invoice_voids (
+        id TEXT PRIMARY KEY,
+        invoice_id TEXT NOT NULL,
+        patient_id TEXT NOT NULL,
+        site TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        voided_by TEXT NOT NULL,
+        voided_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX invoice_voids_invoice ON invoice_voids(invoice_id);
+    CREATE TABLE payments (
+        id TEXT PRIMARY KEY,
+        invoice_id TEXT NOT NULL,
+        patient_id TEXT NOT NULL,
+        site TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        method TEXT NOT NULL,
+        reference TEXT,
+        received_by TEXT NOT NULL,
+        received_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX payments_invoice ON payments(invoice_id);
+    CREATE INDEX payments_patient ON payments(patient_id);
+    CREATE INDEX payments_site_received ON payments(site, received_at);
+    CREATE TABLE price_items (
+        id TEXT PRIMARY KEY,
+        site TEXT NOT NULL,
+        code TEXT NOT NULL,
+        name TEXT NOT NULL,
+        unit_price INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        tax_rate INTEGER NOT NULL,
+        active INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX price_items_code ON price_items(site, code);
+    "#,
 ];
 
 /// Brings the database to the newest schema, one migration per transaction.
@@ -220,7 +308,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn
-            .transaction()
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(StoreError::sqlite("begin a migration"))?;
         tx.execute_batch(sql)
             .map_err(StoreError::sqlite("apply a migration"))?;

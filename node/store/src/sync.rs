@@ -457,7 +457,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut conn = self.writer()?;
         let tx = conn
-            .transaction()
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(StoreError::sqlite("begin recording an ack"))?;
         if through > get_u64(&tx, UPLOAD_ACKED)? {
             set_u64(&tx, UPLOAD_ACKED, through)?;
@@ -491,7 +491,7 @@ impl Store {
     ) -> Result<Vec<AnyRecord>, StoreError> {
         let mut conn = self.writer()?;
         let tx = conn
-            .transaction()
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(StoreError::sqlite("begin applying remote changes"))?;
         let mut by_doc: BTreeMap<Uuid, Vec<Incoming>> = BTreeMap::new();
         for c in changes {
@@ -519,7 +519,7 @@ impl Store {
     pub fn retry_held(&self, now: DateTime<Utc>) -> Result<Vec<AnyRecord>, StoreError> {
         let mut conn = self.writer()?;
         let tx = conn
-            .transaction()
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(StoreError::sqlite("begin retrying held changes"))?;
         let mut by_doc: BTreeMap<Uuid, Vec<Incoming>> = BTreeMap::new();
         for held in held_changes(&tx, None)? {

@@ -173,7 +173,7 @@ pub const CREDENTIALS_DIR: &str = "sync";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeSyncError {
-    #[error("{0}")]
+    #[error(transparent)]
     Sync(#[from] SyncError),
     #[error(
         "this node is not enrolled with a hub: run `healsync-node enroll --hub HOST:PORT --token TOKEN`"
@@ -241,7 +241,7 @@ pub async fn enroll(
     }
     let grant = healsync_sync_transport::enroll::enroll(addr, token, identity.node_id).await?;
     let dir = credentials_dir(data_dir);
-    std::fs::create_dir_all(&dir).map_err(io("create the credentials directory"))?;
+    healsync_store::private_dir(&dir).map_err(io("create the credentials directory"))?;
     write_file(&dir.join("ca.pem"), &grant.ca_pem, false)?;
     write_file(&dir.join("node-cert.pem"), &grant.node.cert_pem, false)?;
     write_file(&dir.join("node-key.pem"), &grant.node.key_pem, true)?;

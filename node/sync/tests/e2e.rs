@@ -112,7 +112,7 @@ fn new_patient(name: &str) -> patients::NewPatient {
         name: name.into(),
         email: format!("{}@example.org", name.to_lowercase().replace(' ', ".")),
         phone: Some("+254 712 000 111".into()),
-        date_of_birth: None,
+        date_of_birth: chrono::NaiveDate::from_ymd_opt(1984, 3, 1),
         sex: None,
         address: Default::default(),
         emergency_contact: None,
@@ -228,18 +228,19 @@ async fn two_offline_clinics_converge_through_the_hub() {
     // Amina walks into Mombasa with her card: the front desk asks the hub for her by
     // medical record number (and for a number nobody has). The requests go up with a
     // sync, the hub answers them, and the next sync brings Amina's whole record.
-    let asked = patients::request_from_hub(&msa.node, &admin(), &amina.mrn.to_lowercase())
-        .await
-        .expect("request");
+    let asked =
+        patients::request_from_hub(&msa.node, &admin(), &amina.mrn.to_lowercase(), "1984-03-01")
+            .await
+            .expect("request");
     assert_eq!(asked.status, RequestStatus::Pending);
-    let again = patients::request_from_hub(&msa.node, &admin(), &amina.mrn)
+    let again = patients::request_from_hub(&msa.node, &admin(), &amina.mrn, "1984-03-01")
         .await
         .expect("request again");
     assert_eq!(again.id, asked.id, "one pending request per number");
-    let unknown = patients::request_from_hub(&msa.node, &admin(), "NBO-999999")
+    let unknown = patients::request_from_hub(&msa.node, &admin(), "NBO-999999", "1984-03-01")
         .await
         .expect("request");
-    let own = patients::request_from_hub(&nbo.node, &admin(), &amina.mrn).await;
+    let own = patients::request_from_hub(&nbo.node, &admin(), &amina.mrn, "1984-03-01").await;
     assert!(
         matches!(own, Err(healsync_node_api::ApiError::Conflict(_))),
         "{own:?}"
@@ -305,8 +306,8 @@ async fn two_offline_clinics_converge_through_the_hub() {
         .expect("count");
     assert_eq!(
         hub_changes,
-        2 + 20 + 2 + 2 + 2,
-        "patients, edits, requests, answers"
+        2 + 20 + 2 + 2 + 2 + 2,
+        "patients, edits, requests, answers, Amina and Nairobi's admins told of the share"
     );
 
     // The hub folds its log into the same documents: identical heads, and the same
@@ -814,4 +815,113 @@ async fn a_node_cannot_write_another_clinics_records() {
     );
     hub_store.pool().close().await;
     db.drop_database().await.expect("drop the test database");
+}
+
+/// A medical record entry about `patient`, written at a clinic as its doctor would.
+fn entry(
+    patient: healsync_domain::PatientId,
+    site: &str,
+    text: &str,
+) -> healsync_domain::MedicalRecord {
+    let now = chrono::Utc::now();
+    healsync_domain::MedicalRecord {
+        id: healsync_domain::MedicalRecordId(Uuid::now_v7()),
+        patient_id: patient,
+        site: site.into(),
+        details: healsync_domain::Details::Note(healsync_domain::clinical::Note {
+            text: text.into(),
+        }),
+        recorded_at: now,
+        author: "dr.kamau".into(),
+        author_doctor_id: None,
+        appointment_id: None,
+        correction: None,
+        created_at: now,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn medical_records_follow_their_patient_to_every_site_that_holds_it() {
+    let hub = TestHub::start("records", 4, 4).await;
+    let (nbo, msa) = hub.nairobi_and_mombasa().await;
+    let TestHub {
+        store: hub_store,
+        addr: hub_addr,
+        db,
+        ..
+    } = hub;
+    let held = |c: &Clinic, id: healsync_domain::MedicalRecordId| {
+        c.node
+            .store()
+            .read(|conn| healsync_store::queries::medical_record(conn, id))
+            .expect("read")
+            .is_some()
+    };
+    let put = |c: &Clinic, e: healsync_domain::MedicalRecord| {
+        c.node
+            .store()
+            .write(chrono::Utc::now(), |tx| tx.put(&e))
+            .expect("written");
+    };
+
+    // Nairobi charts Amina; Brian stays a Nairobi patient only.
+    let amina = patients::create(&nbo.node, &admin(), new_patient("Amina Njoroge"))
+        .await
+        .expect("patient");
+    let brian = patients::create(&nbo.node, &admin(), new_patient("Brian Otieno"))
+        .await
+        .expect("patient");
+    let seen_in_nairobi = entry(amina.id, "NBO", "Seen in Nairobi.");
+    put(&nbo, seen_in_nairobi.clone());
+    sync(&nbo, hub_addr).await;
+    // Mombasa writes into Brian's chart, though Brian was never shared with it.
+    let forged = entry(
+        brian.id,
+        "MSA",
+        "Written by a clinic that does not hold Brian.",
+    );
+    put(&msa, forged.clone());
+    assert_eq!(sync(&msa, hub_addr).await.rejected, 0);
+    hub_store.materialize_all().await.expect("materialize");
+    assert!(
+        !held(&msa, seen_in_nairobi.id),
+        "Amina's chart stays in Nairobi"
+    );
+
+    // Amina is shared with Mombasa: her chart comes with her.
+    hub_store
+        .share(amina.id.0, "MSA", healsync_hub_store::GrantReason::Request)
+        .await
+        .expect("share");
+    sync(&msa, hub_addr).await;
+    assert!(
+        held(&msa, seen_in_nairobi.id),
+        "the chart follows the patient"
+    );
+
+    // What Mombasa writes about her reaches Nairobi; the forged entry does not.
+    let seen_in_mombasa = entry(amina.id, "MSA", "Seen in Mombasa.");
+    put(&msa, seen_in_mombasa.clone());
+    sync(&msa, hub_addr).await;
+    hub_store.materialize_all().await.expect("materialize");
+    sync(&nbo, hub_addr).await;
+    assert!(
+        held(&nbo, seen_in_mombasa.id),
+        "Nairobi sees Mombasa's entry"
+    );
+    assert!(
+        !held(&nbo, forged.id),
+        "no clinic writes into another's charts"
+    );
+    // Both clinics hold the same documents as the hub, entry for entry.
+    sync(&msa, hub_addr).await;
+    assert_same_heads_at_hub(&hub_store, &nbo).await;
+    assert_same_heads_at_hub(&hub_store, &msa).await;
+    for c in [&nbo, &msa] {
+        let report = c.node.store().check_projections().expect("check");
+        assert!(report.is_consistent(), "{report:?}");
+    }
+    drop((nbo, msa));
+    hub_store.pool().close().await;
+    db.drop_database().await.expect("drop");
 }

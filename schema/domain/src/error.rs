@@ -19,6 +19,10 @@ pub enum DomainError {
     /// The requested start is not a slot of the doctor's schedule at this site.
     #[error("{0} is not a bookable slot of this doctor's schedule")]
     NotASlot(String),
+    /// The records as they stand do not allow the write (a payment beyond what is
+    /// owed, voiding a paid invoice): valid input, wrong moment.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl DomainError {

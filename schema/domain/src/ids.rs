@@ -68,3 +68,18 @@ id_type!(
 id_type!(
     /// A clinic's request for a patient registered at another clinic.
     PatientRequestId, "requestId");
+id_type!(
+    /// One clinical entry of a patient's medical record (append-only).
+    MedicalRecordId, "medicalRecordId");
+id_type!(
+    /// An invoice (written once; voided by a separate record).
+    InvoiceId, "invoiceId");
+id_type!(
+    /// The record that voids an invoice.
+    InvoiceVoidId, "invoiceVoidId");
+id_type!(
+    /// A payment or refund against an invoice.
+    PaymentId, "paymentId");
+id_type!(
+    /// A service of a site's price list.
+    PriceItemId, "priceItemId");

@@ -1,13 +1,17 @@
 //! The HealSync domain model and its rules, free of I/O.
 //!
 //! Everything here is plain data and pure functions: record types for patients, doctors,
-//! schedules, appointments, notifications, users and requests for patients held at
-//! another clinic; parsers that turn user input into valid values (parse, don't validate); and the rules that decide what a write may do
+//! schedules, appointments, notifications, users, requests for patients held at
+//! another clinic, append-only medical record entries and billing (invoices, payments,
+//! voids, the price list); parsers that turn user input into valid values (parse, don't validate); and the rules that decide what a write may do
 //! (the appointment lifecycle, which instants are bookable slots). No clocks, no random
 //! numbers, no storage: callers pass `now` and fresh ids in, which keeps the rules
 //! testable exhaustively. Only this crate decides what is a valid record.
 
 pub mod appointment;
+pub mod billing;
+pub mod care;
+pub mod clinical;
 pub mod doctor;
 pub mod error;
 pub mod ids;
@@ -19,6 +23,8 @@ pub mod site;
 pub mod user;
 
 pub use appointment::{Appointment, AppointmentStatus};
+pub use billing::{Invoice, InvoiceVoid, Payment, PriceItem};
+pub use clinical::{Details, EntryType, MedicalRecord};
 pub use doctor::Doctor;
 pub use error::DomainError;
 pub use ids::*;

@@ -9,6 +9,43 @@ use crate::{Appointment, AppointmentId, Doctor, DoctorId, NotificationId, Patien
 pub enum Audience {
     Patient(PatientId),
     Doctor(DoctorId),
+    /// The administrators of the site that holds the notification (say, of a patient
+    /// of theirs shared with another clinic).
+    Admins,
+}
+
+impl Audience {
+    /// The audience's kind and id as documents and projections store them (`Admins`
+    /// has no id: the nil UUID).
+    pub fn parts(self) -> (&'static str, uuid::Uuid) {
+        match self {
+            Audience::Patient(p) => ("PATIENT", p.0),
+            Audience::Doctor(d) => ("DOCTOR", d.0),
+            Audience::Admins => ("ADMINS", uuid::Uuid::nil()),
+        }
+    }
+
+    /// The audience stored as `kind` and `id`, if `kind` is one.
+    pub fn from_parts(kind: &str, id: uuid::Uuid) -> Option<Audience> {
+        match kind {
+            "PATIENT" => Some(Audience::Patient(id.into())),
+            "DOCTOR" => Some(Audience::Doctor(id.into())),
+            "ADMINS" => Some(Audience::Admins),
+            _ => None,
+        }
+    }
+}
+
+impl Notification {
+    /// The notification as one line a person reads (the seed schema's `message`):
+    /// its title, then its details.
+    pub fn message(&self) -> String {
+        if self.body.is_empty() {
+            self.title.clone()
+        } else {
+            format!("{}: {}", self.title, self.body)
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,6 +7,9 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
+/// Requests the hub answers for one site within a day; beyond them it refuses.
+pub const REQUESTS_PER_SITE_PER_DAY: i64 = 20;
+
 use crate::{DomainError, PatientId, PatientRequestId, SiteCode};
 
 /// Where a request stands.
@@ -16,15 +19,19 @@ pub enum RequestStatus {
     Pending,
     /// The hub shared the patient with the clinic; it arrives with its history.
     Shared,
-    /// The hub holds no patient with that number.
+    /// No patient has that number and that date of birth (the two are one answer:
+    /// guessing numbers tells nothing).
     NotFound,
+    /// The hub would not answer: this clinic asked for too many patients today.
+    Refused,
 }
 
 impl RequestStatus {
-    pub const ALL: [RequestStatus; 3] = [
+    pub const ALL: [RequestStatus; 4] = [
         RequestStatus::Pending,
         RequestStatus::Shared,
         RequestStatus::NotFound,
+        RequestStatus::Refused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -32,6 +39,7 @@ impl RequestStatus {
             RequestStatus::Pending => "PENDING",
             RequestStatus::Shared => "SHARED",
             RequestStatus::NotFound => "NOT_FOUND",
+            RequestStatus::Refused => "REFUSED",
         }
     }
 
@@ -52,6 +60,11 @@ pub struct PatientRequest {
     pub id: PatientRequestId,
     /// The number asked for, as `SITE-000123`.
     pub mrn: String,
+    /// The evidence that the patient is at the desk: their date of birth, as they say
+    /// it. The hub shares the patient only when number and date both match.
+    pub date_of_birth: Option<chrono::NaiveDate>,
+    /// Who asked (user name at the clinic), for the record of who moved a patient.
+    pub requested_by: Option<String>,
     pub status: RequestStatus,
     /// The patient the hub shared (with `Shared`).
     pub patient_id: Option<PatientId>,

@@ -1,8 +1,11 @@
 //! The record kinds and, for each, which document field holds which record field.
 
+use healsync_domain::billing::{Currency, InvoiceLine, PaymentMethod};
+use healsync_domain::clinical::{Correction, CorrectionKind};
 use healsync_domain::{
-    Address, Appointment, AppointmentStatus, Audience, Doctor, EmergencyContact, Leave,
-    Notification, Patient, PatientRequest, RequestStatus, Role, Schedule, Sex, User, WeeklyRule,
+    Address, Appointment, AppointmentStatus, Audience, Details, Doctor, EmergencyContact,
+    EntryType, Invoice, InvoiceVoid, Leave, MedicalRecord, Notification, Patient, PatientRequest,
+    Payment, PriceItem, RequestStatus, Role, Schedule, Sex, User, WeeklyRule,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -20,10 +23,15 @@ pub enum RecordKind {
     Notification,
     User,
     PatientRequest,
+    MedicalRecord,
+    Invoice,
+    InvoiceVoid,
+    Payment,
+    PriceItem,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 8] = [
+    pub const ALL: [RecordKind; 13] = [
         RecordKind::Patient,
         RecordKind::Doctor,
         RecordKind::Schedule,
@@ -32,6 +40,11 @@ impl RecordKind {
         RecordKind::Notification,
         RecordKind::User,
         RecordKind::PatientRequest,
+        RecordKind::MedicalRecord,
+        RecordKind::Invoice,
+        RecordKind::InvoiceVoid,
+        RecordKind::Payment,
+        RecordKind::PriceItem,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,11 +57,28 @@ impl RecordKind {
             RecordKind::Notification => "notification",
             RecordKind::User => "user",
             RecordKind::PatientRequest => "patient_request",
+            RecordKind::MedicalRecord => "medical_record",
+            RecordKind::Invoice => "invoice",
+            RecordKind::InvoiceVoid => "invoice_void",
+            RecordKind::Payment => "payment",
+            RecordKind::PriceItem => "price_item",
         }
     }
 
     pub fn parse(s: &str) -> Option<RecordKind> {
         RecordKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Whether records of this kind are clinical content: readable only by the patient
+    /// and the clinicians treating them, never through an administrator's generic view
+    /// (the hub's `record`, `records` and `recordChanged`).
+    pub fn is_clinical(self) -> bool {
+        matches!(self, RecordKind::MedicalRecord)
+    }
+
+    /// [`RecordKind::is_clinical`] for a kind as stored.
+    pub fn is_clinical_name(kind: &str) -> bool {
+        RecordKind::parse(kind).is_some_and(RecordKind::is_clinical)
     }
 }
 
@@ -74,6 +104,11 @@ pub enum AnyRecord {
     Notification(Notification),
     User(User),
     PatientRequest(PatientRequest),
+    MedicalRecord(MedicalRecord),
+    Invoice(Invoice),
+    InvoiceVoid(InvoiceVoid),
+    Payment(Payment),
+    PriceItem(PriceItem),
 }
 
 impl AnyRecord {
@@ -92,6 +127,11 @@ impl AnyRecord {
             Some(RecordKind::PatientRequest) => {
                 AnyRecord::PatientRequest(PatientRequest::read(&r)?)
             }
+            Some(RecordKind::MedicalRecord) => AnyRecord::MedicalRecord(MedicalRecord::read(&r)?),
+            Some(RecordKind::Invoice) => AnyRecord::Invoice(Invoice::read(&r)?),
+            Some(RecordKind::InvoiceVoid) => AnyRecord::InvoiceVoid(InvoiceVoid::read(&r)?),
+            Some(RecordKind::Payment) => AnyRecord::Payment(Payment::read(&r)?),
+            Some(RecordKind::PriceItem) => AnyRecord::PriceItem(PriceItem::read(&r)?),
             None => {
                 return Err(RecordError::Invalid {
                     field: "kind",
@@ -112,6 +152,11 @@ impl AnyRecord {
             AnyRecord::Notification(r) => r.id(),
             AnyRecord::User(r) => r.id(),
             AnyRecord::PatientRequest(r) => r.id(),
+            AnyRecord::MedicalRecord(r) => r.id(),
+            AnyRecord::Invoice(r) => r.id(),
+            AnyRecord::InvoiceVoid(r) => r.id(),
+            AnyRecord::Payment(r) => r.id(),
+            AnyRecord::PriceItem(r) => r.id(),
         }
     }
 
@@ -125,6 +170,11 @@ impl AnyRecord {
             AnyRecord::Notification(_) => RecordKind::Notification,
             AnyRecord::User(_) => RecordKind::User,
             AnyRecord::PatientRequest(_) => RecordKind::PatientRequest,
+            AnyRecord::MedicalRecord(_) => RecordKind::MedicalRecord,
+            AnyRecord::Invoice(_) => RecordKind::Invoice,
+            AnyRecord::InvoiceVoid(_) => RecordKind::InvoiceVoid,
+            AnyRecord::Payment(_) => RecordKind::Payment,
+            AnyRecord::PriceItem(_) => RecordKind::PriceItem,
         }
     }
 }
@@ -146,7 +196,12 @@ into_any!(
     Appointment,
     Notification,
     User,
-    PatientRequest
+    PatientRequest,
+    MedicalRecord,
+    Invoice,
+    InvoiceVoid,
+    Payment,
+    PriceItem
 );
 
 impl Record for Patient {
@@ -384,10 +439,7 @@ impl Record for Notification {
     }
 
     fn write(&self, w: &mut Writer<'_>) -> Result<(), RecordError> {
-        let (kind, id) = match self.audience {
-            Audience::Patient(p) => ("PATIENT", p.0),
-            Audience::Doctor(d) => ("DOCTOR", d.0),
-        };
+        let (kind, id) = self.audience.parts();
         w.str("audienceKind", kind)?;
         w.str("audienceId", &id.to_string())?;
         w.str("type", &self.kind)?;
@@ -403,16 +455,11 @@ impl Record for Notification {
 
     fn read(r: &Reader<'_>) -> Result<Self, RecordError> {
         let id: Uuid = r.uuid("audienceId")?;
-        let audience = match r.str("audienceKind")?.as_str() {
-            "PATIENT" => Audience::Patient(id.into()),
-            "DOCTOR" => Audience::Doctor(id.into()),
-            other => {
-                return Err(RecordError::Invalid {
-                    field: "audienceKind",
-                    reason: format!("unknown audience {other:?}"),
-                });
-            }
-        };
+        let kind = r.str("audienceKind")?;
+        let audience = Audience::from_parts(&kind, id).ok_or_else(|| RecordError::Invalid {
+            field: "audienceKind",
+            reason: format!("unknown audience {kind:?}"),
+        })?;
         Ok(Notification {
             id: r.uuid("id")?,
             audience,
@@ -467,6 +514,8 @@ impl Record for PatientRequest {
 
     fn write(&self, w: &mut Writer<'_>) -> Result<(), RecordError> {
         w.str("mrn", &self.mrn)?;
+        w.date("dateOfBirth", self.date_of_birth)?;
+        w.opt_str("requestedBy", self.requested_by.as_deref())?;
         w.str("status", self.status.as_str())?;
         w.opt_str(
             "patientId",
@@ -481,6 +530,8 @@ impl Record for PatientRequest {
         Ok(PatientRequest {
             id: r.uuid("id")?,
             mrn: r.str("mrn")?,
+            date_of_birth: r.date("dateOfBirth")?,
+            requested_by: r.opt_str("requestedBy")?,
             status: r.parsed("status", |s| {
                 RequestStatus::parse(s).ok_or_else(|| {
                     healsync_domain::DomainError::invalid("status", format!("unknown status {s:?}"))
@@ -489,6 +540,240 @@ impl Record for PatientRequest {
             patient_id: r.opt_uuid("patientId")?,
             answer: r.opt_str("answer")?,
             created_at: r.time("createdAt")?,
+            updated_at: r.latest_time("updatedAt")?,
+        })
+    }
+}
+
+impl Record for MedicalRecord {
+    const KIND: RecordKind = RecordKind::MedicalRecord;
+
+    fn id(&self) -> Uuid {
+        self.id.0
+    }
+
+    // Written once: an entry is never edited, so its details are one JSON scalar (no
+    // concurrent edit can ever make it a conflict).
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), RecordError> {
+        w.str("patientId", &self.patient_id.to_string())?;
+        w.str("site", &self.site)?;
+        w.str("type", self.entry_type().as_str())?;
+        w.json("details", &self.details.to_json())?;
+        w.time("recordedAt", self.recorded_at)?;
+        w.str("author", &self.author)?;
+        w.opt_str(
+            "authorDoctorId",
+            self.author_doctor_id.map(|d| d.to_string()).as_deref(),
+        )?;
+        w.opt_str(
+            "appointmentId",
+            self.appointment_id.map(|a| a.to_string()).as_deref(),
+        )?;
+        let c = self.correction.as_ref();
+        w.opt_str("corrects", c.map(|c| c.of.to_string()).as_deref())?;
+        w.opt_str("correction", c.map(|c| c.kind.as_str()))?;
+        w.opt_str("correctionReason", c.map(|c| c.reason.as_str()))?;
+        w.time("createdAt", self.created_at)
+    }
+
+    fn read(r: &Reader<'_>) -> Result<Self, RecordError> {
+        let entry_type = r.parsed("type", EntryType::parse)?;
+        let details = r.parsed("details", |s| Details::from_json(entry_type, s))?;
+        let correction = match r.opt_uuid("corrects")? {
+            None => None,
+            Some(of) => Some(Correction {
+                of,
+                kind: r.parsed("correction", CorrectionKind::parse)?,
+                reason: r.str("correctionReason")?,
+            }),
+        };
+        Ok(MedicalRecord {
+            id: r.uuid("id")?,
+            patient_id: r.uuid("patientId")?,
+            site: r.str("site")?,
+            details,
+            recorded_at: r.time("recordedAt")?,
+            author: r.str("author")?,
+            author_doctor_id: r.opt_uuid("authorDoctorId")?,
+            appointment_id: r.opt_uuid("appointmentId")?,
+            correction,
+            created_at: r.time("createdAt")?,
+        })
+    }
+}
+
+fn currency(r: &Reader<'_>) -> Result<Currency, RecordError> {
+    r.parsed("currency", Currency::parse)
+}
+
+fn rate(r: &Reader<'_>, key: &'static str) -> Result<u32, RecordError> {
+    let v: u32 = small_int(r, key)?;
+    if v > healsync_domain::billing::FULL_RATE {
+        return Err(RecordError::Invalid {
+            field: key,
+            reason: "over 100%".into(),
+        });
+    }
+    Ok(v)
+}
+
+impl Record for Invoice {
+    const KIND: RecordKind = RecordKind::Invoice;
+
+    fn id(&self) -> Uuid {
+        self.id.0
+    }
+
+    // Written once: an invoice is voided by another record, never edited, so its lines
+    // are one JSON scalar.
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), RecordError> {
+        w.str("number", &self.number)?;
+        w.str("patientId", &self.patient_id.to_string())?;
+        w.str("site", &self.site)?;
+        w.str("currency", self.currency.as_str())?;
+        let lines = serde_json::to_value(&self.lines).map_err(|e| RecordError::Invalid {
+            field: "lines",
+            reason: e.to_string(),
+        })?;
+        w.json("lines", &lines)?;
+        w.opt_str(
+            "appointmentId",
+            self.appointment_id.map(|a| a.to_string()).as_deref(),
+        )?;
+        w.opt_str("notes", self.notes.as_deref())?;
+        w.str("issuedBy", &self.issued_by)?;
+        w.time("issuedAt", self.issued_at)
+    }
+
+    fn read(r: &Reader<'_>) -> Result<Self, RecordError> {
+        let lines: Vec<InvoiceLine> = r.json("lines")?;
+        // A document from elsewhere is checked like input: its totals must be sums.
+        let lines =
+            healsync_domain::billing::parse_lines(lines).map_err(|e| RecordError::Invalid {
+                field: "lines",
+                reason: e.to_string(),
+            })?;
+        Ok(Invoice {
+            id: r.uuid("id")?,
+            number: r.str("number")?,
+            patient_id: r.uuid("patientId")?,
+            site: r.str("site")?,
+            currency: currency(r)?,
+            lines,
+            appointment_id: r.opt_uuid("appointmentId")?,
+            notes: r.opt_str("notes")?,
+            issued_by: r.str("issuedBy")?,
+            issued_at: r.time("issuedAt")?,
+        })
+    }
+}
+
+impl Record for InvoiceVoid {
+    const KIND: RecordKind = RecordKind::InvoiceVoid;
+
+    fn id(&self) -> Uuid {
+        self.id.0
+    }
+
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), RecordError> {
+        w.str("invoiceId", &self.invoice_id.to_string())?;
+        w.str("patientId", &self.patient_id.to_string())?;
+        w.str("site", &self.site)?;
+        w.str("reason", &self.reason)?;
+        w.str("voidedBy", &self.voided_by)?;
+        w.time("voidedAt", self.voided_at)
+    }
+
+    fn read(r: &Reader<'_>) -> Result<Self, RecordError> {
+        Ok(InvoiceVoid {
+            id: r.uuid("id")?,
+            invoice_id: r.uuid("invoiceId")?,
+            patient_id: r.uuid("patientId")?,
+            site: r.str("site")?,
+            reason: r.str("reason")?,
+            voided_by: r.str("voidedBy")?,
+            voided_at: r.time("voidedAt")?,
+        })
+    }
+}
+
+impl Record for Payment {
+    const KIND: RecordKind = RecordKind::Payment;
+
+    fn id(&self) -> Uuid {
+        self.id.0
+    }
+
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), RecordError> {
+        w.str("invoiceId", &self.invoice_id.to_string())?;
+        w.str("patientId", &self.patient_id.to_string())?;
+        w.str("site", &self.site)?;
+        w.int("amount", self.amount)?;
+        w.str("currency", self.currency.as_str())?;
+        w.str("method", self.method.as_str())?;
+        w.opt_str("reference", self.reference.as_deref())?;
+        w.str("receivedBy", &self.received_by)?;
+        w.time("receivedAt", self.received_at)
+    }
+
+    fn read(r: &Reader<'_>) -> Result<Self, RecordError> {
+        let amount = r.int("amount")?;
+        if amount == 0 || amount.unsigned_abs() > healsync_domain::billing::MAX_MINOR as u64 {
+            return Err(RecordError::Invalid {
+                field: "amount",
+                reason: "zero or too large".into(),
+            });
+        }
+        Ok(Payment {
+            id: r.uuid("id")?,
+            invoice_id: r.uuid("invoiceId")?,
+            patient_id: r.uuid("patientId")?,
+            site: r.str("site")?,
+            amount,
+            currency: currency(r)?,
+            method: r.parsed("method", PaymentMethod::parse)?,
+            reference: r.opt_str("reference")?,
+            received_by: r.str("receivedBy")?,
+            received_at: r.time("receivedAt")?,
+        })
+    }
+}
+
+impl Record for PriceItem {
+    const KIND: RecordKind = RecordKind::PriceItem;
+
+    fn id(&self) -> Uuid {
+        self.id.0
+    }
+
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), RecordError> {
+        w.str("site", &self.site)?;
+        w.str("code", &self.code)?;
+        w.str("name", &self.name)?;
+        w.int("unitPrice", self.unit_price)?;
+        w.str("currency", self.currency.as_str())?;
+        w.int("taxRate", i64::from(self.tax_rate))?;
+        w.bool("active", self.active)?;
+        w.time("updatedAt", self.updated_at)
+    }
+
+    fn read(r: &Reader<'_>) -> Result<Self, RecordError> {
+        let unit_price = r.int("unitPrice")?;
+        if !(0..=healsync_domain::billing::MAX_MINOR).contains(&unit_price) {
+            return Err(RecordError::Invalid {
+                field: "unitPrice",
+                reason: "negative or too large".into(),
+            });
+        }
+        Ok(PriceItem {
+            id: r.uuid("id")?,
+            site: r.str("site")?,
+            code: r.str("code")?,
+            name: r.str("name")?,
+            unit_price,
+            currency: currency(r)?,
+            tax_rate: rate(r, "taxRate")?,
+            active: r.bool("active")?,
             updated_at: r.latest_time("updatedAt")?,
         })
     }

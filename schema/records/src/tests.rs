@@ -130,6 +130,8 @@ fn every_kind_round_trips() {
     round_trip(PatientRequest {
         id: PatientRequestId(Uuid::now_v7()),
         mrn: "NBO-000042".into(),
+        date_of_birth: chrono::NaiveDate::from_ymd_opt(1984, 3, 1),
+        requested_by: Some("reception".into()),
         status: RequestStatus::Pending,
         patient_id: None,
         answer: None,
@@ -139,6 +141,8 @@ fn every_kind_round_trips() {
     round_trip(PatientRequest {
         id: PatientRequestId(Uuid::now_v7()),
         mrn: "NBO-000042".into(),
+        date_of_birth: None,
+        requested_by: None,
         status: RequestStatus::Shared,
         patient_id: Some(PatientId(Uuid::now_v7())),
         answer: Some("shared by the hub".into()),

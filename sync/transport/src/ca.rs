@@ -66,18 +66,41 @@ fn write_file(path: &Path, text: &str, private: bool) -> Result<(), TransportErr
     f.sync_all().map_err(io("sync a CA file"))
 }
 
+/// Creates `dir` (the CA key and the session key live there) readable by this account
+/// only (0700), and narrows an existing one.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        b.mode(0o700);
+        b.create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    b.create(dir)
+}
+
 impl HubCa {
+    /// Loads the CA from `dir`; fails when there is none (commands other than the
+    /// hub's `serve` must never make a CA of their own).
+    pub fn load(dir: &Path) -> Result<HubCa, TransportError> {
+        let io = |action| move |source| TransportError::Io { action, source };
+        let key_pem = std::fs::read_to_string(dir.join(KEY_FILE)).map_err(io("read the CA key"))?;
+        let cert_pem =
+            std::fs::read_to_string(dir.join(CERT_FILE)).map_err(io("read the CA certificate"))?;
+        let key = KeyPair::from_pem(&key_pem).map_err(cert_err)?;
+        Ok(HubCa { key, cert_pem })
+    }
+
     /// Loads the CA from `dir`, creating it on first use.
     pub fn load_or_create(dir: &Path) -> Result<HubCa, TransportError> {
         let io = |action| move |source| TransportError::Io { action, source };
-        std::fs::create_dir_all(dir).map_err(io("create the hub data directory"))?;
+        private_dir(dir).map_err(io("create the hub data directory"))?;
         let (key_path, cert_path) = (dir.join(KEY_FILE), dir.join(CERT_FILE));
         if key_path.exists() {
-            let key_pem = std::fs::read_to_string(&key_path).map_err(io("read the CA key"))?;
-            let cert_pem =
-                std::fs::read_to_string(&cert_path).map_err(io("read the CA certificate"))?;
-            let key = KeyPair::from_pem(&key_pem).map_err(cert_err)?;
-            return Ok(HubCa { key, cert_pem });
+            return HubCa::load(dir);
         }
         let key = KeyPair::generate().map_err(cert_err)?;
         let cert = ca_params().self_signed(&key).map_err(cert_err)?;

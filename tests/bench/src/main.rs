@@ -56,6 +56,13 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         changes: usize,
     },
+    /// What the GraphQL cost guard costs, in-process, with and without it in one run.
+    Guard {
+        #[arg(long, default_value_t = 1_000)]
+        patients: usize,
+        #[arg(long, default_value_t = 300)]
+        repeat: usize,
+    },
     /// Query latency on a large clinic: seeds patients and appointments through the
     /// store's write path (documents, change log, projections; 1,000 records per
     /// transaction), then times searches and lists over GraphQL.
@@ -179,7 +186,7 @@ async fn bookings(
             .ok(&format!("mutation($d: ID!) {{ setSchedule(input: {{doctorId: $d, slotMinutes: 5, weekly: {ALL_WEEK}}}) {{ id }} }}"), json!({ "d": id }))
             .await?;
         let free = admin
-            .ok("query($d: ID!, $to: String) { doctor(id: $d) { availableSlots(to: $to) { start } } }", json!({ "d": id, "to": (chrono::Utc::now() + chrono::Duration::days(60)).to_rfc3339() }))
+            .ok("query($d: ID!, $to: String) { doctor(id: $d) { availableSlots(to: $to, limit: 1000) { start } } }", json!({ "d": id, "to": (chrono::Utc::now() + chrono::Duration::days(60)).to_rfc3339() }))
             .await?;
         slots.push(
             free["doctor"]["availableSlots"]
@@ -267,9 +274,11 @@ async fn main() -> Result<()> {
             database_url,
             changes,
         } => catchup::run(database_url, changes).await,
+        Command::Guard { patients, repeat } => guard::run(patients, repeat).await,
     }
 }
 
 mod catchup;
+mod guard;
 mod ingest;
 mod scale;

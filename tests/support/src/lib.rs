@@ -80,6 +80,21 @@ impl Gql {
         }
     }
 
+    /// A client whose requests leave from `local` (another loopback address, say
+    /// 127.0.0.2, is another machine as far as the server can tell).
+    pub fn from_address(base: &str, local: std::net::IpAddr) -> Result<Gql> {
+        Ok(Gql {
+            http: reqwest::Client::builder().local_address(local).build()?,
+            base: base.trim_end_matches('/').to_string(),
+            token: None,
+        })
+    }
+
+    /// The underlying HTTP client, for requests that are not GraphQL-shaped.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     pub fn with_token(&self, token: &str) -> Gql {
         Gql {
             token: Some(token.to_string()),
@@ -155,15 +170,19 @@ pub enum WsEvent {
 }
 
 impl Ws {
-    /// Connects and sends `connection_init` with `payload`. Returns the connection once
-    /// acknowledged, or the close the server answered with.
-    pub async fn connect(base: &str, payload: Value) -> Result<std::result::Result<Ws, WsEvent>> {
+    /// Opens the WebSocket with the `graphql-transport-ws` subprotocol and `headers`,
+    /// and sends nothing (for protocol tests). Fails when the server refuses the upgrade.
+    pub async fn open(base: &str, headers: &[(&'static str, &str)]) -> Result<Ws> {
         let url = format!("{}/graphql", base.replacen("http", "ws", 1));
         let mut req = url.into_client_request()?;
         req.headers_mut().insert(
             "Sec-WebSocket-Protocol",
             HeaderValue::from_static("graphql-transport-ws"),
         );
+        for (name, value) in headers {
+            req.headers_mut()
+                .insert(*name, HeaderValue::from_str(value)?);
+        }
         let (stream, resp) = tokio_tungstenite::connect_async(req)
             .await
             .context("connect the WebSocket")?;
@@ -174,10 +193,35 @@ impl Ws {
         if proto != Some("graphql-transport-ws") {
             bail!("server chose subprotocol {proto:?}");
         }
-        let mut ws = Ws {
+        Ok(Ws {
             stream,
             last_close: None,
-        };
+        })
+    }
+
+    /// Sends a raw text message (for protocol tests).
+    pub async fn send_text(&mut self, text: &str) -> Result<()> {
+        self.stream
+            .send(Message::Text(text.to_string().into()))
+            .await
+            .context("send on the WebSocket")
+    }
+
+    /// The next JSON message, or `Err(close code)` once the server closed.
+    pub async fn next_message(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<std::result::Result<Value, u16>> {
+        match self.raw(timeout).await? {
+            Some(v) => Ok(Ok(v)),
+            None => Ok(Err(self.last_close.as_ref().map_or(0, |c| c.0))),
+        }
+    }
+
+    /// Connects and sends `connection_init` with `payload`. Returns the connection once
+    /// acknowledged, or the close the server answered with.
+    pub async fn connect(base: &str, payload: Value) -> Result<std::result::Result<Ws, WsEvent>> {
+        let mut ws = Ws::open(base, &[]).await?;
         ws.send(json!({ "type": "connection_init", "payload": payload }))
             .await?;
         loop {
@@ -338,6 +382,11 @@ impl NodeProcess {
         self.gql().login("admin", ADMIN_PASSWORD).await
     }
 
+    /// The process's resident memory in bytes (Linux), for memory bounds.
+    pub fn rss(&self) -> Option<u64> {
+        rss_of(self.child.id()?)
+    }
+
     /// SIGKILL: the process gets no chance to clean up.
     pub async fn kill(mut self) -> Result<()> {
         self.child.kill().await.context("kill the node")?;
@@ -425,6 +474,11 @@ impl HubProcess {
         self.gql().login("admin", ADMIN_PASSWORD).await
     }
 
+    /// The process's resident memory in bytes (Linux).
+    pub fn rss(&self) -> Option<u64> {
+        rss_of(self.child.id()?)
+    }
+
     /// SIGKILL, and waits for the process to be gone.
     pub async fn kill(mut self) -> Result<()> {
         self.child.kill().await.context("kill the hub")?;
@@ -435,6 +489,14 @@ impl HubProcess {
     pub async fn terminate(mut self) -> Result<bool> {
         terminate(&mut self.child, "hub").await
     }
+}
+
+/// Resident memory of a process, from `/proc/PID/status` (`VmRSS`, in kB).
+pub fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// SIGTERM to `child`, then waits (30 s at most) for it to exit.

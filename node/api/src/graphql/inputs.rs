@@ -78,6 +78,15 @@ pub struct PatientInput {
 }
 
 impl PatientInput {
+    /// The clinical fields this registration sets.
+    pub fn clinical_fields(&self) -> Vec<&'static str> {
+        self.allergies
+            .iter()
+            .filter(|a| !a.is_empty())
+            .map(|_| "allergies")
+            .collect()
+    }
+
     pub fn parse(&self) -> Result<crate::service::patients::NewPatient, DomainError> {
         Ok(crate::service::patients::NewPatient {
             name: parse_name(&self.name)?,
@@ -135,6 +144,11 @@ fn maybe<T, U>(
 }
 
 impl PatientUpdateInput {
+    /// The clinical fields this edit touches.
+    pub fn clinical_fields(&self) -> Vec<&'static str> {
+        self.allergies.iter().map(|_| "allergies").collect()
+    }
+
     /// Parses every given field, returning the edit to apply to the current record.
     pub fn parse(
         &self,

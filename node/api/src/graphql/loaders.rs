@@ -1,5 +1,6 @@
-//! Batch loaders: `Appointment.patient`, `Appointment.doctor`, `Patient.appointments` and
-//! `Doctor.appointments` over a list resolve with one query per field, not one per row.
+//! Batch loaders: `Appointment.patient`, `Appointment.doctor`, `Patient.appointments`,
+//! `Patient.medicalHistory`, `Doctor.appointments` and a doctor's care relationships (for clinical fields) over a
+//! list resolve with one query per field, not one per row.
 
 use std::collections::HashMap;
 
@@ -53,6 +54,38 @@ impl Loader<DoctorId> for StoreLoader {
             .read(move |c| queries::doctors_by_ids(c, &keys))
             .await?;
         Ok(rows.into_iter().map(|d| (d.id, d)).collect())
+    }
+}
+
+/// Whether a doctor treats a patient now (`healsync_domain::care`), for the clinical
+/// fields of every patient of a list with one query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InCare {
+    pub doctor: DoctorId,
+    pub patient: PatientId,
+}
+
+impl Loader<InCare> for StoreLoader {
+    type Value = bool;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[InCare]) -> Result<HashMap<InCare, bool>, ApiError> {
+        let mut out: HashMap<InCare, bool> = keys.iter().map(|k| (*k, false)).collect();
+        let mut by_doctor: HashMap<DoctorId, Vec<PatientId>> = HashMap::new();
+        for k in keys {
+            by_doctor.entry(k.doctor).or_default().push(k.patient);
+        }
+        let now = self.node.now();
+        for (doctor, patients) in by_doctor {
+            let treated = self
+                .node
+                .read(move |c| queries::patients_in_care(c, doctor, &patients, now))
+                .await?;
+            for patient in treated {
+                out.insert(InCare { doctor, patient }, true);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -134,6 +167,51 @@ impl Loader<DoctorAppointments> for StoreLoader {
         }
         for list in out.values_mut() {
             list.sort_by_key(|a| (a.start, a.id));
+        }
+        Ok(out)
+    }
+}
+
+/// One patient's medical history under a filter (every patient of a list asks with the
+/// same filter, so a list costs one query).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct History {
+    pub patient: PatientId,
+    pub filter: std::sync::Arc<queries::HistoryFilter>,
+}
+
+impl Loader<History> for StoreLoader {
+    type Value = Vec<queries::EntryRow>;
+    type Error = ApiError;
+
+    async fn load(
+        &self,
+        keys: &[History],
+    ) -> Result<HashMap<History, Vec<queries::EntryRow>>, ApiError> {
+        let mut by_filter: HashMap<std::sync::Arc<queries::HistoryFilter>, Vec<PatientId>> =
+            HashMap::new();
+        for k in keys {
+            by_filter
+                .entry(k.filter.clone())
+                .or_default()
+                .push(k.patient);
+        }
+        let mut out: HashMap<History, Vec<queries::EntryRow>> =
+            keys.iter().map(|k| (k.clone(), Vec::new())).collect();
+        for (filter, patients) in by_filter {
+            let f = filter.clone();
+            let rows = self
+                .node
+                .read(move |c| queries::medical_histories(c, &patients, &f))
+                .await?;
+            for r in rows {
+                out.entry(History {
+                    patient: r.entry.patient_id,
+                    filter: filter.clone(),
+                })
+                .or_default()
+                .push(r);
+            }
         }
         Ok(out)
     }

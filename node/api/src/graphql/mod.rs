@@ -1,6 +1,7 @@
 //! The GraphQL schema of the clinic node: queries, mutations and subscriptions over the
 //! services, with the limits that keep one request from exhausting a small machine.
 
+pub mod clinical;
 mod inputs;
 pub mod loaders;
 mod mutation;
@@ -10,6 +11,7 @@ pub mod types;
 
 use async_graphql::{Context, Schema};
 use chrono::{DateTime, Utc};
+use healsync_graphql_guard::{Guard, Limits};
 
 pub use loaders::{Loaders, new_loaders};
 pub use mutation::MutationRoot;
@@ -21,14 +23,31 @@ use crate::{ApiError, Node, Session};
 
 pub type NodeSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// Query depth, complexity and directive limits. Batches are refused by the server.
-pub const MAX_DEPTH: usize = 12;
-pub const MAX_COMPLEXITY: usize = 5_000;
+/// The most items of nested lists that have no `limit` argument: the cost model
+/// multiplies by these, and the resolvers return no more.
+pub const MAX_SCHEDULES: usize = 10;
+pub const MAX_LEAVES: usize = 200;
+pub const MAX_WEEKLY_RULES: usize = 50;
+
+/// Bounds of the list fields without a `limit` argument, for the cost model.
+pub const LIST_BOUNDS: &[(&str, &str, u64)] = &[
+    ("Doctor", "schedules", MAX_SCHEDULES as u64),
+    ("Doctor", "leaves", MAX_LEAVES as u64),
+    ("Schedule", "weekly", MAX_WEEKLY_RULES as u64),
+];
+
+/// What one request may cost (see `healsync-graphql-guard`); batches are refused by
+/// the transport.
+pub fn limits() -> Limits {
+    Limits::standard(LIST_BOUNDS)
+}
 
 fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
+        .extension(Guard::new(limits()))
+        // The guard bounds depth and cost (introspection is deeper than any query
+        // of the product); these stay as a second line.
+        .limit_depth(24)
         .limit_recursive_depth(32)
         .limit_directives(10)
 }
@@ -64,6 +83,14 @@ pub(crate) fn page(limit: i32, offset: i32) -> Result<(u32, u32), ApiError> {
     let offset =
         u32::try_from(offset).map_err(|_| ApiError::BadInput("offset must be 0 or more".into()))?;
     Ok((limit as u32, offset))
+}
+
+/// Validates the `limit` of a nested list (1..=`max`).
+pub(crate) fn nested_limit(limit: i32, max: i32) -> Result<usize, ApiError> {
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::BadInput(format!("limit must be 1 to {max}")));
+    }
+    Ok(limit as usize)
 }
 
 /// What a request carries into the schema: how it authenticated, and its loaders.

@@ -6,10 +6,12 @@ use healsync_domain::patient::{parse_email, parse_name, parse_phone};
 use healsync_domain::schedule::{parse_slot_minutes, parse_utc_offset};
 use healsync_domain::{AppointmentId, DoctorId, DomainError, LeaveId, NotificationId, PatientId};
 
+use super::clinical::{MedicalRecordInput, MedicalRecordObj};
 use super::inputs::*;
 use super::types::*;
 use super::{node, parse_instant, session};
 use crate::ApiError;
+use crate::service::medical_records::{self, Withdrawal};
 use crate::service::{appointments, doctors, notifications, patients, users};
 
 pub struct MutationRoot;
@@ -38,7 +40,8 @@ impl MutationRoot {
         if username.len() > 200 || password.len() > 1024 {
             return Err(ApiError::Unauthenticated("invalid user name or password".into()).into());
         }
-        let (token, claims) = users::login(node(ctx)?, &username, &password).await?;
+        let peer = ctx.data_opt::<healsync_auth::Peer>().copied();
+        let (token, claims) = users::login(node(ctx)?, &username, &password, peer).await?;
         let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0)
             .map(ts)
             .unwrap_or_default();
@@ -52,17 +55,25 @@ impl MutationRoot {
 
     async fn create_patient(&self, ctx: &Context<'_>, input: PatientInput) -> Result<PatientObj> {
         let s = session(ctx)?;
+        s.may_write(&input.clinical_fields())?;
         let parsed = input.parse().map_err(ApiError::from)?;
         Ok(PatientObj(patients::create(node(ctx)?, s, parsed).await?))
     }
 
     /// Asks the hub for a patient registered at another clinic, by the medical record
-    /// number on the patient's card (ADMIN, RECEPTIONIST). The request goes with the next
-    /// sync; the patient follows with its whole history once the hub has shared it.
-    async fn request_patient(&self, ctx: &Context<'_>, mrn: String) -> Result<PatientRequestObj> {
+    /// number on the patient's card and the date of birth the patient gives (ADMIN,
+    /// RECEPTIONIST). The hub shares the patient only when both match, answers a
+    /// clinic a limited number of times a day, and tells the patient. The request goes
+    /// with the next sync; the patient follows with its whole history once shared.
+    async fn request_patient(
+        &self,
+        ctx: &Context<'_>,
+        mrn: String,
+        date_of_birth: String,
+    ) -> Result<PatientRequestObj> {
         let s = session(ctx)?;
         Ok(PatientRequestObj(
-            patients::request_from_hub(node(ctx)?, s, &mrn).await?,
+            patients::request_from_hub(node(ctx)?, s, &mrn, &date_of_birth).await?,
         ))
     }
 
@@ -74,6 +85,7 @@ impl MutationRoot {
         input: PatientUpdateInput,
     ) -> Result<PatientObj> {
         let s = session(ctx)?;
+        s.may_write(&input.clinical_fields())?;
         let pid: PatientId = self::id(&id)?;
         let edit = input.parse().map_err(ApiError::from)?;
         Ok(PatientObj(
@@ -327,4 +339,50 @@ impl MutationRoot {
         };
         Ok(users::create(node(ctx)?, s, new).await?.into())
     }
+
+    /// Adds an entry to a patient's medical record (a DOCTOR treating the patient), or
+    /// amends an earlier entry (`amends` and `reason`): the original stays in the
+    /// history. Exactly one of the details is given.
+    async fn add_medical_record(
+        &self,
+        ctx: &Context<'_>,
+        input: MedicalRecordInput,
+    ) -> Result<MedicalRecordObj> {
+        let s = session(ctx)?;
+        let entry = input.parse()?;
+        let written = medical_records::add(node(ctx)?, s, entry).await?;
+        Ok(MedicalRecordObj::written(written))
+    }
+
+    /// Withdraws an entry that was wrong, with the reason: a retraction is a new entry,
+    /// and the retracted one stays in the history (no longer current).
+    async fn retract_medical_record(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reason: String,
+    ) -> Result<MedicalRecordObj> {
+        withdraw(ctx, &id, Withdrawal::Retract, reason).await
+    }
+
+    /// Stops an active prescription: an amendment with status STOPPED.
+    async fn stop_prescription(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reason: String,
+    ) -> Result<MedicalRecordObj> {
+        withdraw(ctx, &id, Withdrawal::StopPrescription, reason).await
+    }
+}
+
+async fn withdraw(
+    ctx: &Context<'_>,
+    entry: &ID,
+    how: Withdrawal,
+    reason: String,
+) -> Result<MedicalRecordObj> {
+    let s = session(ctx)?;
+    let written = medical_records::correct(node(ctx)?, s, id(entry)?, how, reason).await?;
+    Ok(MedicalRecordObj::written(written))
 }

@@ -6,6 +6,7 @@ use chrono::{Duration, NaiveDate};
 use healsync_domain::{AppointmentId, DoctorId, PatientId, Role};
 use healsync_store::queries::{self, AppointmentFilter, DoctorFilter, PatientFilter};
 
+use super::clinical::{MedicalRecordObj, may_read};
 use super::inputs::parse_id;
 use super::types::*;
 use super::{node, page, parse_instant, session};
@@ -70,7 +71,10 @@ impl QueryRoot {
             date_of_birth,
             include_inactive,
             seen_by: if s.role == Role::Doctor {
-                Some(s.doctor_id.ok_or_else(ApiError::forbidden)?)
+                Some((
+                    s.doctor_id.ok_or_else(ApiError::forbidden)?,
+                    node(ctx)?.now(),
+                ))
             } else {
                 None
             },
@@ -84,7 +88,8 @@ impl QueryRoot {
     }
 
     /// One patient. A PATIENT may read only their own record; a DOCTOR only the records
-    /// of patients they have appointments with.
+    /// of patients in their care (`healsync_domain::care`). A refused record looks like
+    /// a missing one.
     async fn patient(&self, ctx: &Context<'_>, id: ID) -> Result<PatientObj> {
         let s = session(ctx)?.clone();
         let id: PatientId = parse_id(&id).map_err(ApiError::from)?;
@@ -92,15 +97,16 @@ impl QueryRoot {
             Role::Admin | Role::Receptionist => {}
             Role::Patient if s.patient_id == Some(id) => {}
             Role::Doctor => {
-                let doctor = s.doctor_id.ok_or_else(ApiError::forbidden)?;
+                let doctor = s.doctor_id.ok_or_else(|| ApiError::not_found("patient"))?;
+                let now = node(ctx)?.now();
                 if !node(ctx)?
-                    .read(move |c| queries::is_patient_of(c, id, doctor))
+                    .read(move |c| queries::is_patient_of(c, id, doctor, now))
                     .await?
                 {
-                    return Err(ApiError::forbidden().into());
+                    return Err(ApiError::not_found("patient").into());
                 }
             }
-            Role::Patient => return Err(ApiError::forbidden().into()),
+            Role::Patient => return Err(ApiError::not_found("patient").into()),
         }
         node(ctx)?
             .read(move |c| queries::patient(c, id))
@@ -234,7 +240,8 @@ impl QueryRoot {
             .ok_or_else(|| ApiError::not_found("doctor").into())
     }
 
-    /// The logged-in patient's or doctor's notifications, newest first.
+    /// The logged-in patient's or doctor's notifications (an ADMIN's: the site's
+    /// administrators'), newest first.
     async fn notifications(
         &self,
         ctx: &Context<'_>,
@@ -296,5 +303,20 @@ impl QueryRoot {
             .read(move |c| queries::users(c, limit, offset))
             .await?;
         Ok(list.into_iter().map(Into::into).collect())
+    }
+
+    /// One medical record entry: for the patient and the doctors treating them. A
+    /// refused entry looks like a missing one.
+    async fn medical_record(&self, ctx: &Context<'_>, id: ID) -> Result<MedicalRecordObj> {
+        session(ctx)?;
+        let id: healsync_domain::MedicalRecordId = parse_id(&id).map_err(ApiError::from)?;
+        let row = node(ctx)?
+            .read(move |c| queries::medical_record(c, id))
+            .await?
+            .ok_or_else(|| ApiError::not_found("medical record"))?;
+        if !may_read(ctx, row.entry.patient_id).await? {
+            return Err(ApiError::not_found("medical record").into());
+        }
+        Ok(MedicalRecordObj(row))
     }
 }

@@ -10,11 +10,13 @@ use healsync_records::AnyRecord;
 use healsync_store::queries;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::clinical::MedicalRecordObj;
 use super::inputs::parse_id;
 use super::types::{AppointmentObj, ConflictObj, NotificationObj, PatientObj};
 use super::{node, session};
 use crate::service::notifications::audience_of;
-use crate::{ApiError, Node};
+use crate::session::ClinicalReader;
+use crate::{ApiError, Node, Session};
 
 pub struct SubscriptionRoot;
 
@@ -93,8 +95,8 @@ impl SubscriptionRoot {
                     Role::Patient => s.patient_id == Some(p.id),
                     Role::Doctor => match s.doctor_id {
                         Some(d) => {
-                            let pid = p.id;
-                            node.read(move |c| queries::is_patient_of(c, pid, d))
+                            let (pid, now) = (p.id, node.now());
+                            node.read(move |c| queries::is_patient_of(c, pid, d, now))
                                 .await
                                 .unwrap_or(false)
                         }
@@ -144,9 +146,11 @@ impl SubscriptionRoot {
                 .read(move |c| queries::user(c, uid))
                 .await?
                 .ok_or_else(|| ApiError::not_found("user"))?;
-            user.patient_id
-                .map(Audience::Patient)
-                .or(user.doctor_id.map(Audience::Doctor))
+            crate::service::notifications::audience_of_account(
+                user.role,
+                user.patient_id,
+                user.doctor_id,
+            )
         } else {
             return Err(
                 ApiError::Forbidden("you may only watch your own notifications".into()).into(),
@@ -160,6 +164,52 @@ impl SubscriptionRoot {
                 _ => None,
             };
             async move { out }
+        }))
+    }
+
+    /// New entries of one patient's medical record (written here or arriving by
+    /// sync), for the patient and the doctors treating them: checked when subscribing
+    /// and again for every entry, so a relationship that ends stops the stream.
+    async fn medical_record_added(
+        &self,
+        ctx: &Context<'_>,
+        patient_id: ID,
+    ) -> Result<impl Stream<Item = MedicalRecordObj> + use<>> {
+        let s = session(ctx)?.clone();
+        let patient: PatientId = parse_id(&patient_id).map_err(ApiError::from)?;
+        let node = node(ctx)?.clone();
+        let allowed = move |s: Session, node: Node| async move {
+            match s.clinical_reader(patient) {
+                ClinicalReader::OwnRecord => true,
+                ClinicalReader::IfTreating(d) => {
+                    let now = node.now();
+                    node.read(move |c| queries::is_patient_of(c, patient, d, now))
+                        .await
+                        .unwrap_or(false)
+                }
+                ClinicalReader::Never => false,
+            }
+        };
+        if !allowed(s.clone(), node.clone()).await {
+            return Err(ApiError::not_found("patient").into());
+        }
+        Ok(records(&node).filter_map(move |r| {
+            let (s, node) = (s.clone(), node.clone());
+            async move {
+                let AnyRecord::MedicalRecord(m) = r.as_ref() else {
+                    return None;
+                };
+                if m.patient_id != patient || !allowed(s, node.clone()).await {
+                    return None;
+                }
+                let id = m.id;
+                // With its corrections as the projection has them now.
+                node.read(move |c| queries::medical_record(c, id))
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(MedicalRecordObj)
+            }
         }))
     }
 }

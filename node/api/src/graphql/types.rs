@@ -10,8 +10,13 @@ use healsync_domain::{
 };
 use healsync_store::queries;
 
-use super::loaders::{DoctorAppointments, PatientAppointments, loader};
-use super::{node, parse_instant, session};
+use super::clinical::{
+    ClinicalSummaryObj, GqlEntryType, MAX_SUMMARY_ITEMS, MedicalRecordObj, may_read, type_names,
+};
+use super::loaders::{DoctorAppointments, History, InCare, PatientAppointments, loader};
+use super::{
+    MAX_LEAVES, MAX_SCHEDULES, MAX_WEEKLY_RULES, nested_limit, node, parse_instant, session,
+};
 use crate::ApiError;
 use crate::service::appointments::{check_range, free_slots};
 
@@ -189,10 +194,24 @@ impl PatientObj {
                 relationship: c.relationship.clone(),
             })
     }
-    /// Clinical: not visible to the front desk (FORBIDDEN).
+    /// Clinical: for the patient and the doctors treating them (FORBIDDEN to the
+    /// front desk, and to a doctor whose appointment made no care relationship).
     async fn allergies(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
-        if !session(ctx)?.reads_clinical() {
+        let s = session(ctx)?;
+        if !s.reads_clinical() {
             return Err(ApiError::Forbidden("allergies are clinical data".into()).into());
+        }
+        if let (Role::Doctor, Some(doctor)) = (s.role, s.doctor_id) {
+            let key = InCare {
+                doctor,
+                patient: self.0.id,
+            };
+            if !loader(ctx)?.load_one(key).await?.unwrap_or(false) {
+                return Err(ApiError::Forbidden(
+                    "allergies are for the doctors treating this patient".into(),
+                )
+                .into());
+            }
         }
         Ok(self.0.allergies.clone())
     }
@@ -205,23 +224,107 @@ impl PatientObj {
     async fn updated_at(&self) -> String {
         ts(self.0.updated_at)
     }
-    /// The patient's appointments that the session may see, oldest first.
+    /// The patient's appointments that the session may see, oldest first: the latest
+    /// `limit` of them (a long history keeps its recent visits in view).
     async fn appointments(
         &self,
         ctx: &Context<'_>,
         status: Option<GqlStatus>,
+        #[graphql(default = 50)] limit: i32,
     ) -> Result<Vec<AppointmentObj>> {
+        let limit = nested_limit(limit, 500)?;
         let s = session(ctx)?;
         let all = loader(ctx)?
             .load_one(PatientAppointments(self.0.id))
             .await?
             .unwrap_or_default();
-        Ok(all
+        let seen: Vec<Appointment> = all
             .into_iter()
             .filter(|a| s.sees_appointment(a))
             .filter(|a| status.is_none_or(|st| AppointmentStatus::from(st) == a.status))
-            .map(AppointmentObj)
+            .collect();
+        let skip = seen.len().saturating_sub(limit);
+        Ok(seen.into_iter().skip(skip).map(AppointmentObj).collect())
+    }
+    /// Clinical: the patient's medical record in time order (by `recordedAt`): the
+    /// latest `limit` entries of the given `types` (all when left out) recorded in
+    /// `[from, to)`, corrections and what they correct included unless `currentOnly`.
+    /// For the patient and the doctors treating them; FORBIDDEN to anyone else.
+    async fn medical_history(
+        &self,
+        ctx: &Context<'_>,
+        types: Option<Vec<GqlEntryType>>,
+        from: Option<String>,
+        to: Option<String>,
+        #[graphql(default = false)] current_only: bool,
+        #[graphql(default = 50)] limit: i32,
+    ) -> Result<Vec<MedicalRecordObj>> {
+        let limit = nested_limit(limit, 500)?;
+        if !may_read(ctx, self.0.id).await? {
+            return Err(ApiError::Forbidden(
+                "medical records are for the patient and the doctors treating them".into(),
+            )
+            .into());
+        }
+        let filter = queries::HistoryFilter {
+            types: type_names(types),
+            from: from.map(|f| parse_instant("from", &f)).transpose()?,
+            to: to.map(|t| parse_instant("to", &t)).transpose()?,
+            current_only,
+            limit: limit as u32,
+        };
+        let key = History {
+            patient: self.0.id,
+            filter: std::sync::Arc::new(filter),
+        };
+        Ok(loader(ctx)?
+            .load_one(key)
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(MedicalRecordObj)
             .collect())
+    }
+    /// Clinical: active problems, current medications, allergies and the last vital
+    /// signs, from the projections. Same access as `medicalHistory`.
+    async fn clinical_summary(&self, ctx: &Context<'_>) -> Result<ClinicalSummaryObj> {
+        use healsync_domain::EntryType;
+        use healsync_domain::clinical::{MedicationStatus, ProblemStatus};
+        if !may_read(ctx, self.0.id).await? {
+            return Err(ApiError::Forbidden(
+                "medical records are for the patient and the doctors treating them".into(),
+            )
+            .into());
+        }
+        let patient = self.0.id;
+        let n = MAX_SUMMARY_ITEMS as u32;
+        let (problems, medications, allergies, vitals) = node(ctx)?
+            .read(move |c| {
+                let current =
+                    |t, status: Option<&str>, n| queries::current_entries(c, patient, t, status, n);
+                Ok((
+                    current(
+                        EntryType::Diagnosis,
+                        Some(ProblemStatus::Active.as_str()),
+                        n,
+                    )?,
+                    current(
+                        EntryType::Prescription,
+                        Some(MedicationStatus::Active.as_str()),
+                        n,
+                    )?,
+                    current(EntryType::Allergy, None, n)?,
+                    current(EntryType::Vitals, None, 1)?,
+                ))
+            })
+            .await?;
+        let objs = |v: Vec<queries::EntryRow>| v.into_iter().map(MedicalRecordObj).collect();
+        Ok(ClinicalSummaryObj {
+            active_problems: objs(problems),
+            current_medications: objs(medications),
+            allergies: objs(allergies),
+            last_vitals: vitals.into_iter().next().map(MedicalRecordObj),
+        })
     }
 }
 
@@ -249,6 +352,10 @@ impl DoctorObj {
     async fn name(&self) -> &str {
         &self.0.name
     }
+    /// The doctor's primary specialization (the first of `specializations`).
+    async fn specialization(&self) -> &str {
+        self.0.specializations.first().map_or("", String::as_str)
+    }
     async fn specializations(&self) -> &[String] {
         &self.0.specializations
     }
@@ -275,7 +382,9 @@ impl DoctorObj {
         ctx: &Context<'_>,
         from: Option<String>,
         to: Option<String>,
+        #[graphql(default = 200)] limit: i32,
     ) -> Result<Vec<TimeSlot>> {
+        let limit = nested_limit(limit, 1000)?;
         session(ctx)?;
         let node = node(ctx)?;
         let now = node.now();
@@ -295,6 +404,7 @@ impl DoctorObj {
             .await?;
         Ok(slots
             .into_iter()
+            .take(limit)
             .map(|s| TimeSlot {
                 start: ts(s.start),
                 end: ts(s.end),
@@ -308,7 +418,11 @@ impl DoctorObj {
         let list = node(ctx)?
             .read(move |c| queries::schedules_of(c, id))
             .await?;
-        Ok(list.into_iter().map(ScheduleObj).collect())
+        Ok(list
+            .into_iter()
+            .take(MAX_SCHEDULES)
+            .map(ScheduleObj)
+            .collect())
     }
     /// Leave overlapping `[from, to)` (defaults: now to 92 days on).
     async fn leaves(
@@ -331,7 +445,7 @@ impl DoctorObj {
         let list = node
             .read(move |c| queries::leaves_of(c, id, from, to))
             .await?;
-        Ok(list.into_iter().map(LeaveObj).collect())
+        Ok(list.into_iter().take(MAX_LEAVES).map(LeaveObj).collect())
     }
     /// The doctor's appointments starting in `[from, to)` that the session may see
     /// (defaults: today 00:00 UTC to 7 days on; at most 92 days).
@@ -340,7 +454,9 @@ impl DoctorObj {
         ctx: &Context<'_>,
         from: Option<String>,
         to: Option<String>,
+        #[graphql(default = 100)] limit: i32,
     ) -> Result<Vec<AppointmentObj>> {
+        let limit = nested_limit(limit, 500)?;
         let s = session(ctx)?;
         let today = node(ctx)?
             .now()
@@ -367,6 +483,7 @@ impl DoctorObj {
         Ok(all
             .into_iter()
             .filter(|a| s.sees_appointment(a))
+            .take(limit)
             .map(AppointmentObj)
             .collect())
     }
@@ -412,21 +529,25 @@ impl AppointmentObj {
     async fn updated_at(&self) -> String {
         ts(self.0.updated_at)
     }
-    async fn patient(&self, ctx: &Context<'_>) -> Result<Option<PatientObj>> {
+    /// The patient (the seed schema's non-null field: the grant that brings another
+    /// clinic's patient is made before the booking, so the record is here).
+    async fn patient(&self, ctx: &Context<'_>) -> Result<PatientObj> {
         if !session(ctx)?.sees_appointment(&self.0) {
             return Err(ApiError::forbidden().into());
         }
-        Ok(loader(ctx)?
+        loader(ctx)?
             .load_one(self.0.patient_id)
             .await?
-            .map(PatientObj))
+            .map(PatientObj)
+            .ok_or_else(|| ApiError::not_found("patient").into())
     }
-    async fn doctor(&self, ctx: &Context<'_>) -> Result<Option<DoctorObj>> {
+    async fn doctor(&self, ctx: &Context<'_>) -> Result<DoctorObj> {
         session(ctx)?;
-        Ok(loader(ctx)?
+        loader(ctx)?
             .load_one(self.0.doctor_id)
             .await?
-            .map(DoctorObj))
+            .map(DoctorObj)
+            .ok_or_else(|| ApiError::not_found("doctor").into())
     }
 }
 
@@ -464,6 +585,7 @@ impl ScheduleObj {
         self.0
             .rules
             .iter()
+            .take(MAX_WEEKLY_RULES)
             .map(|r| GqlWeeklyRule {
                 weekday: r.weekday.to_string().to_uppercase(),
                 start: r.start.format("%H:%M").to_string(),
@@ -521,10 +643,18 @@ impl NotificationObj {
     async fn body(&self) -> &str {
         &self.0.body
     }
+    /// Title and details as one line (the seed schema's field).
+    async fn message(&self) -> String {
+        self.0.message()
+    }
     async fn appointment_id(&self) -> Option<ID> {
         self.0.appointment_id.map(|a| ID(a.to_string()))
     }
     async fn created_at(&self) -> String {
+        ts(self.0.created_at)
+    }
+    /// When it was made (RFC 3339; the seed schema's name for `createdAt`).
+    async fn timestamp(&self) -> String {
         ts(self.0.created_at)
     }
     async fn read(&self) -> bool {
@@ -543,8 +673,10 @@ pub enum GqlRequestStatus {
     Pending,
     /// The hub shared the patient with this clinic; it arrives with its history.
     Shared,
-    /// The hub holds no patient with that number.
+    /// No patient has that number and that date of birth.
     NotFound,
+    /// The hub would not answer: this clinic asked for too many patients today.
+    Refused,
 }
 
 /// A request to the hub for a patient registered at another clinic.

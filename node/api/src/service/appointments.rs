@@ -95,7 +95,20 @@ pub async fn book(
     input: NewAppointment,
 ) -> Result<Appointment, ApiError> {
     check_booker(session, input.patient_id, input.doctor_id)?;
+    let doctor_booking = session.role == Role::Doctor;
     node.write(move |tx| {
+        // A doctor books follow-ups of their own patients, never a stranger: a booking
+        // makes a care relationship, and nobody widens their own access.
+        if doctor_booking {
+            let in_care =
+                queries::is_patient_of(tx.conn(), input.patient_id, input.doctor_id, tx.now())?;
+            if !healsync_domain::care::may_doctor_book(in_care) {
+                return Err(ApiError::Forbidden(
+                    "a doctor books patients already in their care; the front desk books new ones"
+                        .into(),
+                ));
+            }
+        }
         let doctor = load_doctor(tx, input.doctor_id)?;
         let patient = load_patient(tx, input.patient_id)?;
         if !doctor.active {

@@ -5,6 +5,7 @@
 pub mod appointments;
 pub mod conflicts;
 pub mod doctors;
+pub mod medical_records;
 pub mod notifications;
 pub mod patients;
 pub mod users;

@@ -23,12 +23,22 @@ pub fn notify_appointment(
     Ok(())
 }
 
-/// The audience a session reads notifications as.
+/// The audience a session reads notifications as: its patient or doctor record, and
+/// for an ADMIN with neither, the site's administrators.
 pub fn audience_of(session: &Session) -> Option<Audience> {
-    session
-        .patient_id
+    audience_of_account(session.role, session.patient_id, session.doctor_id)
+}
+
+/// [`audience_of`] for any account.
+pub fn audience_of_account(
+    role: healsync_domain::Role,
+    patient: Option<healsync_domain::PatientId>,
+    doctor: Option<healsync_domain::DoctorId>,
+) -> Option<Audience> {
+    patient
         .map(Audience::Patient)
-        .or(session.doctor_id.map(Audience::Doctor))
+        .or(doctor.map(Audience::Doctor))
+        .or((role == healsync_domain::Role::Admin).then_some(Audience::Admins))
 }
 
 pub async fn mark_read(

@@ -67,9 +67,13 @@ pub async fn request_from_hub(
     node: &Node,
     session: &Session,
     mrn: &str,
+    date_of_birth: &str,
 ) -> Result<PatientRequest, ApiError> {
     session.require(REGISTRARS)?;
     let mrn = parse_mrn(mrn)?;
+    let date_of_birth =
+        healsync_domain::patient::parse_date_of_birth(date_of_birth, node.now().date_naive())?;
+    let requested_by = session.username.clone();
     node.write(move |tx| {
         if queries::patient_by_mrn(tx.conn(), &mrn)?.is_some() {
             return Err(ApiError::Conflict(format!(
@@ -83,6 +87,8 @@ pub async fn request_from_hub(
         let request = PatientRequest {
             id: new_id(),
             mrn,
+            date_of_birth: Some(date_of_birth),
+            requested_by: Some(requested_by),
             status: RequestStatus::Pending,
             patient_id: None,
             answer: None,

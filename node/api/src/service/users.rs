@@ -78,43 +78,24 @@ pub fn ensure_first_admin(store: &Store, password: &str) -> Result<bool, ApiErro
     Ok(true)
 }
 
-/// A session token for a user name and password. Failures say only "invalid", take the
-/// same time whether or not the user exists, and are rate-limited per user name.
+/// A session token for a user name and password (the procedure and its limits are
+/// `healsync_auth::login`'s). Failures say only "invalid".
 pub async fn login(
     node: &Node,
     username: &str,
     password: &str,
+    peer: Option<healsync_auth::Peer>,
 ) -> Result<(String, healsync_auth::Claims), ApiError> {
-    let username = username.trim().to_lowercase();
-    if !node.inner.login_guard.allows(&username) {
-        return Err(ApiError::RateLimited(
-            "too many failed logins; try again in a few minutes".into(),
-        ));
-    }
+    let admitted = node.inner.login.admit(username, peer)?;
     let candidates = {
-        let name = username.clone();
+        let name = admitted.username().to_string();
         node.read(move |c| queries::users_named(c, &name)).await?
     };
-    let password = password.to_string();
-    let decoy = node.inner.decoy_hash.clone();
-    let user = tokio::task::spawn_blocking(move || {
-        if candidates.is_empty() {
-            healsync_auth::verify_password(&password, &decoy);
-            return None;
-        }
-        candidates
-            .into_iter()
-            .find(|u| healsync_auth::verify_password(&password, &u.password_hash))
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    let Some(user) = user else {
-        node.inner.login_guard.failed(&username);
-        return Err(ApiError::Unauthenticated(
-            "invalid user name or password".into(),
-        ));
-    };
-    node.inner.login_guard.succeeded(&username);
+    let user = node
+        .inner
+        .login
+        .verify(admitted, password, candidates, |_| true)
+        .await?;
     node.keys()
         .issue(&user, node.now().timestamp())
         .map_err(ApiError::internal)
