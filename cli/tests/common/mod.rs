@@ -106,6 +106,40 @@ impl Clinic {
         Ok(slots)
     }
 
+    /// An account made by the admin (`link`: `{"doctorId": ..}` or `{"patientId": ..}`
+    /// or `{}`), logged in.
+    pub async fn user(&self, name: &str, role: &str, link: Value) -> Result<Gql> {
+        let mut input =
+            json!({ "username": name, "password": "long-enough-password", "role": role });
+        if let (Some(i), Some(l)) = (input.as_object_mut(), link.as_object()) {
+            i.extend(l.clone());
+        }
+        self.admin
+            .ok(
+                "mutation($i: UserInput!) { createUser(input: $i) { id } }",
+                json!({ "i": input }),
+            )
+            .await?;
+        self.node.gql().login(name, "long-enough-password").await
+    }
+
+    /// Books the patient with the clinic's doctor at the next free slot; the
+    /// appointment's id.
+    pub async fn book_next(&self, patient_id: &str) -> Result<String> {
+        let slot = self.slots(&self.doctor_id, 1).await?;
+        let booked = self
+            .admin
+            .ok(
+                BOOK,
+                json!({ "p": patient_id, "d": self.doctor_id, "at": slot[0] }),
+            )
+            .await?;
+        Ok(booked["bookAppointment"]["id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no appointment"))?
+            .to_string())
+    }
+
     /// A PATIENT login for the given patient record.
     pub async fn patient_login(&self, username: &str, patient_id: &str) -> Result<Gql> {
         self.admin

@@ -4,6 +4,7 @@
 mod access;
 mod architecture;
 mod bad_input;
+mod billing;
 mod faults;
 mod process;
 mod records;

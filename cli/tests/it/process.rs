@@ -200,7 +200,26 @@ async fn demo_data_is_realistic_and_consistent() -> Result<()> {
             .is_some_and(|l| l.iter().all(|a| a["doctor"]["name"] == "Dr. Wanjiru Kamau"))
     );
     node.gql().login("patient", ADMIN_PASSWORD).await?;
-    node.gql().login("reception", ADMIN_PASSWORD).await?;
+    // Completed visits are billed from the price list; most are paid.
+    let desk = node.gql().login("reception", ADMIN_PASSWORD).await?;
+    let bills = desk
+        .ok(
+            "{ priceList { code } invoices(limit: 500) { number status appointmentId total { amount currency } } }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(bills["priceList"].as_array().map(Vec::len), Some(6));
+    let invoices = bills["invoices"].as_array().cloned().unwrap_or_default();
+    assert!(invoices.len() > 20, "{}", bills["invoices"]);
+    let with_status = |s: &str| invoices.iter().filter(|i| i["status"] == s).count();
+    assert!(
+        with_status("PAID") > 0 && with_status("PARTIALLY_PAID") > 0 && with_status("ISSUED") > 0
+    );
+    assert!(
+        invoices
+            .iter()
+            .all(|i| i["appointmentId"].is_string() && i["total"]["currency"] == "KES")
+    );
     node.kill().await?;
     assert_projections_match(dir.path()).await?;
     Ok(())

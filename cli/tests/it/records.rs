@@ -8,7 +8,7 @@ use anyhow::{Result, anyhow};
 use healsync_test_support::{Gql, Ws, WsEvent};
 use serde_json::{Value, json};
 
-use crate::{BOOK, Clinic};
+use crate::Clinic;
 
 const ADD: &str = "mutation($i: MedicalRecordInput!) { addMedicalRecord(input: $i) { id type current description } }";
 const HISTORY: &str = "query($p: ID!) { patient(id: $p) { medicalHistory(limit: 500) { id type current correctedBy correction { kind of reason } description } } }";
@@ -28,45 +28,28 @@ struct People {
     visit: String,
 }
 
-async fn user(c: &Clinic, name: &str, role: &str, link: Value) -> Result<Gql> {
-    let mut input = json!({ "username": name, "password": "long-enough-password", "role": role });
-    if let (Some(i), Some(l)) = (input.as_object_mut(), link.as_object()) {
-        i.extend(l.clone());
-    }
-    c.admin
-        .ok(
-            "mutation($i: UserInput!) { createUser(input: $i) { id } }",
-            json!({ "i": input }),
-        )
-        .await?;
-    c.node.gql().login(name, "long-enough-password").await
-}
-
 async fn people(c: &Clinic) -> Result<People> {
     let amina = c.patient("Amina Njoroge").await?;
     let brian = c.patient("Brian Otieno").await?;
     let amina_id = amina["id"].as_str().unwrap_or_default().to_string();
     let brian_id = brian["id"].as_str().unwrap_or_default().to_string();
     let other_doctor = c.doctor("Dr. Otieno Ouma", "Paediatrics").await?;
-    let slot = c.slots(&c.doctor_id, 1).await?;
-    let booked = c
-        .admin
-        .ok(
-            BOOK,
-            json!({ "p": amina_id, "d": c.doctor_id, "at": slot[0] }),
-        )
-        .await?;
-    let visit = booked["bookAppointment"]["id"]
-        .as_str()
-        .ok_or_else(|| anyhow!("no appointment"))?
-        .to_string();
+    let visit = c.book_next(&amina_id).await?;
     Ok(People {
         admin: c.admin.clone(),
-        desk: user(c, "nurse.joy", "RECEPTIONIST", json!({})).await?,
-        doctor: user(c, "dr.kamau", "DOCTOR", json!({ "doctorId": c.doctor_id })).await?,
-        stranger: user(c, "dr.ouma", "DOCTOR", json!({ "doctorId": other_doctor })).await?,
-        amina: user(c, "amina", "PATIENT", json!({ "patientId": amina_id })).await?,
-        brian: user(c, "brian", "PATIENT", json!({ "patientId": brian_id })).await?,
+        desk: c.user("nurse.joy", "RECEPTIONIST", json!({})).await?,
+        doctor: c
+            .user("dr.kamau", "DOCTOR", json!({ "doctorId": c.doctor_id }))
+            .await?,
+        stranger: c
+            .user("dr.ouma", "DOCTOR", json!({ "doctorId": other_doctor }))
+            .await?,
+        amina: c
+            .user("amina", "PATIENT", json!({ "patientId": amina_id }))
+            .await?,
+        brian: c
+            .user("brian", "PATIENT", json!({ "patientId": brian_id }))
+            .await?,
         amina_id,
         brian_id,
         visit,

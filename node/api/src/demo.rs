@@ -15,9 +15,11 @@ use healsync_domain::{
 };
 use healsync_store::queries;
 
+use crate::service::billing;
 use crate::service::medical_records::{self, NewEntry};
 use crate::service::{appointments, doctors, patients, users};
 use crate::{ApiError, Node, Session};
+use healsync_domain::billing as billing_domain;
 
 /// A small deterministic generator (xorshift64*): the demo is the same on every machine.
 struct Rng(u64);
@@ -245,6 +247,92 @@ async fn chart_visit(
 }
 
 /// A doctor's session for the demo's clinical writes.
+const CURRENCY: &str = "KES";
+
+/// The demo clinic's services: code, name, price, VAT percent.
+const PRICES: &[(&str, &str, &str, &str)] = &[
+    ("CONSULT", "Consultation", "1500", "0"),
+    ("REVIEW", "Review visit", "800", "0"),
+    ("LAB-FBC", "Full blood count", "850", "0"),
+    ("LAB-MAL", "Malaria test", "450", "0"),
+    ("DRESSING", "Wound dressing", "350.50", "16"),
+    ("CERT", "Medical certificate", "500", "16"),
+];
+
+/// Bills a completed visit from the price list; most are paid, some in part.
+async fn bill_visit(
+    node: &Node,
+    cashier: &Session,
+    a: &healsync_domain::Appointment,
+    rng: &mut Rng,
+) -> Result<(), ApiError> {
+    let mut lines = vec![billing::LineInput {
+        service_code: Some(
+            if rng.below(3) == 0 {
+                "REVIEW"
+            } else {
+                "CONSULT"
+            }
+            .into(),
+        ),
+        quantity: 1,
+        ..Default::default()
+    }];
+    for _ in 0..rng.below(3) {
+        let (code, ..) = PRICES[2 + rng.below(PRICES.len() - 2)];
+        if lines
+            .iter()
+            .any(|l| l.service_code.as_deref() == Some(code))
+        {
+            continue;
+        }
+        lines.push(billing::LineInput {
+            service_code: Some(code.into()),
+            quantity: 1,
+            ..Default::default()
+        });
+    }
+    let invoice = billing::issue_invoice(
+        node,
+        cashier,
+        billing::NewInvoice {
+            patient_id: None,
+            appointment_id: Some(a.id),
+            currency: CURRENCY.into(),
+            lines,
+            notes: None,
+        },
+    )
+    .await?;
+    let total = invoice.invoice.totals().total;
+    let currency = invoice.invoice.currency.clone();
+    let paid = match rng.below(10) {
+        0..=5 => total,
+        6 | 7 => total / 2,
+        _ => 0,
+    };
+    if paid > 0 {
+        let method = [
+            billing_domain::PaymentMethod::Cash,
+            billing_domain::PaymentMethod::MobileMoney,
+            billing_domain::PaymentMethod::Card,
+        ][rng.below(3)];
+        billing::record_payment(
+            node,
+            cashier,
+            billing::PaymentInput {
+                invoice_id: invoice.invoice.id,
+                amount: billing_domain::format_amount(paid, &currency),
+                method,
+                reference: None,
+            },
+            billing::Direction::Payment,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 fn doctor_session(id: DoctorId, licence: &str) -> Session {
     Session {
         user_id: UserId(uuid::Uuid::nil()),
@@ -388,6 +476,23 @@ pub async fn seed(node: &Node, password: &str, patients_count: usize) -> Result<
         patient_ids.push(p.id);
     }
 
+    // The price list every completed visit is billed from.
+    for (code, name, price, tax) in PRICES {
+        billing::set_price_item(
+            node,
+            &admin,
+            billing::PriceInput {
+                code: code.to_string(),
+                name: name.to_string(),
+                unit_price: price.to_string(),
+                currency: CURRENCY.into(),
+                tax_rate: tax.to_string(),
+                active: true,
+            },
+        )
+        .await?;
+    }
+
     // A week of appointments: the last two days (already seen) and the next five.
     let now = Utc::now();
     let first_day = today - Duration::days(2);
@@ -433,6 +538,7 @@ pub async fn seed(node: &Node, password: &str, patients_count: usize) -> Result<
                     appointments::set_status(node, &admin, a.id, AppointmentStatus::Completed)
                         .await?;
                     chart_visit(node, clinician, &a, &mut rng).await?;
+                    bill_visit(node, &admin, &a, &mut rng).await?;
                 }
             } else if slot.start.date_naive() == today && slot.start <= now + Duration::hours(1) {
                 appointments::set_status(node, &admin, a.id, AppointmentStatus::CheckedIn).await?;

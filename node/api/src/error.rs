@@ -90,7 +90,10 @@ impl From<StoreError> for ApiError {
 
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
-        ApiError::BadInput(e.to_string())
+        match e {
+            DomainError::Refused(why) => ApiError::Conflict(why),
+            e => ApiError::BadInput(e.to_string()),
+        }
     }
 }
 

@@ -496,3 +496,115 @@ fn concurrent_edits_of_one_field_become_a_conflict_that_a_person_settles() {
     );
     assert_eq!(patient_named(&a, p.id), patient_named(&b, p.id));
 }
+
+/// The invoice list filters by status in SQL; that form must agree with
+/// `billing::invoice_status` for every combination of paid, refunded and voided.
+#[test]
+fn invoice_status_in_sql_agrees_with_the_domain_rule() {
+    use crate::queries::billing::{InvoiceFilter, invoices};
+    use healsync_domain::billing::{Currency, InvoiceLine, InvoiceStatus, PaymentMethod};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), None).expect("open");
+    let p = patient("Amina Njoroge", "DEV-000001");
+    let kes = Currency::parse("KES").expect("currency");
+    // (payments in minor units, voided) on an invoice of 1000.00.
+    let cases: &[(&[i64], bool)] = &[
+        (&[], false),
+        (&[1], false),
+        (&[99_999], false),
+        (&[100_000], false),
+        (&[60_000, 40_000], false),
+        (&[100_000, -1], false),
+        (&[50_000, -50_000], false),
+        (&[], true),
+        (&[50_000, -50_000], true),
+    ];
+    let mut want = vec![];
+    store
+        .write(now(), |tx| {
+            tx.put(&p)?;
+            for (n, (payments, voided)) in cases.iter().enumerate() {
+                let invoice = Invoice {
+                    id: InvoiceId(Uuid::now_v7()),
+                    number: format!("DEV-INV-{n:06}"),
+                    patient_id: p.id,
+                    site: "DEV".into(),
+                    currency: kes.clone(),
+                    lines: vec![InvoiceLine {
+                        service_code: None,
+                        description: "Consultation".into(),
+                        quantity: 1,
+                        unit_price: 100_000,
+                        discount: 0,
+                        tax_rate: 0,
+                    }],
+                    appointment_id: None,
+                    notes: None,
+                    issued_by: "desk".into(),
+                    issued_at: now(),
+                };
+                tx.put(&invoice)?;
+                for amount in payments.iter() {
+                    tx.put(&Payment {
+                        id: PaymentId(Uuid::now_v7()),
+                        invoice_id: invoice.id,
+                        patient_id: p.id,
+                        site: "DEV".into(),
+                        amount: *amount,
+                        currency: kes.clone(),
+                        method: PaymentMethod::Cash,
+                        reference: None,
+                        received_by: "desk".into(),
+                        received_at: now(),
+                    })?;
+                }
+                if *voided {
+                    tx.put(&InvoiceVoid {
+                        id: InvoiceVoidId(Uuid::now_v7()),
+                        invoice_id: invoice.id,
+                        patient_id: p.id,
+                        site: "DEV".into(),
+                        reason: "wrong patient".into(),
+                        voided_by: "desk".into(),
+                        voided_at: now(),
+                    })?;
+                }
+                let paid: i64 = payments.iter().sum();
+                want.push((
+                    invoice.number.clone(),
+                    billing::invoice_status(100_000, paid, *voided),
+                ));
+            }
+            Ok::<_, StoreError>(())
+        })
+        .expect("write");
+    for status in InvoiceStatus::ALL {
+        let listed: Vec<String> = store
+            .read(|c| {
+                invoices(
+                    c,
+                    &InvoiceFilter {
+                        statuses: vec![*status],
+                        limit: 100,
+                        ..Default::default()
+                    },
+                )
+            })
+            .expect("list")
+            .into_iter()
+            .inspect(|row| assert_eq!(row.status(), *status, "{}", row.invoice.number))
+            .map(|row| row.invoice.number)
+            .collect();
+        let mut expected: Vec<String> = want
+            .iter()
+            .filter(|(_, s)| s == status)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let mut listed = listed;
+        listed.sort();
+        expected.sort();
+        assert_eq!(listed, expected, "{status:?}");
+    }
+    assert!(store.check_projections().expect("check").is_consistent());
+}

@@ -841,7 +841,7 @@ fn entry(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn medical_records_follow_their_patient_to_every_site_that_holds_it() {
+async fn medical_records_and_bills_follow_their_patient_to_every_site_that_holds_it() {
     let hub = TestHub::start("records", 4, 4).await;
     let (nbo, msa) = hub.nairobi_and_mombasa().await;
     let TestHub {
@@ -873,6 +873,59 @@ async fn medical_records_follow_their_patient_to_every_site_that_holds_it() {
         .expect("patient");
     let seen_in_nairobi = entry(amina.id, "NBO", "Seen in Nairobi.");
     put(&nbo, seen_in_nairobi.clone());
+    // Nairobi bills her, she pays part, and Nairobi's price list is its own.
+    use healsync_node_api::service::billing;
+    billing::set_price_item(
+        &nbo.node,
+        &admin(),
+        billing::PriceInput {
+            code: "CONSULT".into(),
+            name: "Consultation".into(),
+            unit_price: "1500".into(),
+            currency: "KES".into(),
+            tax_rate: "16".into(),
+            active: true,
+        },
+    )
+    .await
+    .expect("price");
+    let bill = billing::issue_invoice(
+        &nbo.node,
+        &admin(),
+        billing::NewInvoice {
+            patient_id: Some(amina.id),
+            appointment_id: None,
+            currency: "KES".into(),
+            lines: vec![billing::LineInput {
+                service_code: Some("CONSULT".into()),
+                quantity: 1,
+                ..Default::default()
+            }],
+            notes: None,
+        },
+    )
+    .await
+    .expect("invoice");
+    billing::record_payment(
+        &nbo.node,
+        &admin(),
+        billing::PaymentInput {
+            invoice_id: bill.invoice.id,
+            amount: "1000".into(),
+            method: healsync_domain::billing::PaymentMethod::Cash,
+            reference: None,
+        },
+        billing::Direction::Payment,
+    )
+    .await
+    .expect("payment");
+    let bill_at = |c: &Clinic| {
+        c.node
+            .store()
+            .read(|conn| healsync_store::queries::billing::invoice(conn, bill.invoice.id))
+            .expect("read")
+            .map(|row| (row.invoice.number.clone(), row.paid, row.status()))
+    };
     sync(&nbo, hub_addr).await;
     // Mombasa writes into Brian's chart, though Brian was never shared with it.
     let forged = entry(
@@ -887,6 +940,7 @@ async fn medical_records_follow_their_patient_to_every_site_that_holds_it() {
         !held(&msa, seen_in_nairobi.id),
         "Amina's chart stays in Nairobi"
     );
+    assert_eq!(bill_at(&msa), None, "and so does her bill");
 
     // Amina is shared with Mombasa: her chart comes with her.
     hub_store
@@ -898,6 +952,22 @@ async fn medical_records_follow_their_patient_to_every_site_that_holds_it() {
         held(&msa, seen_in_nairobi.id),
         "the chart follows the patient"
     );
+    // Her bill and its payment come with her, with the same number and status; the
+    // price list does not.
+    assert_eq!(
+        bill_at(&msa),
+        Some((
+            "NBO-INV-000001".to_string(),
+            100_000,
+            healsync_domain::billing::InvoiceStatus::PartiallyPaid
+        ))
+    );
+    let msa_prices = msa
+        .node
+        .store()
+        .read(|conn| healsync_store::queries::billing::price_items(conn, "NBO", false))
+        .expect("read");
+    assert!(msa_prices.is_empty(), "a price list stays at its site");
 
     // What Mombasa writes about her reaches Nairobi; the forged entry does not.
     let seen_in_mombasa = entry(amina.id, "MSA", "Seen in Mombasa.");

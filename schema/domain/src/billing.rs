@@ -485,15 +485,14 @@ pub fn check_payment(total: i64, paid: i64, voided: bool, amount: i64) -> Result
             ));
         }
         if paid + amount > total {
-            return Err(DomainError::Refused(format!(
-                "the payment is more than the {} minor units still owed",
-                total - paid
-            )));
+            return Err(DomainError::Refused(
+                "the payment is more than what is still owed".into(),
+            ));
         }
     } else if paid + amount < 0 {
-        return Err(DomainError::Refused(format!(
-            "the refund is more than the {paid} minor units paid"
-        )));
+        return Err(DomainError::Refused(
+            "the refund is more than what was paid".into(),
+        ));
     }
     Ok(())
 }

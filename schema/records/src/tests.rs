@@ -158,6 +158,89 @@ fn every_kind_round_trips() {
         doctor_id: None,
         active: true,
     });
+    billing_kinds_round_trip();
+}
+
+fn billing_kinds_round_trip() {
+    use healsync_domain::billing::{Currency, InvoiceLine, PaymentMethod};
+    let kes = Currency::parse("KES").expect("currency");
+    let invoice = Invoice {
+        id: InvoiceId(Uuid::now_v7()),
+        number: "DEV-INV-000001".into(),
+        patient_id: PatientId(Uuid::now_v7()),
+        site: "DEV".into(),
+        currency: kes.clone(),
+        lines: vec![
+            InvoiceLine {
+                service_code: Some("CONSULT".into()),
+                description: "Consultation".into(),
+                quantity: 1,
+                unit_price: 150_000,
+                discount: 0,
+                tax_rate: 1600,
+            },
+            InvoiceLine {
+                service_code: None,
+                description: "Dressing pack".into(),
+                quantity: 3,
+                unit_price: 12_050,
+                discount: 50,
+                tax_rate: 0,
+            },
+        ],
+        appointment_id: Some(AppointmentId(Uuid::now_v7())),
+        notes: Some("Paid by employer".into()),
+        issued_by: "front.desk".into(),
+        issued_at: t("2026-11-23T08:00:00Z"),
+    };
+    round_trip(invoice.clone());
+    round_trip(InvoiceVoid {
+        id: InvoiceVoidId(Uuid::now_v7()),
+        invoice_id: invoice.id,
+        patient_id: invoice.patient_id,
+        site: "DEV".into(),
+        reason: "billed to the wrong patient".into(),
+        voided_by: "front.desk".into(),
+        voided_at: t("2026-11-23T09:00:00Z"),
+    });
+    let payment = Payment {
+        id: PaymentId(Uuid::now_v7()),
+        invoice_id: invoice.id,
+        patient_id: invoice.patient_id,
+        site: "DEV".into(),
+        amount: -4_950,
+        currency: kes.clone(),
+        method: PaymentMethod::MobileMoney,
+        reference: Some("QK7H2".into()),
+        received_by: "front.desk".into(),
+        received_at: t("2026-11-23T09:00:00Z"),
+    };
+    round_trip(payment.clone());
+    round_trip(PriceItem {
+        id: PriceItemId(Uuid::now_v7()),
+        site: "DEV".into(),
+        code: "LAB-FBC".into(),
+        name: "Full blood count".into(),
+        unit_price: 35_050,
+        currency: kes,
+        tax_rate: 750,
+        active: false,
+        updated_at: t("2026-11-23T08:00:00Z"),
+    });
+
+    // A document from elsewhere is checked like input: a line whose discount exceeds it,
+    // or a zero payment, is no record.
+    let actor = ActorId::random();
+    let mut bad = invoice;
+    bad.lines[0].discount = 150_001;
+    let mut doc = new_document(&actor);
+    write_record(&mut doc, &bad).expect("write");
+    assert!(read_record::<Invoice>(&doc).is_err());
+    let mut zero = payment;
+    zero.amount = 0;
+    let mut doc = new_document(&actor);
+    write_record(&mut doc, &zero).expect("write");
+    assert!(read_record::<Payment>(&doc).is_err());
 }
 
 #[test]

@@ -56,9 +56,13 @@ pub async fn run(patients: usize, repeat: usize) -> Result<()> {
     let keys = healsync_auth::SessionKeys::load_or_create(dir.path(), "bench")?;
     let node = Node::new(store, keys).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let guarded = healsync_node_api::build_schema(node.clone());
-    let bare: NodeSchema = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
-        .data(node.clone())
-        .finish();
+    let bare: NodeSchema = Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        SubscriptionRoot,
+    )
+    .data(node.clone())
+    .finish();
     let ops = [
         (
             "patient list (50, 6 fields)",

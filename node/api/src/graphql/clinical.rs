@@ -6,7 +6,7 @@
 //! A refused entry looks like a missing one; a refused history is `FORBIDDEN` (the
 //! patient record itself is visible to the caller, its clinical part is not).
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use healsync_domain::clinical::{
     Allergy, CorrectionKind, Diagnosis, LabOrder, LabResult, MedicationStatus, Note, Prescription,
     ProblemStatus, ResultStatus, Severity, Vitals,
@@ -36,28 +36,6 @@ pub async fn may_read(ctx: &Context<'_>, patient: PatientId) -> Result<bool, Api
             .unwrap_or(false),
         ClinicalReader::Never => false,
     })
-}
-
-/// Mirrors a domain enum as a GraphQL enum, both ways.
-macro_rules! gql_enum {
-    ($(#[$doc:meta])* $gql:ident = $name:literal, $domain:ty { $($v:ident),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-        #[graphql(name = $name)]
-        pub enum $gql { $($v),+ }
-
-        impl From<$domain> for $gql {
-            fn from(v: $domain) -> Self {
-                match v { $(<$domain>::$v => $gql::$v),+ }
-            }
-        }
-
-        impl From<$gql> for $domain {
-            fn from(v: $gql) -> Self {
-                match v { $($gql::$v => <$domain>::$v),+ }
-            }
-        }
-    };
 }
 
 gql_enum!(

@@ -1,5 +1,6 @@
 //! Batch loaders: `Appointment.patient`, `Appointment.doctor`, `Patient.appointments`,
-//! `Patient.medicalHistory`, `Doctor.appointments` and a doctor's care relationships (for clinical fields) over a
+//! `Patient.medicalHistory`, `Doctor.appointments`, `Invoice.payments` and a doctor's care
+//! relationships (for clinical fields) over a
 //! list resolve with one query per field, not one per row.
 
 use std::collections::HashMap;
@@ -212,6 +213,34 @@ impl Loader<History> for StoreLoader {
                 .or_default()
                 .push(r);
             }
+        }
+        Ok(out)
+    }
+}
+
+/// The payments (and refunds) of one invoice, oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InvoicePayments(pub healsync_domain::InvoiceId);
+
+impl Loader<InvoicePayments> for StoreLoader {
+    type Value = Vec<healsync_domain::Payment>;
+    type Error = ApiError;
+
+    async fn load(
+        &self,
+        keys: &[InvoicePayments],
+    ) -> Result<HashMap<InvoicePayments, Vec<healsync_domain::Payment>>, ApiError> {
+        let ids: Vec<healsync_domain::InvoiceId> = keys.iter().map(|k| k.0).collect();
+        let rows = self
+            .node
+            .read(move |c| queries::billing::payments_of(c, &ids))
+            .await?;
+        let mut out: HashMap<InvoicePayments, Vec<healsync_domain::Payment>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for p in rows {
+            out.entry(InvoicePayments(p.invoice_id))
+                .or_default()
+                .push(p);
         }
         Ok(out)
     }

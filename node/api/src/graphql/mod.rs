@@ -1,6 +1,29 @@
 //! The GraphQL schema of the clinic node: queries, mutations and subscriptions over the
 //! services, with the limits that keep one request from exhausting a small machine.
 
+/// Mirrors a domain enum as a GraphQL enum, both ways.
+macro_rules! gql_enum {
+    ($(#[$doc:meta])* $gql:ident = $name:literal, $domain:ty { $($v:ident),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(async_graphql::Enum, Copy, Clone, Eq, PartialEq, Debug)]
+        #[graphql(name = $name)]
+        pub enum $gql { $($v),+ }
+
+        impl From<$domain> for $gql {
+            fn from(v: $domain) -> Self {
+                match v { $(<$domain>::$v => $gql::$v),+ }
+            }
+        }
+
+        impl From<$gql> for $domain {
+            fn from(v: $gql) -> Self {
+                match v { $($gql::$v => <$domain>::$v),+ }
+            }
+        }
+    };
+}
+
+pub mod billing;
 pub mod clinical;
 mod inputs;
 pub mod loaders;
@@ -14,12 +37,20 @@ use chrono::{DateTime, Utc};
 use healsync_graphql_guard::{Guard, Limits};
 
 pub use loaders::{Loaders, new_loaders};
-pub use mutation::MutationRoot;
-pub use query::QueryRoot;
 pub use subscription::SubscriptionRoot;
 
 use crate::session::Auth;
 use crate::{ApiError, Node, Session};
+
+/// The query root: the core's fields and billing's, merged.
+#[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct QueryRoot(query::CoreQuery, billing::BillingQuery);
+
+/// The mutation root, merged the same way.
+#[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct MutationRoot(mutation::CoreMutation, billing::BillingMutation);
 
 pub type NodeSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
@@ -31,6 +62,17 @@ pub const MAX_WEEKLY_RULES: usize = 50;
 
 /// Bounds of the list fields without a `limit` argument, for the cost model.
 pub const LIST_BOUNDS: &[(&str, &str, u64)] = &[
+    (
+        "Invoice",
+        "lines",
+        healsync_domain::billing::MAX_LINES as u64,
+    ),
+    ("Invoice", "payments", billing::MAX_PAYMENTS as u64),
+    (
+        "Query",
+        "priceList",
+        healsync_store::queries::billing::MAX_PRICE_ITEMS as u64,
+    ),
     ("Doctor", "schedules", MAX_SCHEDULES as u64),
     ("Doctor", "leaves", MAX_LEAVES as u64),
     ("Schedule", "weekly", MAX_WEEKLY_RULES as u64),
@@ -43,13 +85,17 @@ pub fn limits() -> Limits {
 }
 
 fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
-    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
-        .extension(Guard::new(limits()))
-        // The guard bounds depth and cost (introspection is deeper than any query
-        // of the product); these stay as a second line.
-        .limit_depth(24)
-        .limit_recursive_depth(32)
-        .limit_directives(10)
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        SubscriptionRoot,
+    )
+    .extension(Guard::new(limits()))
+    // The guard bounds depth and cost (introspection is deeper than any query
+    // of the product); these stay as a second line.
+    .limit_depth(24)
+    .limit_recursive_depth(32)
+    .limit_directives(10)
 }
 
 pub fn build_schema(node: Node) -> NodeSchema {

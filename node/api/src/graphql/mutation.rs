@@ -14,7 +14,8 @@ use crate::ApiError;
 use crate::service::medical_records::{self, Withdrawal};
 use crate::service::{appointments, doctors, notifications, patients, users};
 
-pub struct MutationRoot;
+#[derive(Default)]
+pub struct CoreMutation;
 
 fn id<T: std::str::FromStr<Err = DomainError>>(v: &ID) -> Result<T, ApiError> {
     parse_id(v).map_err(ApiError::from)
@@ -28,8 +29,8 @@ fn opt_text(
     healsync_domain::patient::parse_opt_text(field, v.as_deref(), max).map_err(ApiError::from)
 }
 
-#[Object(name = "Mutation")]
-impl MutationRoot {
+#[Object]
+impl CoreMutation {
     /// Exchanges a user name and password for a session token.
     async fn login(
         &self,

@@ -13,10 +13,11 @@ use super::{node, page, parse_instant, session};
 use crate::ApiError;
 use crate::service::notifications::audience_of;
 
-pub struct QueryRoot;
+#[derive(Default)]
+pub struct CoreQuery;
 
-#[Object(name = "Query")]
-impl QueryRoot {
+#[Object]
+impl CoreQuery {
     /// The logged-in user.
     async fn me(&self, ctx: &Context<'_>) -> Result<UserObj> {
         Ok(session(ctx)?.into())

@@ -3,6 +3,7 @@
 //! demo seeder and the command line.
 
 pub mod appointments;
+pub mod billing;
 pub mod conflicts;
 pub mod doctors;
 pub mod medical_records;

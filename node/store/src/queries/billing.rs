@@ -344,14 +344,17 @@ fn price_item_row(row: &Row<'_>) -> rusqlite::Result<PriceItem> {
     })
 }
 
-/// A site's price list, by code.
+/// The most services of one site's price list that a list returns.
+pub const MAX_PRICE_ITEMS: usize = 1000;
+
+/// A site's price list, by code (at most [`MAX_PRICE_ITEMS`]).
 pub fn price_items(conn: &Connection, site: &str, active_only: bool) -> Result<Vec<PriceItem>> {
     all(
         conn,
         "read the price list",
         "SELECT * FROM price_items WHERE site = ?1 AND (?2 = 0 OR active = 1)
-         ORDER BY code, id LIMIT 1000",
-        &[&site, &active_only],
+         ORDER BY code, id LIMIT ?3",
+        &[&site, &active_only, &(MAX_PRICE_ITEMS as i64)],
         price_item_row,
     )
 }
