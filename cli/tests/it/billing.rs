@@ -648,3 +648,247 @@ async fn bad_billing_input_is_refused_whole_with_its_reason() -> Result<()> {
     assert_eq!(prices["priceList"].as_array().map(Vec::len), Some(3));
     Ok(())
 }
+
+const COVER: &str =
+    "mutation($i: CoverageInput!) { setCoverage(input: $i) { id payer memberId inForce } }";
+const CLAIM: &str = "mutation($inv: ID!, $c: ID!, $a: String) { createClaim(invoiceId: $inv, coverageId: $c, amount: $a) { id number status amount { amount } payer invoiceNumber } }";
+const UPDATE_CLAIM: &str = "mutation($id: ID!, $i: ClaimUpdateInput!) { updateClaim(id: $id, input: $i) { status payerReference response paid { amount } } }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_walks_its_lifecycle_and_the_payer_pays_the_invoice() -> Result<()> {
+    let d = desk().await?;
+    for s in ["CHECKED_IN", "COMPLETED"] {
+        d.c.admin
+            .ok(SET_STATUS, json!({ "id": d.visit, "s": s }))
+            .await?;
+    }
+    let inv = d.desk.ok(ISSUE, visit_invoice(&d)).await?["issueInvoice"].clone();
+    let inv_id = inv["id"].as_str().unwrap_or_default().to_string();
+    let cover = |extra: Value| {
+        let mut i = json!({ "patientId": d.amina_id, "payer": "AAR Insurance", "memberId": "AAR-55821", "plan": "Gold", "validFrom": "2020-01-01" });
+        if let (Some(i), Some(e)) = (i.as_object_mut(), extra.as_object()) {
+            i.extend(e.clone());
+        }
+        json!({ "i": i })
+    };
+    let current = d.desk.ok(COVER, cover(json!({}))).await?["setCoverage"].clone();
+    assert_eq!(current["inForce"], true);
+    let cover_id = current["id"].as_str().unwrap_or_default().to_string();
+    let expired = d
+        .desk
+        .ok(
+            COVER,
+            cover(json!({ "payer": "Old Mutual", "validTo": "2021-12-31" })),
+        )
+        .await?["setCoverage"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+
+    let claim_on = |c: &str, a: Option<&str>| json!({ "inv": inv_id, "c": c, "a": a });
+    assert_eq!(
+        refused(&d.desk, CLAIM, claim_on(&expired, None)).await?,
+        "CONFLICT",
+        "a coverage not in force on the invoice's day"
+    );
+    assert_eq!(
+        refused(&d.desk, CLAIM, claim_on(&cover_id, Some("2495.17"))).await?,
+        "CONFLICT",
+        "more than the invoice owes"
+    );
+    let claim = d.desk.ok(CLAIM, claim_on(&cover_id, Some("2000"))).await?["createClaim"].clone();
+    assert_eq!(claim["number"], "NBO-CLM-000001");
+    assert_eq!(claim["status"], "DRAFT");
+    assert_eq!(claim["amount"]["amount"], "2000.00");
+    assert_eq!(claim["invoiceNumber"], inv["number"]);
+    let claim_id = claim["id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        refused(&d.desk, CLAIM, claim_on(&cover_id, None)).await?,
+        "CONFLICT",
+        "one open claim per invoice"
+    );
+
+    // The lifecycle, step by step, with the steps it does not allow refused.
+    let step = |status: &str, extra: Value| {
+        let mut i = json!({ "status": status });
+        if let (Some(i), Some(e)) = (i.as_object_mut(), extra.as_object()) {
+            i.extend(e.clone());
+        }
+        json!({ "id": claim_id, "i": i })
+    };
+    assert_eq!(
+        refused(&d.desk, UPDATE_CLAIM, step("PAID", json!({}))).await?,
+        "CONFLICT"
+    );
+    assert_eq!(
+        refused(
+            &d.desk,
+            UPDATE_CLAIM,
+            step("SUBMITTED", json!({ "paidAmount": "1" }))
+        )
+        .await?,
+        "BAD_USER_INPUT"
+    );
+    for (status, extra) in [
+        ("SUBMITTED", json!({ "payerReference": "AAR/2026/0042" })),
+        ("REJECTED", json!({ "response": "missing diagnosis code" })),
+        ("DRAFT", json!({})),
+        ("SUBMITTED", json!({})),
+        ("ACCEPTED", json!({})),
+    ] {
+        let r = d.desk.ok(UPDATE_CLAIM, step(status, extra)).await?;
+        assert_eq!(r["updateClaim"]["status"], status);
+    }
+    assert_eq!(
+        refused(
+            &d.desk,
+            UPDATE_CLAIM,
+            step("PAID", json!({ "paidAmount": "2000.01" }))
+        )
+        .await?,
+        "BAD_USER_INPUT"
+    );
+    let paid = d
+        .desk
+        .ok(UPDATE_CLAIM, step("PAID", json!({ "paidAmount": "1800" })))
+        .await?["updateClaim"]
+        .clone();
+    assert_eq!(paid["paid"]["amount"], "1800.00");
+    assert_eq!(paid["payerReference"], "AAR/2026/0042");
+    assert_eq!(
+        refused(&d.desk, UPDATE_CLAIM, step("DRAFT", json!({}))).await?,
+        "CONFLICT",
+        "PAID is final"
+    );
+    // The payer's money is a payment on the invoice.
+    let after = d
+        .amina
+        .ok(
+            "query($id: ID!) { invoice(id: $id) { status paid { amount } outstanding { amount } payments { method reference amount { amount } } } }",
+            json!({ "id": inv_id }),
+        )
+        .await?["invoice"]
+        .clone();
+    assert_eq!(after["status"], "PARTIALLY_PAID");
+    assert_eq!(after["outstanding"]["amount"], "695.16");
+    assert_eq!(
+        after["payments"],
+        json!([{ "method": "INSURANCE", "reference": "AAR Insurance NBO-CLM-000001", "amount": { "amount": "1800.00" } }])
+    );
+
+    // Who may: the patient reads their own, nobody else but the desk reads any.
+    let mine = d
+        .amina
+        .ok("{ claims { number status } }", json!({}))
+        .await?;
+    assert_eq!(
+        mine["claims"],
+        json!([{ "number": "NBO-CLM-000001", "status": "PAID" }])
+    );
+    let covers = d
+        .amina
+        .ok(
+            "query($p: ID!) { coverages(patientId: $p) { payer } }",
+            json!({ "p": d.amina_id }),
+        )
+        .await?;
+    assert_eq!(covers["coverages"].as_array().map(Vec::len), Some(2));
+    let by_id = json!({ "id": claim_id });
+    let read = "query($id: ID!) { claim(id: $id) { number } }";
+    let cases: Vec<(&str, &Gql, &str, Value, &str)> = vec![
+        (
+            "other patient reads",
+            &d.brian,
+            read,
+            by_id.clone(),
+            "NOT_FOUND",
+        ),
+        ("doctor reads", &d.doctor, read, by_id.clone(), "NOT_FOUND"),
+        (
+            "doctor lists",
+            &d.doctor,
+            "{ claims { number } }",
+            json!({}),
+            "FORBIDDEN",
+        ),
+        (
+            "other patient's coverages",
+            &d.brian,
+            "query($p: ID!) { coverages(patientId: $p) { payer } }",
+            json!({ "p": d.amina_id }),
+            "NOT_FOUND",
+        ),
+        (
+            "patient records a coverage",
+            &d.amina,
+            COVER,
+            cover(json!({})),
+            "FORBIDDEN",
+        ),
+        (
+            "doctor records a coverage",
+            &d.doctor,
+            COVER,
+            cover(json!({})),
+            "FORBIDDEN",
+        ),
+        (
+            "patient claims",
+            &d.amina,
+            CLAIM,
+            claim_on(&cover_id, None),
+            "FORBIDDEN",
+        ),
+        (
+            "patient updates a claim",
+            &d.amina,
+            UPDATE_CLAIM,
+            step("SUBMITTED", json!({})),
+            "FORBIDDEN",
+        ),
+        (
+            "validTo before validFrom",
+            &d.desk,
+            COVER,
+            cover(json!({ "validTo": "2019-12-31" })),
+            "BAD_USER_INPUT",
+        ),
+        (
+            "a date that is no date",
+            &d.desk,
+            COVER,
+            cover(json!({ "validFrom": "01/02/2026" })),
+            "BAD_USER_INPUT",
+        ),
+        (
+            "no member id",
+            &d.desk,
+            COVER,
+            cover(json!({ "memberId": " " })),
+            "BAD_USER_INPUT",
+        ),
+        (
+            "a claim of zero",
+            &d.desk,
+            CLAIM,
+            claim_on(&cover_id, Some("0")),
+            "BAD_USER_INPUT",
+        ),
+        (
+            "another patient's coverage",
+            &d.desk,
+            COVER,
+            json!({ "i": { "id": cover_id, "patientId": d.brian_id, "payer": "X", "memberId": "Y", "validFrom": "2020-01-01" } }),
+            "NOT_FOUND",
+        ),
+    ];
+    let mut wrong = vec![];
+    for (what, who, query, vars, want) in cases {
+        let a = who.query(query, vars).await?;
+        if a.code() != Some(want) || a.body.to_string().contains("AAR-55821") {
+            wrong.push(format!("{what}: want {want}, got {}", a.body));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    Ok(())
+}

@@ -11,7 +11,7 @@
 //! more of the log. A site may edit a shared document only if it holds it.
 //!
 //! Records about one patient ([`PATIENT_RECORD_KINDS`]: medical record entries,
-//! invoices, their voids and payments) follow
+//! invoices, their voids and payments, coverages and claims) follow
 //! the patient: when a patient is granted to a site, so are the records about it the
 //! hub holds; and when a record is folded in, it is granted to every site that holds
 //! its patient (the patient's own site and its grants), provided the site that wrote
@@ -37,7 +37,14 @@ pub const GRANTED_KINDS: &[&str] = &["patient"];
 
 /// Kinds owned by the site that wrote them whose documents are about one patient
 /// (their record's `patientId`) and reach every site holding that patient, by grants.
-pub const PATIENT_RECORD_KINDS: &[&str] = &["medical_record", "invoice", "invoice_void", "payment"];
+pub const PATIENT_RECORD_KINDS: &[&str] = &[
+    "medical_record",
+    "invoice",
+    "invoice_void",
+    "payment",
+    "coverage",
+    "claim",
+];
 
 /// Why a site was granted a document (kept with the grant for admins).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,11 +15,12 @@ use healsync_domain::{
 };
 use healsync_store::queries;
 
-use crate::service::billing;
 use crate::service::medical_records::{self, NewEntry};
 use crate::service::{appointments, doctors, patients, users};
+use crate::service::{billing, insurance};
 use crate::{ApiError, Node, Session};
 use healsync_domain::billing as billing_domain;
+use healsync_domain::insurance::ClaimStatus;
 
 /// A small deterministic generator (xorshift64*): the demo is the same on every machine.
 struct Rng(u64);
@@ -249,6 +250,9 @@ async fn chart_visit(
 /// A doctor's session for the demo's clinical writes.
 const CURRENCY: &str = "KES";
 
+/// The insurers some demo patients are covered by.
+const PAYERS: &[&str] = &["AAR Insurance", "Jubilee Health", "NHIF", "Britam"];
+
 /// The demo clinic's services: code, name, price, VAT percent.
 const PRICES: &[(&str, &str, &str, &str)] = &[
     ("CONSULT", "Consultation", "1500", "0"),
@@ -264,6 +268,7 @@ async fn bill_visit(
     node: &Node,
     cashier: &Session,
     a: &healsync_domain::Appointment,
+    cover: Option<healsync_domain::CoverageId>,
     rng: &mut Rng,
 ) -> Result<(), ApiError> {
     let mut lines = vec![billing::LineInput {
@@ -306,6 +311,25 @@ async fn bill_visit(
     .await?;
     let total = invoice.invoice.totals().total;
     let currency = invoice.invoice.currency.clone();
+    // A covered patient's bill goes to the insurer; the others pay at the desk.
+    if let Some(cover) = cover {
+        let claim = insurance::create_claim(node, cashier, invoice.invoice.id, cover, None).await?;
+        let steps: &[ClaimStatus] = match rng.below(3) {
+            0 => &[],
+            1 => &[ClaimStatus::Submitted],
+            _ => &[ClaimStatus::Submitted, ClaimStatus::Accepted],
+        };
+        for status in steps {
+            let update = insurance::ClaimUpdate {
+                status: *status,
+                payer_reference: None,
+                response: None,
+                paid_amount: None,
+            };
+            insurance::update_claim(node, cashier, claim.id, update).await?;
+        }
+        return Ok(());
+    }
     let paid = match rng.below(10) {
         0..=5 => total,
         6 | 7 => total / 2,
@@ -419,6 +443,7 @@ pub async fn seed(node: &Node, password: &str, patients_count: usize) -> Result<
 
     let today = Utc::now().date_naive();
     let mut patient_ids = Vec::new();
+    let mut covers = std::collections::HashMap::new();
     for i in 0..patients_count {
         let first = rng.pick(FIRST);
         let last = rng.pick(LAST);
@@ -473,6 +498,24 @@ pub async fn seed(node: &Node, password: &str, patients_count: usize) -> Result<
             },
         )
         .await?;
+        if patient_ids.len() % 5 == 0 {
+            let cover = insurance::set_coverage(
+                node,
+                &admin,
+                insurance::CoverageInput {
+                    id: None,
+                    patient_id: p.id,
+                    payer: PAYERS[rng.below(PAYERS.len())].into(),
+                    member_id: format!("M-{:06}", rng.below(1_000_000)),
+                    plan: Some(["Outpatient", "Gold", "Family"][rng.below(3)].into()),
+                    valid_from: format!("{}-01-01", chrono::Datelike::year(&today) - 1),
+                    valid_to: None,
+                    active: true,
+                },
+            )
+            .await?;
+            covers.insert(p.id, cover.id);
+        }
         patient_ids.push(p.id);
     }
 
@@ -538,7 +581,8 @@ pub async fn seed(node: &Node, password: &str, patients_count: usize) -> Result<
                     appointments::set_status(node, &admin, a.id, AppointmentStatus::Completed)
                         .await?;
                     chart_visit(node, clinician, &a, &mut rng).await?;
-                    bill_visit(node, &admin, &a, &mut rng).await?;
+                    let cover = covers.get(&a.patient_id).copied();
+                    bill_visit(node, &admin, &a, cover, &mut rng).await?;
                 }
             } else if slot.start.date_naive() == today && slot.start <= now + Duration::hours(1) {
                 appointments::set_status(node, &admin, a.id, AppointmentStatus::CheckedIn).await?;

@@ -26,6 +26,8 @@ const TABLES: &[(&str, &str)] = &[
     ("invoice_voids", "id"),
     ("payments", "id"),
     ("price_items", "id"),
+    ("coverages", "id"),
+    ("claims", "id"),
     ("conflicts", "doc_id, field"),
 ];
 
@@ -44,6 +46,8 @@ pub fn record_id(r: &AnyRecord) -> Uuid {
         AnyRecord::InvoiceVoid(x) => x.id.0,
         AnyRecord::Payment(x) => x.id.0,
         AnyRecord::PriceItem(x) => x.id.0,
+        AnyRecord::Coverage(x) => x.id.0,
+        AnyRecord::Claim(x) => x.id.0,
     }
 }
 
@@ -366,6 +370,58 @@ pub fn project(conn: &Connection, record: &AnyRecord) -> Result<(), StoreError> 
                 p.updated_at.timestamp_millis(),
             ])
             .map_err(sql("project a price list item"))?;
+        }
+        AnyRecord::Coverage(c) => {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO coverages(id, patient_id, site, payer, member_id, plan,
+                    valid_from, valid_to, active, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )
+            .map_err(sql("prepare the coverage projection"))?
+            .execute(params![
+                c.id.to_string(),
+                c.patient_id.to_string(),
+                c.site,
+                c.payer,
+                c.member_id,
+                c.plan,
+                c.valid_from.format("%Y-%m-%d").to_string(),
+                c.valid_to.map(|d| d.format("%Y-%m-%d").to_string()),
+                c.active,
+                c.updated_at.timestamp_millis(),
+            ])
+            .map_err(sql("project a coverage"))?;
+        }
+        AnyRecord::Claim(c) => {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO claims(id, number, invoice_id, invoice_number, patient_id,
+                    coverage_id, payer, member_id, site, amount, currency, status,
+                    payer_reference, response, paid_amount, created_by, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                    ?17, ?18)",
+            )
+            .map_err(sql("prepare the claim projection"))?
+            .execute(params![
+                c.id.to_string(),
+                c.number,
+                c.invoice_id.to_string(),
+                c.invoice_number,
+                c.patient_id.to_string(),
+                c.coverage_id.to_string(),
+                c.payer,
+                c.member_id,
+                c.site,
+                c.amount,
+                c.currency.as_str(),
+                c.status.as_str(),
+                c.payer_reference,
+                c.response,
+                c.paid_amount,
+                c.created_by,
+                c.created_at.timestamp_millis(),
+                c.updated_at.timestamp_millis(),
+            ])
+            .map_err(sql("project a claim"))?;
         }
     }
     Ok(())

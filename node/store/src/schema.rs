@@ -292,6 +292,46 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX price_items_code ON price_items(site, code);
     "#,
+    // 8: insurance, projections: a patient's coverages, and claims on invoices.
+    r#"
+    CREATE TABLE coverages (
+        id TEXT PRIMARY KEY,
+        patient_id TEXT NOT NULL,
+        site TEXT NOT NULL,
+        payer TEXT NOT NULL,
+        member_id TEXT NOT NULL,
+        plan TEXT,
+        valid_from TEXT NOT NULL,
+        valid_to TEXT,
+        active INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX coverages_patient ON coverages(patient_id);
+    CREATE TABLE claims (
+        id TEXT PRIMARY KEY,
+        number TEXT NOT NULL,
+        invoice_id TEXT NOT NULL,
+        invoice_number TEXT NOT NULL,
+        patient_id TEXT NOT NULL,
+        coverage_id TEXT NOT NULL,
+        payer TEXT NOT NULL,
+        member_id TEXT NOT NULL,
+        site TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        status TEXT NOT NULL,
+        payer_reference TEXT,
+        response TEXT,
+        paid_amount INTEGER,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX claims_site_status ON claims(site, status, created_at);
+    CREATE INDEX claims_created ON claims(created_at, id);
+    CREATE INDEX claims_invoice ON claims(invoice_id);
+    CREATE INDEX claims_patient ON claims(patient_id);
+    "#,
 ];
 
 /// Brings the database to the newest schema, one migration per transaction.

@@ -418,6 +418,8 @@ macro_rules! text_enum {
     };
 }
 
+pub(crate) use text_enum;
+
 text_enum!(
 /// How a payment was made.
 PaymentMethod, "method" {

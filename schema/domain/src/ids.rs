@@ -83,3 +83,9 @@ id_type!(
 id_type!(
     /// A service of a site's price list.
     PriceItemId, "priceItemId");
+id_type!(
+    /// A patient's insurance coverage.
+    CoverageId, "coverageId");
+id_type!(
+    /// An insurance claim for (part of) an invoice.
+    ClaimId, "claimId");

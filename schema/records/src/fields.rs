@@ -52,6 +52,13 @@ impl<'a> Writer<'a> {
         self.put(key, ScalarValue::Int(value))
     }
 
+    pub fn opt_int(&mut self, key: &str, value: Option<i64>) -> Result<(), RecordError> {
+        match value {
+            Some(v) => self.int(key, v),
+            None => self.clear(key),
+        }
+    }
+
     pub fn bool(&mut self, key: &str, value: bool) -> Result<(), RecordError> {
         self.put(key, ScalarValue::Boolean(value))
     }
@@ -122,6 +129,13 @@ impl<'a> Reader<'a> {
             Some(ScalarValue::Uint(u)) => i64::try_from(u).map_err(|_| RecordError::WrongType(key)),
             None => Err(RecordError::Missing(key)),
             Some(_) => Err(RecordError::WrongType(key)),
+        }
+    }
+
+    pub fn opt_int(&self, key: &'static str) -> Result<Option<i64>, RecordError> {
+        match self.scalar(key)? {
+            None | Some(ScalarValue::Null) => Ok(None),
+            Some(_) => self.int(key).map(Some),
         }
     }
 

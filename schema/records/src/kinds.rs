@@ -2,10 +2,11 @@
 
 use healsync_domain::billing::{Currency, InvoiceLine, PaymentMethod};
 use healsync_domain::clinical::{Correction, CorrectionKind};
+use healsync_domain::insurance::ClaimStatus;
 use healsync_domain::{
-    Address, Appointment, AppointmentStatus, Audience, Details, Doctor, EmergencyContact,
-    EntryType, Invoice, InvoiceVoid, Leave, MedicalRecord, Notification, Patient, PatientRequest,
-    Payment, PriceItem, RequestStatus, Role, Schedule, Sex, User, WeeklyRule,
+    Address, Appointment, AppointmentStatus, Audience, Claim, Coverage, Details, Doctor,
+    EmergencyContact, EntryType, Invoice, InvoiceVoid, Leave, MedicalRecord, Notification, Patient,
+    PatientRequest, Payment, PriceItem, RequestStatus, Role, Schedule, Sex, User, WeeklyRule,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -28,10 +29,12 @@ pub enum RecordKind {
     InvoiceVoid,
     Payment,
     PriceItem,
+    Coverage,
+    Claim,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 13] = [
+    pub const ALL: [RecordKind; 15] = [
         RecordKind::Patient,
         RecordKind::Doctor,
         RecordKind::Schedule,
@@ -45,6 +48,8 @@ impl RecordKind {
         RecordKind::InvoiceVoid,
         RecordKind::Payment,
         RecordKind::PriceItem,
+        RecordKind::Coverage,
+        RecordKind::Claim,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +67,8 @@ impl RecordKind {
             RecordKind::InvoiceVoid => "invoice_void",
             RecordKind::Payment => "payment",
             RecordKind::PriceItem => "price_item",
+            RecordKind::Coverage => "coverage",
+            RecordKind::Claim => "claim",
         }
     }
 
@@ -109,6 +116,8 @@ pub enum AnyRecord {
     InvoiceVoid(InvoiceVoid),
     Payment(Payment),
     PriceItem(PriceItem),
+    Coverage(Coverage),
+    Claim(Claim),
 }
 
 impl AnyRecord {
@@ -132,6 +141,8 @@ impl AnyRecord {
             Some(RecordKind::InvoiceVoid) => AnyRecord::InvoiceVoid(InvoiceVoid::read(&r)?),
             Some(RecordKind::Payment) => AnyRecord::Payment(Payment::read(&r)?),
             Some(RecordKind::PriceItem) => AnyRecord::PriceItem(PriceItem::read(&r)?),
+            Some(RecordKind::Coverage) => AnyRecord::Coverage(Coverage::read(&r)?),
+            Some(RecordKind::Claim) => AnyRecord::Claim(Claim::read(&r)?),
             None => {
                 return Err(RecordError::Invalid {
                     field: "kind",
@@ -157,6 +168,8 @@ impl AnyRecord {
             AnyRecord::InvoiceVoid(r) => r.id(),
             AnyRecord::Payment(r) => r.id(),
             AnyRecord::PriceItem(r) => r.id(),
+            AnyRecord::Coverage(r) => r.id(),
+            AnyRecord::Claim(r) => r.id(),
         }
     }
 
@@ -175,6 +188,8 @@ impl AnyRecord {
             AnyRecord::InvoiceVoid(_) => RecordKind::InvoiceVoid,
             AnyRecord::Payment(_) => RecordKind::Payment,
             AnyRecord::PriceItem(_) => RecordKind::PriceItem,
+            AnyRecord::Coverage(_) => RecordKind::Coverage,
+            AnyRecord::Claim(_) => RecordKind::Claim,
         }
     }
 }
@@ -201,7 +216,9 @@ into_any!(
     Invoice,
     InvoiceVoid,
     Payment,
-    PriceItem
+    PriceItem,
+    Coverage,
+    Claim
 );
 
 impl Record for Patient {
@@ -774,6 +791,103 @@ impl Record for PriceItem {
             currency: currency(r)?,
             tax_rate: rate(r, "taxRate")?,
             active: r.bool("active")?,
+            updated_at: r.latest_time("updatedAt")?,
+        })
+    }
+}
+
+impl Record for Coverage {
+    const KIND: RecordKind = RecordKind::Coverage;
+
+    fn id(&self) -> Uuid {
+        self.id.0
+    }
+
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), RecordError> {
+        w.str("patientId", &self.patient_id.to_string())?;
+        w.str("site", &self.site)?;
+        w.str("payer", &self.payer)?;
+        w.str("memberId", &self.member_id)?;
+        w.opt_str("plan", self.plan.as_deref())?;
+        w.date("validFrom", Some(self.valid_from))?;
+        w.date("validTo", self.valid_to)?;
+        w.bool("active", self.active)?;
+        w.time("updatedAt", self.updated_at)
+    }
+
+    fn read(r: &Reader<'_>) -> Result<Self, RecordError> {
+        Ok(Coverage {
+            id: r.uuid("id")?,
+            patient_id: r.uuid("patientId")?,
+            site: r.str("site")?,
+            payer: r.str("payer")?,
+            member_id: r.str("memberId")?,
+            plan: r.opt_str("plan")?,
+            valid_from: r.date("validFrom")?.ok_or(RecordError::Invalid {
+                field: "validFrom",
+                reason: "missing".into(),
+            })?,
+            valid_to: r.date("validTo")?,
+            active: r.bool("active")?,
+            updated_at: r.latest_time("updatedAt")?,
+        })
+    }
+}
+
+impl Record for Claim {
+    const KIND: RecordKind = RecordKind::Claim;
+
+    fn id(&self) -> Uuid {
+        self.id.0
+    }
+
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), RecordError> {
+        w.str("number", &self.number)?;
+        w.str("invoiceId", &self.invoice_id.to_string())?;
+        w.str("invoiceNumber", &self.invoice_number)?;
+        w.str("patientId", &self.patient_id.to_string())?;
+        w.str("coverageId", &self.coverage_id.to_string())?;
+        w.str("payer", &self.payer)?;
+        w.str("memberId", &self.member_id)?;
+        w.str("site", &self.site)?;
+        w.int("amount", self.amount)?;
+        w.str("currency", self.currency.as_str())?;
+        w.str("status", self.status.as_str())?;
+        w.opt_str("payerReference", self.payer_reference.as_deref())?;
+        w.opt_str("response", self.response.as_deref())?;
+        w.opt_int("paidAmount", self.paid_amount)?;
+        w.str("createdBy", &self.created_by)?;
+        w.time("createdAt", self.created_at)?;
+        w.time("updatedAt", self.updated_at)
+    }
+
+    fn read(r: &Reader<'_>) -> Result<Self, RecordError> {
+        let amount = r.int("amount")?;
+        if !(1..=healsync_domain::billing::MAX_MINOR).contains(&amount) {
+            return Err(RecordError::Invalid {
+                field: "amount",
+                reason: "zero, negative or too large".into(),
+            });
+        }
+        let paid_amount = r.opt_int("paidAmount")?;
+        Ok(Claim {
+            id: r.uuid("id")?,
+            number: r.str("number")?,
+            invoice_id: r.uuid("invoiceId")?,
+            invoice_number: r.str("invoiceNumber")?,
+            patient_id: r.uuid("patientId")?,
+            coverage_id: r.uuid("coverageId")?,
+            payer: r.str("payer")?,
+            member_id: r.str("memberId")?,
+            site: r.str("site")?,
+            amount,
+            currency: currency(r)?,
+            status: r.parsed("status", ClaimStatus::parse)?,
+            payer_reference: r.opt_str("payerReference")?,
+            response: r.opt_str("response")?,
+            paid_amount,
+            created_by: r.str("createdBy")?,
+            created_at: r.time("createdAt")?,
             updated_at: r.latest_time("updatedAt")?,
         })
     }

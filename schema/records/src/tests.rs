@@ -228,6 +228,54 @@ fn billing_kinds_round_trip() {
         updated_at: t("2026-11-23T08:00:00Z"),
     });
 
+    let coverage = Coverage {
+        id: CoverageId(Uuid::now_v7()),
+        patient_id: invoice.patient_id,
+        site: "DEV".into(),
+        payer: "AAR Insurance".into(),
+        member_id: "AAR-55821".into(),
+        plan: None,
+        valid_from: NaiveDate::from_ymd_opt(2026, 1, 1).expect("date"),
+        valid_to: Some(NaiveDate::from_ymd_opt(2026, 12, 31).expect("date")),
+        active: true,
+        updated_at: t("2026-11-23T08:00:00Z"),
+    };
+    round_trip(coverage.clone());
+    round_trip(Coverage {
+        plan: Some("Gold".into()),
+        valid_to: None,
+        active: false,
+        ..coverage.clone()
+    });
+    let claim = Claim {
+        id: ClaimId(Uuid::now_v7()),
+        number: "DEV-CLM-000001".into(),
+        invoice_id: invoice.id,
+        invoice_number: invoice.number.clone(),
+        patient_id: invoice.patient_id,
+        coverage_id: coverage.id,
+        payer: coverage.payer.clone(),
+        member_id: coverage.member_id.clone(),
+        site: "DEV".into(),
+        amount: 200_000,
+        currency: invoice.currency.clone(),
+        status: healsync_domain::insurance::ClaimStatus::Draft,
+        payer_reference: None,
+        response: None,
+        paid_amount: None,
+        created_by: "front.desk".into(),
+        created_at: t("2026-11-23T08:00:00Z"),
+        updated_at: t("2026-11-23T08:00:00Z"),
+    };
+    round_trip(claim.clone());
+    round_trip(Claim {
+        status: healsync_domain::insurance::ClaimStatus::Paid,
+        payer_reference: Some("AAR/2026/0042".into()),
+        response: Some("paid in part".into()),
+        paid_amount: Some(180_000),
+        ..claim
+    });
+
     // A document from elsewhere is checked like input: a line whose discount exceeds it,
     // or a zero payment, is no record.
     let actor = ActorId::random();

@@ -1,6 +1,6 @@
 //! Billing over GraphQL: invoices with their lines, totals, payments and status; the
-//! price list; a patient's balance; the day-end cash report; and the cashier's
-//! mutations.
+//! price list; a patient's balance; the day-end cash report; insurance coverages and
+//! claims; and the cashier's mutations.
 //!
 //! Access (`service::billing`): cashiers (RECEPTIONIST, ADMIN) read and write all;
 //! a PATIENT reads their own invoices and balance; a DOCTOR reads none. A refused
@@ -13,18 +13,22 @@ use healsync_domain::billing::{
     Currency, InvoiceLine, InvoiceStatus, MAX_LINES, PaymentMethod, format_amount,
     format_rate_percent,
 };
-use healsync_domain::{Invoice, InvoiceId, PatientId, Payment, PriceItem};
+use healsync_domain::insurance::ClaimStatus;
+use healsync_domain::{
+    Claim, ClaimId, Coverage, CoverageId, Invoice, InvoiceId, PatientId, Payment, PriceItem,
+};
 use healsync_store::queries::billing::{self as q, InvoiceFilter, InvoiceRow, Tally};
 
 use super::inputs::parse_id;
 use super::loaders::{InvoicePayments, loader};
 use super::types::{PatientObj, ts};
 use super::{node, page, parse_instant, session};
-use crate::ApiError;
 use crate::service::billing::{
     self as service, Direction, LineInput, NewInvoice, PaymentInput, PriceInput, may_read,
     reads_billing,
 };
+use crate::service::insurance::{self, ClaimUpdate, CoverageInput};
+use crate::{ApiError, Session};
 
 /// The most payments (and refunds) an invoice lists; the day-end report's groups.
 pub const MAX_PAYMENTS: usize = 100;
@@ -35,6 +39,9 @@ const MAX_REPORT_DAYS: i64 = 31;
 gql_enum!(
     /// How a payment was made.
     GqlPaymentMethod = "PaymentMethod", PaymentMethod { Cash, Card, MobileMoney, Insurance });
+gql_enum!(
+    /// Where a claim stands with its payer.
+    GqlClaimStatus = "ClaimStatus", ClaimStatus { Draft, Submitted, Accepted, Rejected, Paid });
 gql_enum!(
     /// Where an invoice stands: derived from its payments and void, never stored.
     GqlInvoiceStatus = "InvoiceStatus", InvoiceStatus { Issued, PartiallyPaid, Paid, Void });
@@ -283,6 +290,113 @@ impl PriceItemObj {
     }
 }
 
+/// A patient's cover with a payer.
+pub struct CoverageObj(pub Coverage);
+
+#[Object(name = "Coverage")]
+impl CoverageObj {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn patient_id(&self) -> ID {
+        ID(self.0.patient_id.to_string())
+    }
+    /// The insurer or scheme.
+    async fn payer(&self) -> &str {
+        &self.0.payer
+    }
+    async fn member_id(&self) -> &str {
+        &self.0.member_id
+    }
+    async fn plan(&self) -> Option<&str> {
+        self.0.plan.as_deref()
+    }
+    /// `YYYY-MM-DD`.
+    async fn valid_from(&self) -> String {
+        self.0.valid_from.to_string()
+    }
+    /// The last day covered; none when open-ended.
+    async fn valid_to(&self) -> Option<String> {
+        self.0.valid_to.map(|d| d.to_string())
+    }
+    async fn active(&self) -> bool {
+        self.0.active
+    }
+    /// Whether it is in force today.
+    async fn in_force(&self) -> bool {
+        self.0.covers(chrono::Utc::now().date_naive())
+    }
+    /// The site that recorded it (and alone changes it).
+    async fn site(&self) -> &str {
+        &self.0.site
+    }
+}
+
+/// A claim on a payer for an invoice.
+pub struct ClaimObj(pub Claim);
+
+#[Object(name = "Claim")]
+impl ClaimObj {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// `NBO-CLM-000123`.
+    async fn number(&self) -> &str {
+        &self.0.number
+    }
+    async fn invoice_id(&self) -> ID {
+        ID(self.0.invoice_id.to_string())
+    }
+    async fn invoice_number(&self) -> &str {
+        &self.0.invoice_number
+    }
+    async fn patient_id(&self) -> ID {
+        ID(self.0.patient_id.to_string())
+    }
+    async fn coverage_id(&self) -> ID {
+        ID(self.0.coverage_id.to_string())
+    }
+    async fn payer(&self) -> &str {
+        &self.0.payer
+    }
+    async fn member_id(&self) -> &str {
+        &self.0.member_id
+    }
+    async fn amount(&self) -> MoneyObj {
+        money(self.0.amount, &self.0.currency)
+    }
+    async fn status(&self) -> GqlClaimStatus {
+        self.0.status.into()
+    }
+    async fn payer_reference(&self) -> Option<&str> {
+        self.0.payer_reference.as_deref()
+    }
+    /// What the payer said.
+    async fn response(&self) -> Option<&str> {
+        self.0.response.as_deref()
+    }
+    /// What the payer paid, once PAID.
+    async fn paid(&self) -> Option<MoneyObj> {
+        self.0.paid_amount.map(|p| money(p, &self.0.currency))
+    }
+    /// Days since the claim was made.
+    async fn age_days(&self) -> i64 {
+        (chrono::Utc::now() - self.0.created_at).num_days()
+    }
+    async fn site(&self) -> &str {
+        &self.0.site
+    }
+    async fn created_by(&self) -> &str {
+        &self.0.created_by
+    }
+    async fn created_at(&self) -> String {
+        ts(self.0.created_at)
+    }
+    async fn updated_at(&self) -> String {
+        ts(self.0.updated_at)
+    }
+}
+
 /// One group of the day-end report.
 #[derive(SimpleObject)]
 #[graphql(name = "ReportLine")]
@@ -324,6 +438,36 @@ fn report_lines(tallies: Vec<Tally>) -> Vec<ReportLineObj> {
         .collect()
 }
 
+/// Whose billing a list may hold: `Some(None)` everyone's (a cashier without a
+/// patient filter), `Some(Some(p))` one patient's, `None` nothing (a patient asking
+/// for another's). `FORBIDDEN` for the roles that read no billing.
+fn list_scope(s: &Session, patient: Option<&ID>) -> Result<Option<Option<PatientId>>, ApiError> {
+    if !reads_billing(s) {
+        return Err(ApiError::forbidden());
+    }
+    let patient: Option<PatientId> = patient.map(parse_id).transpose()?;
+    if s.role != healsync_domain::Role::Patient {
+        return Ok(Some(patient));
+    }
+    Ok(match (s.patient_id, patient) {
+        (Some(own), None) => Some(Some(own)),
+        (Some(own), Some(p)) if own == p => Some(Some(p)),
+        _ => None,
+    })
+}
+
+/// A status filter as the store takes it, without repeats.
+fn statuses<G: Into<D>, D: PartialEq>(given: Option<Vec<G>>) -> Vec<D> {
+    let mut out: Vec<D> = Vec::new();
+    for s in given.unwrap_or_default() {
+        let d = s.into();
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    out
+}
+
 #[derive(Default)]
 pub struct BillingQuery;
 
@@ -342,29 +486,11 @@ impl BillingQuery {
         #[graphql(default = 50)] limit: i32,
         #[graphql(default = 0)] offset: i32,
     ) -> Result<Vec<InvoiceObj>> {
-        let s = session(ctx)?;
-        if !reads_billing(s) {
-            return Err(ApiError::forbidden().into());
-        }
         let (limit, offset) = page(limit, offset)?;
-        let mut patient: Option<PatientId> = patient_id
-            .as_ref()
-            .map(parse_id)
-            .transpose()
-            .map_err(ApiError::from)?;
-        if s.role == healsync_domain::Role::Patient {
-            match (s.patient_id, patient) {
-                (Some(own), None) => patient = Some(own),
-                (Some(own), Some(p)) if own == p => {}
-                _ => return Ok(vec![]),
-            }
-        }
-        let mut statuses: Vec<InvoiceStatus> = status
-            .unwrap_or_default()
-            .into_iter()
-            .map(Into::into)
-            .collect();
-        statuses.dedup();
+        let Some(patient) = list_scope(session(ctx)?, patient_id.as_ref())? else {
+            return Ok(vec![]);
+        };
+        let statuses: Vec<InvoiceStatus> = statuses(status);
         let filter = InvoiceFilter {
             patient,
             site: None,
@@ -437,6 +563,61 @@ impl BillingQuery {
             invoiced: report_lines(r.invoiced),
             voided: report_lines(r.voided),
         })
+    }
+
+    /// A patient's coverages: a cashier's question, or the patient's own.
+    async fn coverages(&self, ctx: &Context<'_>, patient_id: ID) -> Result<Vec<CoverageObj>> {
+        let s = session(ctx)?;
+        let patient: PatientId = parse_id(&patient_id).map_err(ApiError::from)?;
+        if !may_read(s, patient) {
+            return Err(ApiError::not_found("patient").into());
+        }
+        let list = node(ctx)?
+            .read(move |c| q::coverages_of(c, patient))
+            .await?;
+        Ok(list.into_iter().map(CoverageObj).collect())
+    }
+
+    /// Claims, newest first: a cashier's of every patient, a patient's own.
+    async fn claims(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<Vec<GqlClaimStatus>>,
+        patient_id: Option<ID>,
+        invoice_id: Option<ID>,
+        #[graphql(default = 50)] limit: i32,
+        #[graphql(default = 0)] offset: i32,
+    ) -> Result<Vec<ClaimObj>> {
+        let (limit, offset) = page(limit, offset)?;
+        let Some(patient) = list_scope(session(ctx)?, patient_id.as_ref())? else {
+            return Ok(vec![]);
+        };
+        let statuses: Vec<ClaimStatus> = statuses(status);
+        let filter = q::ClaimFilter {
+            patient,
+            invoice: invoice_id
+                .as_ref()
+                .map(parse_id)
+                .transpose()
+                .map_err(ApiError::from)?,
+            statuses,
+            limit,
+            offset,
+        };
+        let rows = node(ctx)?.read(move |c| q::claims(c, &filter)).await?;
+        Ok(rows.into_iter().map(ClaimObj).collect())
+    }
+
+    /// One claim: a cashier's, or the patient's own. A refused one looks missing.
+    async fn claim(&self, ctx: &Context<'_>, id: ID) -> Result<ClaimObj> {
+        let s = session(ctx)?;
+        let id: ClaimId = parse_id(&id).map_err(ApiError::from)?;
+        let claim = node(ctx)?
+            .read(move |c| q::claim(c, id))
+            .await?
+            .filter(|c| may_read(s, c.patient_id))
+            .ok_or_else(|| ApiError::not_found("claim"))?;
+        Ok(ClaimObj(claim))
     }
 
     /// This site's price list, by code (the services no longer offered with
@@ -528,6 +709,34 @@ pub struct PaymentReceiptObj {
     pub invoice: InvoiceObj,
 }
 
+/// A patient's coverage; `id` changes one this site recorded.
+#[derive(InputObject)]
+#[graphql(name = "CoverageInput")]
+pub struct CoverageInputObj {
+    pub id: Option<ID>,
+    pub patient_id: ID,
+    pub payer: String,
+    pub member_id: String,
+    pub plan: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub valid_from: String,
+    /// The last day covered; open-ended when left out.
+    pub valid_to: Option<String>,
+    #[graphql(default = true)]
+    pub active: bool,
+}
+
+/// A payer's answer to a claim, or the desk submitting it.
+#[derive(InputObject)]
+#[graphql(name = "ClaimUpdateInput")]
+pub struct ClaimUpdateObj {
+    pub status: GqlClaimStatus,
+    pub payer_reference: Option<String>,
+    pub response: Option<String>,
+    /// What the payer paid (with PAID; the claim's amount when left out).
+    pub paid_amount: Option<String>,
+}
+
 #[derive(Default)]
 pub struct BillingMutation;
 
@@ -614,6 +823,75 @@ impl BillingMutation {
         input: PaymentInputObj,
     ) -> Result<PaymentReceiptObj> {
         pay(ctx, input, Direction::Refund).await
+    }
+
+    /// Records a patient's insurance coverage, or changes one this site recorded
+    /// (RECEPTIONIST, ADMIN).
+    async fn set_coverage(
+        &self,
+        ctx: &Context<'_>,
+        input: CoverageInputObj,
+    ) -> Result<CoverageObj> {
+        let s = session(ctx)?;
+        let parsed = CoverageInput {
+            id: input
+                .id
+                .as_ref()
+                .map(parse_id::<CoverageId>)
+                .transpose()
+                .map_err(ApiError::from)?,
+            patient_id: parse_id(&input.patient_id).map_err(ApiError::from)?,
+            payer: input.payer,
+            member_id: input.member_id,
+            plan: input.plan,
+            valid_from: input.valid_from,
+            valid_to: input.valid_to,
+            active: input.active,
+        };
+        Ok(CoverageObj(
+            insurance::set_coverage(node(ctx)?, s, parsed).await?,
+        ))
+    }
+
+    /// Prepares a DRAFT claim on an invoice of this site under a coverage in force on
+    /// the invoice's day, for `amount` or all the invoice still owes (RECEPTIONIST,
+    /// ADMIN). One open claim per invoice.
+    async fn create_claim(
+        &self,
+        ctx: &Context<'_>,
+        invoice_id: ID,
+        coverage_id: ID,
+        amount: Option<String>,
+    ) -> Result<ClaimObj> {
+        let s = session(ctx)?;
+        let invoice: InvoiceId = parse_id(&invoice_id).map_err(ApiError::from)?;
+        let coverage: CoverageId = parse_id(&coverage_id).map_err(ApiError::from)?;
+        Ok(ClaimObj(
+            insurance::create_claim(node(ctx)?, s, invoice, coverage, amount).await?,
+        ))
+    }
+
+    /// Moves a claim along DRAFT → SUBMITTED → ACCEPTED/REJECTED → PAID (a rejected
+    /// claim goes back to DRAFT); PAID takes the payer's money as an INSURANCE payment
+    /// on the invoice (RECEPTIONIST, ADMIN). `CONFLICT` for a step the lifecycle does
+    /// not allow.
+    async fn update_claim(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: ClaimUpdateObj,
+    ) -> Result<ClaimObj> {
+        let s = session(ctx)?;
+        let id: ClaimId = parse_id(&id).map_err(ApiError::from)?;
+        let update = ClaimUpdate {
+            status: input.status.into(),
+            payer_reference: input.payer_reference,
+            response: input.response,
+            paid_amount: input.paid_amount,
+        };
+        Ok(ClaimObj(
+            insurance::update_claim(node(ctx)?, s, id, update).await?,
+        ))
     }
 
     /// Voids an invoice with the reason (RECEPTIONIST, ADMIN): it stays on record and

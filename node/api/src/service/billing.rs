@@ -339,7 +339,7 @@ pub enum Direction {
 }
 
 /// The invoice a cashier acts on, as it stands inside the transaction.
-fn load_invoice(tx: &WriteTx<'_>, id: InvoiceId) -> Result<q::InvoiceRow, ApiError> {
+pub(crate) fn load_invoice(tx: &WriteTx<'_>, id: InvoiceId) -> Result<q::InvoiceRow, ApiError> {
     q::invoice(tx.conn(), id)?.ok_or_else(|| ApiError::not_found("invoice"))
 }
 
@@ -355,9 +355,8 @@ pub async fn record_payment(
     let reference = parse_opt_text("reference", input.reference.as_deref(), billing::MAX_TEXT)?;
     let received_by = session.username.clone();
     node.write(move |tx| {
-        let mut row = load_invoice(tx, input.invoice_id)?;
-        let currency = row.invoice.currency.clone();
-        let amount = parse_amount("amount", &input.amount, &currency)?;
+        let row = load_invoice(tx, input.invoice_id)?;
+        let amount = parse_amount("amount", &input.amount, &row.invoice.currency)?;
         if amount <= 0 {
             return Err(DomainError::invalid("amount", "must be more than zero").into());
         }
@@ -365,57 +364,66 @@ pub async fn record_payment(
             Direction::Payment => amount,
             Direction::Refund => -amount,
         };
-        let total = row.invoice.totals().total;
-        billing::check_payment(total, row.paid, row.void.is_some(), amount).map_err(
-            |e| match e {
-                DomainError::Refused(why) => ApiError::Conflict(format!(
-                    "{why}: {currency} {} owed, {currency} {} paid",
-                    format_amount(row.outstanding().max(0), &currency),
-                    format_amount(row.paid, &currency)
-                )),
-                e => e.into(),
-            },
-        )?;
-        let now = tx.now();
-        let payment = Payment {
-            id: new_id(),
-            invoice_id: row.invoice.id,
-            patient_id: row.invoice.patient_id,
-            site: tx.site().to_string(),
-            amount,
-            currency: currency.clone(),
-            method: input.method,
-            reference,
-            received_by,
-            received_at: now,
-        };
-        tx.put(&payment)?;
-        let (title, verb) = match direction {
-            Direction::Payment => ("Payment received", "received"),
-            Direction::Refund => ("Refund made", "refunded"),
-        };
-        tx.put(&Notification {
-            id: new_id(),
-            audience: Audience::Patient(row.invoice.patient_id),
-            kind: match direction {
-                Direction::Payment => "PAYMENT_RECEIVED",
-                Direction::Refund => "PAYMENT_REFUNDED",
-            }
-            .into(),
-            title: title.into(),
-            body: format!(
-                "{currency} {} {verb} for invoice {}.",
-                format_amount(amount.abs(), &currency),
-                row.invoice.number
-            ),
-            appointment_id: row.invoice.appointment_id,
-            created_at: now,
-            read: false,
-        })?;
-        row.paid += amount;
-        Ok((payment, row))
+        take_payment(tx, row, amount, input.method, reference, received_by)
     })
     .await
+}
+
+/// Writes a payment (negative: a refund) of `amount` on the invoice `row` as it stands
+/// in the transaction, after [`billing::check_payment`], and tells the patient.
+pub(crate) fn take_payment(
+    tx: &mut WriteTx<'_>,
+    mut row: q::InvoiceRow,
+    amount: i64,
+    method: PaymentMethod,
+    reference: Option<String>,
+    received_by: String,
+) -> Result<(Payment, q::InvoiceRow), ApiError> {
+    let currency = row.invoice.currency.clone();
+    let total = row.invoice.totals().total;
+    billing::check_payment(total, row.paid, row.void.is_some(), amount).map_err(|e| match e {
+        DomainError::Refused(why) => ApiError::Conflict(format!(
+            "{why}: {currency} {} owed, {currency} {} paid",
+            format_amount(row.outstanding().max(0), &currency),
+            format_amount(row.paid, &currency)
+        )),
+        e => e.into(),
+    })?;
+    let now = tx.now();
+    let payment = Payment {
+        id: new_id(),
+        invoice_id: row.invoice.id,
+        patient_id: row.invoice.patient_id,
+        site: tx.site().to_string(),
+        amount,
+        currency: currency.clone(),
+        method,
+        reference,
+        received_by,
+        received_at: now,
+    };
+    tx.put(&payment)?;
+    let (kind, title, verb) = if amount > 0 {
+        ("PAYMENT_RECEIVED", "Payment received", "received")
+    } else {
+        ("PAYMENT_REFUNDED", "Refund made", "refunded")
+    };
+    tx.put(&Notification {
+        id: new_id(),
+        audience: Audience::Patient(row.invoice.patient_id),
+        kind: kind.into(),
+        title: title.into(),
+        body: format!(
+            "{currency} {} {verb} for invoice {}.",
+            format_amount(amount.abs(), &currency),
+            row.invoice.number
+        ),
+        appointment_id: row.invoice.appointment_id,
+        created_at: now,
+        read: false,
+    })?;
+    row.paid += amount;
+    Ok((payment, row))
 }
 
 /// Voids an invoice with the reason (a cashier): it stays on record and owes nothing.

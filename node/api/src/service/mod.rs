@@ -6,6 +6,7 @@ pub mod appointments;
 pub mod billing;
 pub mod conflicts;
 pub mod doctors;
+pub mod insurance;
 pub mod medical_records;
 pub mod notifications;
 pub mod patients;

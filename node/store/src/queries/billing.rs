@@ -1,5 +1,6 @@
 //! Billing read-side: invoices with what was paid on them and whether they are void,
-//! payments, a patient's balance, a site's day-end report, the price list. What an
+//! payments, a patient's balance, a site's day-end report, the price list, insurance
+//! coverages and claims. What an
 //! invoice owes is computed here from its payments and void, never stored.
 
 use chrono::{DateTime, Utc};
@@ -144,14 +145,22 @@ pub fn invoices(conn: &Connection, f: &InvoiceFilter) -> Result<Vec<InvoiceRow>>
         "SELECT * FROM ({}) WHERE {outer} ORDER BY issued_at DESC, id DESC LIMIT ? OFFSET ?",
         with_status(&cond.join(" AND "))
     );
+    boxed(conn, action, &sql, &args, invoice_row)
+}
+
+/// Runs a query built at run time with its boxed arguments.
+fn boxed<T>(
+    conn: &Connection,
+    action: &'static str,
+    sql: &str,
+    args: &[Box<dyn ToSql>],
+    f: fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
     let mut stmt = conn
-        .prepare_cached(&sql)
+        .prepare_cached(sql)
         .map_err(StoreError::sqlite(action))?;
     let rows = stmt
-        .query_map(
-            params_from_iter(args.iter().map(|b| b.as_ref())),
-            invoice_row,
-        )
+        .query_map(params_from_iter(args.iter().map(|b| b.as_ref())), f)
         .map_err(StoreError::sqlite(action))?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(StoreError::sqlite(action))?;
@@ -378,5 +387,144 @@ pub fn price_item(conn: &Connection, id: PriceItemId) -> Result<Option<PriceItem
         "SELECT * FROM price_items WHERE id = ?1",
         &[&id.to_string()],
         price_item_row,
+    )
+}
+
+fn date(row: &Row<'_>, idx: &str) -> rusqlite::Result<Option<chrono::NaiveDate>> {
+    row.get::<_, Option<String>>(idx)?
+        .map(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(conv_err))
+        .transpose()
+}
+
+fn coverage_row(row: &Row<'_>) -> rusqlite::Result<Coverage> {
+    Ok(Coverage {
+        id: id(row, "id")?,
+        patient_id: id(row, "patient_id")?,
+        site: row.get("site")?,
+        payer: row.get("payer")?,
+        member_id: row.get("member_id")?,
+        plan: row.get("plan")?,
+        valid_from: date(row, "valid_from")?.ok_or_else(|| conv_err("no validFrom"))?,
+        valid_to: date(row, "valid_to")?,
+        active: row.get("active")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+/// The most coverages one patient lists.
+pub const MAX_COVERAGES: usize = 20;
+
+/// A patient's coverages, newest cover first.
+pub fn coverages_of(conn: &Connection, patient: PatientId) -> Result<Vec<Coverage>> {
+    all(
+        conn,
+        "read a patient's coverages",
+        "SELECT * FROM coverages WHERE patient_id = ?1
+         ORDER BY active DESC, valid_from DESC, id LIMIT ?2",
+        &[&patient.to_string(), &(MAX_COVERAGES as i64)],
+        coverage_row,
+    )
+}
+
+/// One coverage.
+pub fn coverage(conn: &Connection, id: CoverageId) -> Result<Option<Coverage>> {
+    one(
+        conn,
+        "read a coverage",
+        "SELECT * FROM coverages WHERE id = ?1",
+        &[&id.to_string()],
+        coverage_row,
+    )
+}
+
+fn claim_row(row: &Row<'_>) -> rusqlite::Result<Claim> {
+    Ok(Claim {
+        id: id(row, "id")?,
+        number: row.get("number")?,
+        invoice_id: id(row, "invoice_id")?,
+        invoice_number: row.get("invoice_number")?,
+        patient_id: id(row, "patient_id")?,
+        coverage_id: id(row, "coverage_id")?,
+        payer: row.get("payer")?,
+        member_id: row.get("member_id")?,
+        site: row.get("site")?,
+        amount: row.get("amount")?,
+        currency: currency(row, "currency")?,
+        status: insurance::ClaimStatus::parse(&row.get::<_, String>("status")?)
+            .map_err(conv_err)?,
+        payer_reference: row.get("payer_reference")?,
+        response: row.get("response")?,
+        paid_amount: row.get("paid_amount")?,
+        created_by: row.get("created_by")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+/// What a claim list asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClaimFilter {
+    pub patient: Option<PatientId>,
+    pub invoice: Option<InvoiceId>,
+    /// Any of these statuses (all when empty).
+    pub statuses: Vec<insurance::ClaimStatus>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// Claims under `f`, newest first.
+pub fn claims(conn: &Connection, f: &ClaimFilter) -> Result<Vec<Claim>> {
+    let action = "list claims";
+    let mut cond = vec!["1 = 1".to_string()];
+    let mut args: Vec<Box<dyn ToSql>> = vec![];
+    if let Some(p) = f.patient {
+        cond.push("patient_id = ?".into());
+        args.push(Box::new(p.to_string()));
+    }
+    if let Some(i) = f.invoice {
+        cond.push("invoice_id = ?".into());
+        args.push(Box::new(i.to_string()));
+    }
+    if !f.statuses.is_empty() {
+        cond.push(format!(
+            "status IN ({})",
+            vec!["?"; f.statuses.len()].join(",")
+        ));
+        args.extend(
+            f.statuses
+                .iter()
+                .map(|s| Box::new(s.as_str()) as Box<dyn ToSql>),
+        );
+    }
+    args.push(Box::new(i64::from(f.limit)));
+    args.push(Box::new(i64::from(f.offset)));
+    let sql = format!(
+        "SELECT * FROM claims WHERE {} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+        cond.join(" AND ")
+    );
+    boxed(conn, action, &sql, &args, claim_row)
+}
+
+/// One claim.
+pub fn claim(conn: &Connection, id: ClaimId) -> Result<Option<Claim>> {
+    one(
+        conn,
+        "read a claim",
+        "SELECT * FROM claims WHERE id = ?1",
+        &[&id.to_string()],
+        claim_row,
+    )
+}
+
+/// The number of an invoice's claim that still asks for money, if there is one.
+pub fn open_claim_of_invoice(conn: &Connection, invoice: InvoiceId) -> Result<Option<String>> {
+    one(
+        conn,
+        "find an invoice's open claim",
+        "SELECT number FROM claims WHERE invoice_id = ?1
+           AND status IN ('DRAFT', 'SUBMITTED', 'ACCEPTED')
+         ORDER BY created_at LIMIT 1",
+        &[&invoice.to_string()],
+        |r| r.get(0),
     )
 }
