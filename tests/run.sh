@@ -30,6 +30,10 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 fi
 npm ci --prefix tests/graphql-http-audit --no-audit --no-fund --loglevel=error
 
+echo "== the stand-in mail relay and SMS gateway (Python, aiosmtpd)"
+HEALSYNC_TEST_PYTHON=$(tests/ensure-message-sinks.sh)
+export HEALSYNC_TEST_PYTHON
+
 echo "== cargo test --workspace"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

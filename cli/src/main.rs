@@ -33,6 +33,66 @@ struct DataDir {
     data_dir: PathBuf,
 }
 
+/// E-mail and SMS to patients. Give secrets through the environment, not the command
+/// line (other local users can read a process's arguments).
+#[derive(clap::Args, Clone)]
+struct MessagingArgs {
+    /// The SMTP relay for e-mail to patients: smtp://host:25 (plain, LAN relay),
+    /// smtp://user:pass@host:587?tls=required (STARTTLS) or smtps://user:pass@host:465.
+    /// E-mail is off without it.
+    #[arg(long, env = "HEALSYNC_SMTP_URL", hide_env_values = true)]
+    smtp_url: Option<String>,
+    /// The sender of e-mail to patients.
+    #[arg(
+        long,
+        env = "HEALSYNC_MAIL_FROM",
+        default_value = "HealSync <healsync@localhost>"
+    )]
+    mail_from: String,
+    /// The SMS gateway's endpoint (POST, JSON). SMS is off without it.
+    #[arg(long, env = "HEALSYNC_SMS_URL")]
+    sms_url: Option<String>,
+    /// The `Authorization` header the SMS gateway expects (a secret).
+    #[arg(long, env = "HEALSYNC_SMS_AUTHORIZATION", hide_env_values = true)]
+    sms_authorization: Option<String>,
+    /// The SMS gateway's JSON body, with {to}, {text} and {id} inside strings.
+    #[arg(long, env = "HEALSYNC_SMS_TEMPLATE", default_value = healsync_messaging::DEFAULT_SMS_TEMPLATE)]
+    sms_template: String,
+    /// Hours before a booked appointment that its reminder goes out.
+    #[arg(long, env = "HEALSYNC_REMINDER_LEAD_HOURS", default_value_t = 24)]
+    reminder_lead_hours: u32,
+    /// Milliseconds the outbox worker waits when there is nothing to send.
+    #[arg(long, default_value_t = 5_000, hide = true)]
+    outbox_poll_ms: u64,
+}
+
+impl MessagingArgs {
+    fn config(&self) -> Result<healsync_messaging::Config> {
+        if self.reminder_lead_hours == 0 || self.reminder_lead_hours > 24 * 14 {
+            return Err(anyhow!("--reminder-lead-hours must be 1 to 336"));
+        }
+        Ok(healsync_messaging::Config {
+            email: self
+                .smtp_url
+                .clone()
+                .map(|relay| healsync_messaging::EmailConfig {
+                    relay,
+                    from: self.mail_from.clone(),
+                }),
+            sms: self
+                .sms_url
+                .clone()
+                .map(|url| healsync_messaging::SmsConfig {
+                    url,
+                    authorization: self.sms_authorization.clone(),
+                    template: self.sms_template.clone(),
+                }),
+            reminder_lead: chrono::Duration::hours(i64::from(self.reminder_lead_hours)),
+            poll: std::time::Duration::from_millis(self.outbox_poll_ms.clamp(50, 60_000)),
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the clinic node: GraphQL API, subscriptions and the console on one port.
@@ -53,6 +113,8 @@ enum Command {
         /// five minutes).
         #[arg(long, default_value_t = 30)]
         sync_interval: u64,
+        #[command(flatten)]
+        messaging: MessagingArgs,
     },
     /// Manage login accounts.
     Users {
@@ -185,7 +247,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             site,
             demo,
             sync_interval,
-        } => serve(dir.data_dir, listen, site, demo, sync_interval),
+            messaging,
+        } => serve(
+            dir.data_dir,
+            listen,
+            site,
+            demo,
+            sync_interval,
+            messaging.config()?,
+        ),
         Command::Users {
             command:
                 UsersCommand::Add {
@@ -224,6 +294,7 @@ fn serve(
     site: Option<String>,
     demo: bool,
     sync_interval: u64,
+    messaging: healsync_messaging::Config,
 ) -> Result<ExitCode> {
     let store = Arc::new(open_store(&data_dir, site.as_deref())?);
     let identity = store.identity().clone();
@@ -276,6 +347,8 @@ fn serve(
             }
         }
         spawn_sync_loop(&node, &data_dir, std::time::Duration::from_secs(sync_interval.max(1)));
+        tracing::info!("messages to patients: {}", messaging.describe());
+        healsync_messaging::start(node.clone(), messaging).context("start the outbox")?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listen on {listen}"))?;

@@ -290,3 +290,130 @@ pub async fn command(bin: &Path, args: &[&str], stdin: Option<&str>) -> Result<S
     }
     Ok(String::from_utf8_lossy(&out.stdout).to_string())
 }
+
+/// The stand-in mail relay and SMS gateway (`tests/message_sinks.py`): a real SMTP
+/// server and an HTTP endpoint on loopback that record every message they accept.
+pub struct Sinks {
+    child: tokio::process::Child,
+    pub smtp_port: u16,
+    pub http_port: u16,
+    out: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// What the sinks received: one entry per message accepted.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Received {
+    pub channel: String,
+    pub key: Option<String>,
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub text: Option<String>,
+    pub to: Value,
+}
+
+impl Sinks {
+    /// Starts the sinks; `delay_ms` slows each accepted message; the gateway wants
+    /// `auth` as its Authorization header.
+    pub async fn start(delay_ms: u64, auth: &str) -> Result<Sinks> {
+        use tokio::io::AsyncBufReadExt;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .ok_or_else(|| anyhow!("no workspace"))?
+            .to_path_buf();
+        let python = std::env::var("HEALSYNC_TEST_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root.join("target/test-python/bin/python"));
+        if !python.exists() {
+            bail!(
+                "{} is missing: run tests/ensure-message-sinks.sh (tests/run.sh does)",
+                python.display()
+            );
+        }
+        let dir = tempfile::tempdir()?;
+        let out = dir.path().join("received.jsonl");
+        let mut child = tokio::process::Command::new(&python)
+            .arg(root.join("tests/message_sinks.py"))
+            .arg("--out")
+            .arg(&out)
+            .arg("--delay-ms")
+            .arg(delay_ms.to_string())
+            .arg("--auth")
+            .arg(auth)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+            .await
+            .map_err(|_| anyhow!("the sinks did not start"))??
+            .ok_or_else(|| anyhow!("the sinks exited"))?;
+        let ports: Vec<u16> = line
+            .strip_prefix("ready ")
+            .ok_or_else(|| anyhow!("unexpected {line:?}"))?
+            .split(' ')
+            .map(str::parse)
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(Sinks {
+            child,
+            smtp_port: ports[0],
+            http_port: ports[1],
+            out,
+            _dir: dir,
+        })
+    }
+
+    /// The node flags that deliver to these sinks.
+    pub fn flags(&self) -> Vec<String> {
+        vec![
+            "--smtp-url".into(),
+            format!("smtp://127.0.0.1:{}", self.smtp_port),
+            "--mail-from".into(),
+            "Nairobi Clinic <clinic@example.org>".into(),
+            "--sms-url".into(),
+            format!("http://127.0.0.1:{}/send", self.http_port),
+            "--outbox-poll-ms".into(),
+            "100".into(),
+        ]
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Result<Vec<Received>> {
+        let text = match std::fs::read_to_string(&self.out) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e.into()),
+        };
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| Ok(serde_json::from_str(l)?))
+            .collect()
+    }
+
+    /// Waits (at most `secs`) until `done` holds of what was received.
+    pub async fn until(
+        &self,
+        secs: u64,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Result<Vec<Received>> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let got = self.received()?;
+            if done(&got) {
+                return Ok(got);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("not received within {secs} s; got {got:#?}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Sinks {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}

@@ -6,6 +6,7 @@ mod architecture;
 mod bad_input;
 mod billing;
 mod faults;
+mod messages;
 mod process;
 mod records;
 mod scheduling;

@@ -11,7 +11,7 @@
 //! more of the log. A site may edit a shared document only if it holds it.
 //!
 //! Records about one patient ([`PATIENT_RECORD_KINDS`]: medical record entries,
-//! invoices, their voids and payments, coverages and claims) follow
+//! invoices, their voids and payments, coverages, claims, message preferences) follow
 //! the patient: when a patient is granted to a site, so are the records about it the
 //! hub holds; and when a record is folded in, it is granted to every site that holds
 //! its patient (the patient's own site and its grants), provided the site that wrote
@@ -44,6 +44,7 @@ pub const PATIENT_RECORD_KINDS: &[&str] = &[
     "payment",
     "coverage",
     "claim",
+    "message_preference",
 ];
 
 /// Why a site was granted a document (kept with the grant for admins).

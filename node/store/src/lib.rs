@@ -13,6 +13,7 @@
 
 pub mod backup;
 mod error;
+pub mod outbox;
 mod projection;
 pub mod queries;
 mod schema;
@@ -64,6 +65,8 @@ pub struct Store {
     next_reader: AtomicUsize,
     identity: Identity,
     path: PathBuf,
+    /// The channels this node delivers messages on (`outbox::Channels`).
+    channels: std::sync::atomic::AtomicU8,
 }
 
 const READERS: usize = 4;
@@ -153,6 +156,7 @@ impl Store {
             next_reader: AtomicUsize::new(0),
             identity,
             path,
+            channels: std::sync::atomic::AtomicU8::new(0),
         })
     }
 
@@ -181,7 +185,8 @@ impl Store {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::sqlite("begin a write"))?;
-        let mut wtx = WriteTx::new(tx, &self.identity, now);
+        let channels = outbox::Channels::from_bits(self.channels.load(Ordering::Relaxed));
+        let mut wtx = WriteTx::new(tx, &self.identity, now, channels);
         let value = f(&mut wtx)?;
         let changed = wtx.commit()?;
         Ok((value, changed))

@@ -28,6 +28,7 @@ const TABLES: &[(&str, &str)] = &[
     ("price_items", "id"),
     ("coverages", "id"),
     ("claims", "id"),
+    ("message_preferences", "id"),
     ("conflicts", "doc_id, field"),
 ];
 
@@ -48,6 +49,7 @@ pub fn record_id(r: &AnyRecord) -> Uuid {
         AnyRecord::PriceItem(x) => x.id.0,
         AnyRecord::Coverage(x) => x.id.0,
         AnyRecord::Claim(x) => x.id.0,
+        AnyRecord::MessagePreference(x) => x.id.0,
     }
 }
 
@@ -422,6 +424,23 @@ pub fn project(conn: &Connection, record: &AnyRecord) -> Result<(), StoreError> 
                 c.updated_at.timestamp_millis(),
             ])
             .map_err(sql("project a claim"))?;
+        }
+        AnyRecord::MessagePreference(m) => {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO message_preferences(id, patient_id, site, email, sms,
+                    updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .map_err(sql("prepare the message preference projection"))?
+            .execute(params![
+                m.id.to_string(),
+                m.patient_id.to_string(),
+                m.site,
+                m.email,
+                m.sms,
+                m.updated_at.timestamp_millis(),
+            ])
+            .map_err(sql("project a message preference"))?;
         }
     }
     Ok(())

@@ -11,11 +11,11 @@ pub mod billing;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-fn ms(t: DateTime<Utc>) -> i64 {
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn time(row: &Row<'_>, idx: &str) -> rusqlite::Result<DateTime<Utc>> {
+pub(crate) fn time(row: &Row<'_>, idx: &str) -> rusqlite::Result<DateTime<Utc>> {
     let v: i64 = row.get(idx)?;
     DateTime::from_timestamp_millis(v).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
@@ -26,16 +26,19 @@ fn time(row: &Row<'_>, idx: &str) -> rusqlite::Result<DateTime<Utc>> {
     })
 }
 
-fn conv_err(e: impl std::fmt::Display) -> rusqlite::Error {
+pub(crate) fn conv_err(e: impl std::fmt::Display) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.to_string().into())
 }
 
-fn id<T: std::str::FromStr<Err = DomainError>>(row: &Row<'_>, idx: &str) -> rusqlite::Result<T> {
+pub(crate) fn id<T: std::str::FromStr<Err = DomainError>>(
+    row: &Row<'_>,
+    idx: &str,
+) -> rusqlite::Result<T> {
     let s: String = row.get(idx)?;
     s.parse::<T>().map_err(conv_err)
 }
 
-fn opt_id<T: std::str::FromStr<Err = DomainError>>(
+pub(crate) fn opt_id<T: std::str::FromStr<Err = DomainError>>(
     row: &Row<'_>,
     idx: &str,
 ) -> rusqlite::Result<Option<T>> {
@@ -201,7 +204,7 @@ fn user_row(row: &Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-fn all<T>(
+pub(crate) fn all<T>(
     conn: &Connection,
     action: &'static str,
     sql: &str,
@@ -219,7 +222,7 @@ fn all<T>(
     Ok(rows)
 }
 
-fn one<T>(
+pub(crate) fn one<T>(
     conn: &Connection,
     action: &'static str,
     sql: &str,

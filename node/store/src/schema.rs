@@ -332,6 +332,42 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX claims_invoice ON claims(invoice_id);
     CREATE INDEX claims_patient ON claims(patient_id);
     "#,
+    // 9: messages to patients. `message_preferences` is a projection; `outbox` and
+    // `reminders` are this node's own delivery state (never rebuilt, never synced): a
+    // message is sent by the node whose write caused it, and each appointment's
+    // reminder is generated once.
+    r#"
+    CREATE TABLE message_preferences (
+        id TEXT PRIMARY KEY,
+        patient_id TEXT NOT NULL,
+        site TEXT NOT NULL,
+        email INTEGER NOT NULL,
+        sms INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX message_preferences_patient ON message_preferences(patient_id, updated_at);
+    CREATE TABLE outbox (
+        id TEXT PRIMARY KEY,
+        channel TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        body TEXT NOT NULL,
+        patient_id TEXT,
+        notification_id TEXT,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_attempt_at INTEGER NOT NULL,
+        last_error TEXT,
+        created_at INTEGER NOT NULL,
+        sent_at INTEGER
+    ) STRICT;
+    CREATE INDEX outbox_due ON outbox(status, next_attempt_at);
+    CREATE INDEX outbox_created ON outbox(created_at, id);
+    CREATE TABLE reminders (
+        appointment_id TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// Brings the database to the newest schema, one migration per transaction.

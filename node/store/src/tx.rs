@@ -14,17 +14,29 @@ pub struct WriteTx<'c> {
     tx: Transaction<'c>,
     identity: &'c Identity,
     now: DateTime<Utc>,
+    channels: crate::outbox::Channels,
     changed: Vec<AnyRecord>,
 }
 
 impl<'c> WriteTx<'c> {
-    pub(crate) fn new(tx: Transaction<'c>, identity: &'c Identity, now: DateTime<Utc>) -> Self {
+    pub(crate) fn new(
+        tx: Transaction<'c>,
+        identity: &'c Identity,
+        now: DateTime<Utc>,
+        channels: crate::outbox::Channels,
+    ) -> Self {
         WriteTx {
             tx,
             identity,
             now,
+            channels,
             changed: Vec::new(),
         }
+    }
+
+    /// The channels this node delivers messages on.
+    pub fn channels(&self) -> crate::outbox::Channels {
+        self.channels
     }
 
     /// The transaction's connection, for the checks a write needs (they see the

@@ -408,10 +408,10 @@ macro_rules! text_enum {
                 match self { $($name::$variant => $text),+ }
             }
 
-            pub fn parse(s: &str) -> Result<$name, DomainError> {
+            pub fn parse(s: &str) -> Result<$name, $crate::DomainError> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    _ => Err(DomainError::invalid($field, format!("unknown value {s:?}"))),
+                    _ => Err($crate::DomainError::invalid($field, format!("unknown value {s:?}"))),
                 }
             }
         }

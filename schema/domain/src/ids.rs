@@ -89,3 +89,9 @@ id_type!(
 id_type!(
     /// An insurance claim for (part of) an invoice.
     ClaimId, "claimId");
+id_type!(
+    /// A patient's choice of the channels they are messaged on.
+    MessagePreferenceId, "messagePreferenceId");
+id_type!(
+    /// A message waiting in (or sent from) a node's outbox: also its idempotency key.
+    OutboundMessageId, "messageId");

@@ -5,8 +5,9 @@ use healsync_domain::clinical::{Correction, CorrectionKind};
 use healsync_domain::insurance::ClaimStatus;
 use healsync_domain::{
     Address, Appointment, AppointmentStatus, Audience, Claim, Coverage, Details, Doctor,
-    EmergencyContact, EntryType, Invoice, InvoiceVoid, Leave, MedicalRecord, Notification, Patient,
-    PatientRequest, Payment, PriceItem, RequestStatus, Role, Schedule, Sex, User, WeeklyRule,
+    EmergencyContact, EntryType, Invoice, InvoiceVoid, Leave, MedicalRecord, MessagePreference,
+    Notification, Patient, PatientRequest, Payment, PriceItem, RequestStatus, Role, Schedule, Sex,
+    User, WeeklyRule,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -31,10 +32,11 @@ pub enum RecordKind {
     PriceItem,
     Coverage,
     Claim,
+    MessagePreference,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 15] = [
+    pub const ALL: [RecordKind; 16] = [
         RecordKind::Patient,
         RecordKind::Doctor,
         RecordKind::Schedule,
@@ -50,6 +52,7 @@ impl RecordKind {
         RecordKind::PriceItem,
         RecordKind::Coverage,
         RecordKind::Claim,
+        RecordKind::MessagePreference,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +72,7 @@ impl RecordKind {
             RecordKind::PriceItem => "price_item",
             RecordKind::Coverage => "coverage",
             RecordKind::Claim => "claim",
+            RecordKind::MessagePreference => "message_preference",
         }
     }
 
@@ -118,6 +122,7 @@ pub enum AnyRecord {
     PriceItem(PriceItem),
     Coverage(Coverage),
     Claim(Claim),
+    MessagePreference(MessagePreference),
 }
 
 impl AnyRecord {
@@ -143,6 +148,9 @@ impl AnyRecord {
             Some(RecordKind::PriceItem) => AnyRecord::PriceItem(PriceItem::read(&r)?),
             Some(RecordKind::Coverage) => AnyRecord::Coverage(Coverage::read(&r)?),
             Some(RecordKind::Claim) => AnyRecord::Claim(Claim::read(&r)?),
+            Some(RecordKind::MessagePreference) => {
+                AnyRecord::MessagePreference(MessagePreference::read(&r)?)
+            }
             None => {
                 return Err(RecordError::Invalid {
                     field: "kind",
@@ -170,6 +178,7 @@ impl AnyRecord {
             AnyRecord::PriceItem(r) => r.id(),
             AnyRecord::Coverage(r) => r.id(),
             AnyRecord::Claim(r) => r.id(),
+            AnyRecord::MessagePreference(r) => r.id(),
         }
     }
 
@@ -190,6 +199,7 @@ impl AnyRecord {
             AnyRecord::PriceItem(_) => RecordKind::PriceItem,
             AnyRecord::Coverage(_) => RecordKind::Coverage,
             AnyRecord::Claim(_) => RecordKind::Claim,
+            AnyRecord::MessagePreference(_) => RecordKind::MessagePreference,
         }
     }
 }
@@ -218,7 +228,8 @@ into_any!(
     Payment,
     PriceItem,
     Coverage,
-    Claim
+    Claim,
+    MessagePreference
 );
 
 impl Record for Patient {
@@ -888,6 +899,33 @@ impl Record for Claim {
             paid_amount,
             created_by: r.str("createdBy")?,
             created_at: r.time("createdAt")?,
+            updated_at: r.latest_time("updatedAt")?,
+        })
+    }
+}
+
+impl Record for MessagePreference {
+    const KIND: RecordKind = RecordKind::MessagePreference;
+
+    fn id(&self) -> Uuid {
+        self.id.0
+    }
+
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), RecordError> {
+        w.str("patientId", &self.patient_id.to_string())?;
+        w.str("site", &self.site)?;
+        w.bool("email", self.email)?;
+        w.bool("sms", self.sms)?;
+        w.time("updatedAt", self.updated_at)
+    }
+
+    fn read(r: &Reader<'_>) -> Result<Self, RecordError> {
+        Ok(MessagePreference {
+            id: r.uuid("id")?,
+            patient_id: r.uuid("patientId")?,
+            site: r.str("site")?,
+            email: r.bool("email")?,
+            sms: r.bool("sms")?,
             updated_at: r.latest_time("updatedAt")?,
         })
     }

@@ -276,6 +276,15 @@ fn billing_kinds_round_trip() {
         ..claim
     });
 
+    round_trip(MessagePreference {
+        id: MessagePreferenceId(Uuid::now_v7()),
+        patient_id: invoice.patient_id,
+        site: "DEV".into(),
+        email: true,
+        sms: false,
+        updated_at: t("2026-11-23T08:00:00Z"),
+    });
+
     // A document from elsewhere is checked like input: a line whose discount exceeds it,
     // or a zero payment, is no record.
     let actor = ActorId::random();

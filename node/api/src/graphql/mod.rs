@@ -27,6 +27,7 @@ pub mod billing;
 pub mod clinical;
 mod inputs;
 pub mod loaders;
+pub mod messages;
 mod mutation;
 mod query;
 mod subscription;
@@ -45,12 +46,20 @@ use crate::{ApiError, Node, Session};
 /// The query root: the core's fields and billing's, merged.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(query::CoreQuery, billing::BillingQuery);
+pub struct QueryRoot(
+    query::CoreQuery,
+    billing::BillingQuery,
+    messages::MessagesQuery,
+);
 
 /// The mutation root, merged the same way.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(mutation::CoreMutation, billing::BillingMutation);
+pub struct MutationRoot(
+    mutation::CoreMutation,
+    billing::BillingMutation,
+    messages::MessagesMutation,
+);
 
 pub type NodeSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 

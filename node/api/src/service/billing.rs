@@ -299,19 +299,22 @@ pub async fn issue_invoice(
         };
         tx.put(&invoice)?;
         let total = format_amount(invoice.totals().total, &invoice.currency);
-        tx.put(&Notification {
-            id: new_id(),
-            audience: Audience::Patient(patient_id),
-            kind: "INVOICE_ISSUED".into(),
-            title: "Invoice issued".into(),
-            body: format!(
-                "Invoice {} for {} {total}.",
-                invoice.number, invoice.currency
-            ),
-            appointment_id: invoice.appointment_id,
-            created_at: now,
-            read: false,
-        })?;
+        super::messages::notify(
+            tx,
+            Notification {
+                id: new_id(),
+                audience: Audience::Patient(patient_id),
+                kind: "INVOICE_ISSUED".into(),
+                title: "Invoice issued".into(),
+                body: format!(
+                    "Invoice {} for {} {total}.",
+                    invoice.number, invoice.currency
+                ),
+                appointment_id: invoice.appointment_id,
+                created_at: now,
+                read: false,
+            },
+        )?;
         Ok(q::InvoiceRow {
             invoice,
             paid: 0,
@@ -408,20 +411,23 @@ pub(crate) fn take_payment(
     } else {
         ("PAYMENT_REFUNDED", "Refund made", "refunded")
     };
-    tx.put(&Notification {
-        id: new_id(),
-        audience: Audience::Patient(row.invoice.patient_id),
-        kind: kind.into(),
-        title: title.into(),
-        body: format!(
-            "{currency} {} {verb} for invoice {}.",
-            format_amount(amount.abs(), &currency),
-            row.invoice.number
-        ),
-        appointment_id: row.invoice.appointment_id,
-        created_at: now,
-        read: false,
-    })?;
+    super::messages::notify(
+        tx,
+        Notification {
+            id: new_id(),
+            audience: Audience::Patient(row.invoice.patient_id),
+            kind: kind.into(),
+            title: title.into(),
+            body: format!(
+                "{currency} {} {verb} for invoice {}.",
+                format_amount(amount.abs(), &currency),
+                row.invoice.number
+            ),
+            appointment_id: row.invoice.appointment_id,
+            created_at: now,
+            read: false,
+        },
+    )?;
     row.paid += amount;
     Ok((payment, row))
 }

@@ -152,16 +152,19 @@ fn append(
         && r.status == healsync_domain::clinical::ResultStatus::Final
         && kind == CorrectionKind::Amends
     {
-        tx.put(&Notification {
-            id: new_id(),
-            audience: Audience::Patient(entry.patient_id),
-            kind: "LAB_RESULT_FINAL".into(),
-            title: "Lab result ready".into(),
-            body: format!("Your {} result is ready.", r.test_name),
-            appointment_id: entry.appointment_id,
-            created_at: now,
-            read: false,
-        })?;
+        super::messages::notify(
+            tx,
+            Notification {
+                id: new_id(),
+                audience: Audience::Patient(entry.patient_id),
+                kind: "LAB_RESULT_FINAL".into(),
+                title: "Lab result ready".into(),
+                body: format!("Your {} result is ready.", r.test_name),
+                appointment_id: entry.appointment_id,
+                created_at: now,
+                read: false,
+            },
+        )?;
     }
     Ok(entry)
 }

@@ -8,6 +8,7 @@ pub mod conflicts;
 pub mod doctors;
 pub mod insurance;
 pub mod medical_records;
+pub mod messages;
 pub mod notifications;
 pub mod patients;
 pub mod users;

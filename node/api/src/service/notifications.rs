@@ -18,7 +18,7 @@ pub fn notify_appointment(
 ) -> Result<(), ApiError> {
     let now = tx.now();
     for notice in appointment_notices(kind, a, patient, doctor, now, [new_id(), new_id()]) {
-        tx.put(&notice)?;
+        super::messages::notify(tx, notice)?;
     }
     Ok(())
 }
