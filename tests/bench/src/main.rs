@@ -63,6 +63,24 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         repeat: usize,
     },
+    /// The clinic day: writer time of a clinical entry, an invoice and a payment
+    /// against a booking (in-process), then a patient's chart and the day-end report
+    /// over GraphQL on a large seeded clinic (`--patients 0` skips that part).
+    ClinicDay {
+        #[arg(long, default_value = "target/release/healsync-node")]
+        node: PathBuf,
+        /// Writes of each kind timed in the first part.
+        #[arg(long, default_value_t = 500)]
+        ops: usize,
+        #[arg(long, default_value_t = 100_000)]
+        patients: usize,
+        #[arg(long, default_value_t = 2_000_000)]
+        entries: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        invoices: usize,
+        #[arg(long, default_value_t = 300)]
+        repeat: usize,
+    },
     /// Query latency on a large clinic: seeds patients and appointments through the
     /// store's write path (documents, change log, projections; 1,000 records per
     /// transaction), then times searches and lists over GraphQL.
@@ -275,10 +293,19 @@ async fn main() -> Result<()> {
             changes,
         } => catchup::run(database_url, changes).await,
         Command::Guard { patients, repeat } => guard::run(patients, repeat).await,
+        Command::ClinicDay {
+            node,
+            ops,
+            patients,
+            entries,
+            invoices,
+            repeat,
+        } => clinic::run(node, ops, patients, entries, invoices, repeat).await,
     }
 }
 
 mod catchup;
+mod clinic;
 mod guard;
 mod ingest;
 mod scale;
