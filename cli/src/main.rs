@@ -346,6 +346,12 @@ fn serve(
                 println!("Demo accounts {} use the administrator's password.", who.join(", "));
             }
         }
+        let migrated = healsync_node_api::service::medical_records::migrate_intake_allergies(&node)
+            .await
+            .map_err(api)?;
+        if migrated > 0 {
+            println!("Recorded {migrated} intake allergies as allergy entries of the charts.");
+        }
         spawn_sync_loop(&node, &data_dir, std::time::Duration::from_secs(sync_interval.max(1)));
         tracing::info!("messages to patients: {}", messaging.describe());
         healsync_messaging::start(node.clone(), messaging).context("start the outbox")?;

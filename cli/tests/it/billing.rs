@@ -3,8 +3,10 @@
 //! voids refused where the money does not allow them, the balance and the day-end
 //! report derived from the records, who may do what, and bad input refused whole.
 
+use std::time::Duration;
+
 use anyhow::{Result, anyhow};
-use healsync_test_support::Gql;
+use healsync_test_support::{Gql, Ws, WsEvent};
 use serde_json::{Value, json};
 
 use crate::{Clinic, SET_STATUS};
@@ -890,5 +892,75 @@ async fn a_claim_walks_its_lifecycle_and_the_payer_pays_the_invoice() -> Result<
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_patient_and_the_desk_watch_an_invoice_change_live() -> Result<()> {
+    let d = desk().await?;
+    let watch =
+        "subscription($p: ID) { invoiceUpdated(patientId: $p) { number status paid { amount } } }";
+    let token = |g: &Gql| g.token.clone().unwrap_or_default();
+
+    // Refused at once: a doctor, and a patient asking for another's.
+    for (who, p) in [(&d.doctor, &d.amina_id), (&d.brian, &d.amina_id)] {
+        let mut ws = Ws::connect_with_token(&d.c.node.base, &token(who)).await?;
+        ws.subscribe("x", watch, json!({ "p": p })).await?;
+        match ws.next_event(Duration::from_secs(5)).await? {
+            WsEvent::Error { .. } => {}
+            WsEvent::Next { payload, .. } => {
+                assert_eq!(payload["data"], Value::Null, "{payload}")
+            }
+            other => anyhow::bail!("not refused: {other:?}"),
+        }
+    }
+
+    let mut phone = Ws::connect_with_token(&d.c.node.base, &token(&d.amina)).await?;
+    phone.subscribe("mine", watch, json!({ "p": null })).await?;
+    let mut till = Ws::connect_with_token(&d.c.node.base, &token(&d.desk)).await?;
+    till.subscribe("all", watch, json!({ "p": null })).await?;
+    let mut other = Ws::connect_with_token(&d.c.node.base, &token(&d.brian)).await?;
+    other.subscribe("b", watch, json!({ "p": null })).await?;
+
+    // Live once an invoice issued after subscribing arrives: issue until one does.
+    let one = json!({ "i": { "patientId": d.amina_id, "currency": "KES", "lines": [{ "serviceCode": "VACC" }] } });
+    let mut id = String::new();
+    let mut seen = None;
+    for _ in 0..20 {
+        let r = d.desk.ok(ISSUE, one.clone()).await?;
+        id = r["issueInvoice"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if let Ok(WsEvent::Next { payload, .. }) =
+            phone.next_event(Duration::from_millis(300)).await
+        {
+            seen = Some(payload);
+            break;
+        }
+    }
+    let seen = seen.ok_or_else(|| anyhow!("the patient's subscription never fired"))?;
+    assert_eq!(seen["data"]["invoiceUpdated"]["status"], "ISSUED");
+
+    // A payment: both the patient and the till see the invoice as it now stands.
+    d.desk.ok(PAY, pay(&id, "300", "CASH")).await?;
+    for ws in [&mut phone, &mut till] {
+        let mut last = Value::Null;
+        for _ in 0..40 {
+            match ws.next_event(Duration::from_secs(5)).await? {
+                WsEvent::Next { payload, .. } => {
+                    last = payload["data"]["invoiceUpdated"].clone();
+                    if last["status"] == "PARTIALLY_PAID" {
+                        break;
+                    }
+                }
+                other => anyhow::bail!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(last["status"], "PARTIALLY_PAID", "{last}");
+        assert_eq!(last["paid"]["amount"], "300.00");
+    }
+    // Another patient's stream stays silent.
+    other.expect_silence(Duration::from_millis(300)).await?;
     Ok(())
 }

@@ -379,9 +379,12 @@ async fn clinical_content_never_reaches_an_administrator_at_the_clinic_or_the_hu
     let pool = sqlx::PgPool::connect(&hub.db.url).await?;
     let mut folded = 0i64;
     for _ in 0..100 {
-        folded = sqlx::query_scalar("SELECT count(*) FROM documents WHERE kind = 'medical_record'")
-            .fetch_one(&pool)
-            .await?;
+        folded = sqlx::query_scalar(
+            "SELECT count(*) FROM documents WHERE kind = 'medical_record' AND doc_id::text = $1",
+        )
+        .bind(entry.as_str().unwrap_or_default())
+        .fetch_one(&pool)
+        .await?;
         if folded == 1 {
             break;
         }

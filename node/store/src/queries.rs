@@ -996,3 +996,36 @@ pub fn current_entries(
         entry_row,
     )
 }
+
+/// The substances every allergy entry of a patient names, current or not.
+pub fn allergy_substances(conn: &Connection, patient: PatientId) -> Result<Vec<String>> {
+    all(
+        conn,
+        "read a patient's allergy entries",
+        "SELECT json_extract(details, '$.substance') AS s FROM medical_records
+         WHERE patient_id = ?1 AND type = 'ALLERGY' AND s IS NOT NULL",
+        &[&patient.to_string()],
+        |r| r.get("s"),
+    )
+}
+
+/// Patients of `site` with an intake allergy list, by id after `after`, `limit` at a time.
+pub fn patients_with_intake_allergies(
+    conn: &Connection,
+    site: &str,
+    after: Option<PatientId>,
+    limit: u32,
+) -> Result<Vec<Patient>> {
+    all(
+        conn,
+        "find patients with intake allergies",
+        "SELECT * FROM patients WHERE site = ?1 AND allergies <> '[]' AND id > ?2
+         ORDER BY id LIMIT ?3",
+        &[
+            &site,
+            &after.map(|a| a.to_string()).unwrap_or_default(),
+            &limit,
+        ],
+        patient_row,
+    )
+}

@@ -587,6 +587,25 @@ pub fn parse_vitals(v: Vitals) -> Result<Vitals, DomainError> {
     }
 }
 
+/// The substances of a patient's intake allergy list (what registration recorded as
+/// plain text) that no allergy entry names yet: trimmed, compared without case, each
+/// once, in the list's order. Entries retracted since still count as named, so a
+/// retraction is never undone by the intake list.
+pub fn intake_allergies_to_record(intake: &[String], recorded: &[String]) -> Vec<String> {
+    let key = |s: &str| s.trim().to_lowercase();
+    let mut seen: Vec<String> = recorded.iter().map(|r| key(r)).collect();
+    let mut out = vec![];
+    for s in intake {
+        let k = key(s);
+        if k.is_empty() || seen.contains(&k) {
+            continue;
+        }
+        seen.push(k);
+        out.push(s.trim().to_string());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -789,5 +808,24 @@ mod tests {
             Err("code"),
         );
         check(Details::from_json(EntryType::Note, "{}"), Err("details"));
+    }
+
+    #[test]
+    fn intake_allergies_become_entries_once() {
+        let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let cases: &[(&[&str], &[&str], &[&str])] = &[
+            (&["Penicillin", "Latex"], &[], &["Penicillin", "Latex"]),
+            (&["Penicillin", " latex "], &["LATEX"], &["Penicillin"]),
+            (&["Penicillin", "penicillin", "  "], &[], &["Penicillin"]),
+            (&["Penicillin"], &["penicillin"], &[]),
+            (&[], &["Latex"], &[]),
+        ];
+        for (intake, recorded, want) in cases {
+            assert_eq!(
+                intake_allergies_to_record(&v(intake), &v(recorded)),
+                v(want),
+                "{intake:?} {recorded:?}"
+            );
+        }
     }
 }

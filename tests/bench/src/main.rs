@@ -80,6 +80,9 @@ enum Command {
         invoices: usize,
         #[arg(long, default_value_t = 300)]
         repeat: usize,
+        /// Seed the clinic into this directory once and reuse it on later runs.
+        #[arg(long)]
+        keep: Option<PathBuf>,
     },
     /// Query latency on a large clinic: seeds patients and appointments through the
     /// store's write path (documents, change log, projections; 1,000 records per
@@ -300,7 +303,8 @@ async fn main() -> Result<()> {
             entries,
             invoices,
             repeat,
-        } => clinic::run(node, ops, patients, entries, invoices, repeat).await,
+            keep,
+        } => clinic::run(node, ops, patients, entries, invoices, repeat, keep).await,
     }
 }
 

@@ -10,10 +10,12 @@ use healsync_records::AnyRecord;
 use healsync_store::queries;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::billing::InvoiceObj;
 use super::clinical::MedicalRecordObj;
 use super::inputs::parse_id;
 use super::types::{AppointmentObj, ConflictObj, NotificationObj, PatientObj};
 use super::{node, session};
+use crate::service::billing;
 use crate::service::notifications::audience_of;
 use crate::session::ClinicalReader;
 use crate::{ApiError, Node, Session};
@@ -209,6 +211,53 @@ impl SubscriptionRoot {
                     .ok()
                     .flatten()
                     .map(MedicalRecordObj)
+            }
+        }))
+    }
+
+    /// Invoices as they change: issued, paid, refunded, voided or claimed (written here
+    /// or arriving by sync). A cashier's of every patient, or with `patientId` one
+    /// patient's; a patient's own only. Each event is the invoice as it now stands.
+    async fn invoice_updated(
+        &self,
+        ctx: &Context<'_>,
+        patient_id: Option<ID>,
+    ) -> Result<impl Stream<Item = InvoiceObj> + use<>> {
+        let s = session(ctx)?.clone();
+        let only: Option<PatientId> = patient_id
+            .as_ref()
+            .map(parse_id)
+            .transpose()
+            .map_err(ApiError::from)?;
+        if !billing::reads_billing(&s) {
+            return Err(ApiError::forbidden().into());
+        }
+        let only = match (s.role, only) {
+            (Role::Patient, None) => s.patient_id,
+            (_, p) => p,
+        };
+        if s.role == Role::Patient && (only.is_none() || only != s.patient_id) {
+            return Err(ApiError::not_found("patient").into());
+        }
+        let node = node(ctx)?.clone();
+        Ok(records(&node).filter_map(move |r| {
+            let (s, node) = (s.clone(), node.clone());
+            async move {
+                let (invoice, patient) = match r.as_ref() {
+                    AnyRecord::Invoice(i) => (i.id, i.patient_id),
+                    AnyRecord::Payment(p) => (p.invoice_id, p.patient_id),
+                    AnyRecord::InvoiceVoid(v) => (v.invoice_id, v.patient_id),
+                    AnyRecord::Claim(c) => (c.invoice_id, c.patient_id),
+                    _ => return None,
+                };
+                if only.is_some_and(|p| p != patient) || !billing::may_read(&s, patient) {
+                    return None;
+                }
+                node.read(move |c| queries::billing::invoice(c, invoice))
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(InvoiceObj)
             }
         }))
     }

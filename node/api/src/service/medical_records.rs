@@ -240,3 +240,70 @@ pub async fn correct(
     })
     .await
 }
+
+/// Records, in the caller's transaction, an ALLERGY entry (severity unknown, by
+/// `author`) for each substance of the patient's intake list that no allergy entry
+/// names yet (`clinical::intake_allergies_to_record`). A substance too long for an
+/// entry stays in the intake list only.
+pub(crate) fn record_intake_allergies(
+    tx: &mut WriteTx<'_>,
+    patient: &healsync_domain::Patient,
+    author: &str,
+) -> Result<usize, ApiError> {
+    let recorded = queries::allergy_substances(tx.conn(), patient.id)?;
+    let mut made = 0;
+    for substance in
+        healsync_domain::clinical::intake_allergies_to_record(&patient.allergies, &recorded)
+    {
+        let details = Details::Allergy(healsync_domain::clinical::Allergy {
+            substance,
+            reaction: None,
+            severity: healsync_domain::clinical::Severity::Unknown,
+        });
+        let Ok(details) = details.validate() else {
+            continue;
+        };
+        tx.put(&MedicalRecord {
+            id: new_id(),
+            patient_id: patient.id,
+            site: tx.site().to_string(),
+            details,
+            recorded_at: tx.now(),
+            author: author.to_string(),
+            author_doctor_id: None,
+            appointment_id: None,
+            correction: None,
+            created_at: tx.now(),
+        })?;
+        made += 1;
+    }
+    Ok(made)
+}
+
+/// Migrates the intake allergy lists of this site's patients into allergy entries
+/// (once: a substance already named by an entry is skipped), a hundred patients per
+/// transaction. Run at start; registrations and edits record theirs as they happen.
+pub async fn migrate_intake_allergies(node: &Node) -> Result<usize, ApiError> {
+    let site = node.store().identity().site.to_string();
+    let mut after = None;
+    let mut made = 0;
+    loop {
+        let s = site.clone();
+        let batch = node
+            .read(move |c| queries::patients_with_intake_allergies(c, &s, after, 100))
+            .await?;
+        let Some(last) = batch.last().map(|p| p.id) else {
+            return Ok(made);
+        };
+        made += node
+            .write(move |tx| {
+                let mut n = 0;
+                for p in &batch {
+                    n += record_intake_allergies(tx, p, "intake")?;
+                }
+                Ok::<_, ApiError>(n)
+            })
+            .await?;
+        after = Some(last);
+    }
+}

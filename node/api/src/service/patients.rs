@@ -33,6 +33,7 @@ pub async fn create(
     input: NewPatient,
 ) -> Result<Patient, ApiError> {
     session.require(REGISTRARS)?;
+    let username = session.username.clone();
     node.write(move |tx| {
         let seq = tx.next_counter("mrn")?;
         let now = tx.now();
@@ -53,6 +54,7 @@ pub async fn create(
             updated_at: now,
         };
         tx.put(&patient)?;
+        super::medical_records::record_intake_allergies(tx, &patient, &username)?;
         Ok(patient)
     })
     .await
@@ -111,6 +113,7 @@ pub async fn update(
     edit: impl FnOnce(&mut Patient) -> Result<(), DomainError> + Send + 'static,
 ) -> Result<Patient, ApiError> {
     session.require(REGISTRARS)?;
+    let username = session.username.clone();
     node.write(move |tx| {
         let mut patient = load_patient(tx, id)?;
         let before = patient.clone();
@@ -118,6 +121,9 @@ pub async fn update(
         if patient != before {
             patient.updated_at = tx.now();
             tx.put(&patient)?;
+            if patient.allergies != before.allergies {
+                super::medical_records::record_intake_allergies(tx, &patient, &username)?;
+            }
         }
         Ok(patient)
     })
