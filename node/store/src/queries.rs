@@ -941,14 +941,27 @@ pub fn medical_histories(
             cond.push_str(&format!(" AND {CURRENT_SQL}"));
         }
         args.push(Box::new(i64::from(f.limit)));
-        let sql = format!(
-            "SELECT * FROM (
-                 SELECT x.*, row_number() OVER (PARTITION BY x.patient_id
-                     ORDER BY x.recorded_at DESC, x.id DESC) AS nth
-                 FROM ({ENTRY_SELECT} WHERE {cond}) x
-             ) WHERE nth <= ? ORDER BY patient_id, recorded_at, id"
-        );
-        let mut stmt = conn.prepare(&sql).map_err(StoreError::sqlite(action))?;
+        // One patient (a chart): walk the (patient, recorded_at) index from the newest
+        // entry and stop at `limit`, so a long chart costs its last `limit` entries.
+        // Several (a list): one window over their entries.
+        let sql = if chunk.len() == 1 {
+            format!(
+                "SELECT * FROM ({ENTRY_SELECT} WHERE {cond}
+                     ORDER BY m.recorded_at DESC, m.id DESC LIMIT ?)
+                 ORDER BY recorded_at, id"
+            )
+        } else {
+            format!(
+                "SELECT * FROM (
+                     SELECT x.*, row_number() OVER (PARTITION BY x.patient_id
+                         ORDER BY x.recorded_at DESC, x.id DESC) AS nth
+                     FROM ({ENTRY_SELECT} WHERE {cond}) x
+                 ) WHERE nth <= ? ORDER BY patient_id, recorded_at, id"
+            )
+        };
+        let mut stmt = conn
+            .prepare_cached(&sql)
+            .map_err(StoreError::sqlite(action))?;
         let rows = stmt
             .query_map(params_from_iter(args.iter().map(|b| b.as_ref())), entry_row)
             .map_err(StoreError::sqlite(action))?;
