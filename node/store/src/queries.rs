@@ -1042,3 +1042,16 @@ pub fn patients_with_intake_allergies(
         patient_row,
     )
 }
+
+/// Whether the one-time step `name` (a data migration done in Rust, recorded with
+/// `WriteTx::mark_done`) has run on this node.
+pub fn step_done(conn: &Connection, name: &str) -> Result<bool> {
+    Ok(one(
+        conn,
+        "read a one-time step",
+        "SELECT 1 FROM meta WHERE key = ?1",
+        &[&format!("done.{name}")],
+        |_| Ok(()),
+    )?
+    .is_some())
+}

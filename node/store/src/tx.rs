@@ -149,6 +149,17 @@ impl<'c> WriteTx<'c> {
         Ok(true)
     }
 
+    /// Records that the one-time step `name` has run, with the rest of the write.
+    pub fn mark_done(&mut self, name: &str) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES (?1, ?2)",
+                params![format!("done.{name}"), self.now.to_rfc3339()],
+            )
+            .map_err(StoreError::sqlite("record a one-time step"))?;
+        Ok(())
+    }
+
     /// The next value of a named counter kept in this node's metadata (for example the
     /// medical record number sequence). Counters belong to this node: numbers built from
     /// them carry the site code, so two sites never mint the same one.

@@ -280,10 +280,21 @@ pub(crate) fn record_intake_allergies(
     Ok(made)
 }
 
-/// Migrates the intake allergy lists of this site's patients into allergy entries
-/// (once: a substance already named by an entry is skipped), a hundred patients per
-/// transaction. Run at start; registrations and edits record theirs as they happen.
+/// The one-time step of [`migrate_intake_allergies`].
+const INTAKE_MIGRATION: &str = "intake_allergies";
+
+/// Migrates the intake allergy lists of this site's patients into allergy entries, a
+/// hundred patients per transaction, once per node: run at start, it does nothing
+/// after its first complete pass (registrations and edits record their lists as they
+/// happen, and other sites migrate their own patients). A substance already named by
+/// an entry is skipped, so a pass cut short by a crash resumes without repeats.
 pub async fn migrate_intake_allergies(node: &Node) -> Result<usize, ApiError> {
+    if node
+        .read(|c| queries::step_done(c, INTAKE_MIGRATION))
+        .await?
+    {
+        return Ok(0);
+    }
     let site = node.store().identity().site.to_string();
     let mut after = None;
     let mut made = 0;
@@ -292,18 +303,22 @@ pub async fn migrate_intake_allergies(node: &Node) -> Result<usize, ApiError> {
         let batch = node
             .read(move |c| queries::patients_with_intake_allergies(c, &s, after, 100))
             .await?;
-        let Some(last) = batch.last().map(|p| p.id) else {
-            return Ok(made);
-        };
+        let last = batch.last().map(|p| p.id);
         made += node
             .write(move |tx| {
                 let mut n = 0;
                 for p in &batch {
                     n += record_intake_allergies(tx, p, "intake")?;
                 }
+                if batch.is_empty() {
+                    tx.mark_done(INTAKE_MIGRATION)?;
+                }
                 Ok::<_, ApiError>(n)
             })
             .await?;
-        after = Some(last);
+        match last {
+            Some(l) => after = Some(l),
+            None => return Ok(made),
+        }
     }
 }
