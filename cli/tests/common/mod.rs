@@ -417,3 +417,22 @@ impl Drop for Sinks {
         let _ = self.child.start_kill();
     }
 }
+
+/// Polls `probe` (every 200 ms, 60 s at most) until it returns `Some`: for state that
+/// arrives by sync, where no event tells a test it is there.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(found) = probe().await? {
+            return Ok(found);
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

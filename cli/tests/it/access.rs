@@ -219,6 +219,7 @@ async fn missing_expired_forged_and_tampered_tokens_are_refused() -> Result<()> 
         role: healsync_domain::Role::Admin,
         patient_id: None,
         doctor_id: None,
+        sites: None,
         iss: issuer.clone(),
         iat: now - 3600,
         exp: now - 30,

@@ -6,6 +6,7 @@ mod architecture;
 mod bad_input;
 mod billing;
 mod faults;
+mod hub_api;
 mod messages;
 mod process;
 mod records;

@@ -405,7 +405,11 @@ async fn clinical_content_never_reaches_an_administrator_at_the_clinic_or_the_hu
             "query($id: ID!) { record(id: $id) { fields } }",
             None,
         ),
-        ("the patients' records", "{ patients { fields } }", None),
+        (
+            "the patients' history",
+            "{ patients { name medicalHistory { id recordedAt } } }",
+            Some("FORBIDDEN"),
+        ),
     ] {
         let answer = central.query(query, json!({ "id": entry })).await?;
         assert_eq!(answer.code(), code, "{what}: {}", answer.body);

@@ -55,6 +55,7 @@ impl From<HubStoreError> for HubApiError {
                 HubApiError::NotFound(format!("there is no record {d}"))
             }
             HubStoreError::Busy(m) => HubApiError::Conflict(m),
+            HubStoreError::Rule(e) => e.into(),
             HubStoreError::UserExists(u) => {
                 HubApiError::Conflict(format!("user {u} already exists"))
             }
@@ -65,7 +66,11 @@ impl From<HubStoreError> for HubApiError {
 
 impl From<healsync_domain::DomainError> for HubApiError {
     fn from(e: healsync_domain::DomainError) -> Self {
-        HubApiError::BadInput(e.to_string())
+        match e {
+            // Valid input, wrong moment (the slot is taken): as on the node.
+            healsync_domain::DomainError::Refused(why) => HubApiError::Conflict(why),
+            other => HubApiError::BadInput(other.to_string()),
+        }
     }
 }
 

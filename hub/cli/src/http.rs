@@ -17,7 +17,7 @@ use healsync_graphql_http::{
     Connected, GraphqlApp, Incoming, MAX_BODY_BYTES, Prepared, Transport, error_response,
     is_loopback, routes, security_headers,
 };
-use healsync_hub_api::graphql::{HubAuth, authenticate};
+use healsync_hub_api::graphql::{HubAuth, authenticate, new_loaders};
 use healsync_hub_api::{Hub, HubSchema, build_schema};
 
 #[derive(Default)]
@@ -53,7 +53,11 @@ impl GraphqlApp for App {
             HubAuth::Invalid(why) => Some(why.clone()),
             _ => None,
         };
-        let mut request = request.data(auth);
+        let mut request = match &auth {
+            HubAuth::Admin(c) => request.data(new_loaders(&self.hub, c.sites.clone())),
+            _ => request,
+        };
+        request = request.data(auth);
         if let Some(ip) = incoming.peer {
             request = request.data(healsync_auth::Peer(ip));
         }
@@ -69,6 +73,7 @@ impl GraphqlApp for App {
             HubAuth::Admin(claims) => {
                 let expires_at = Some(claims.exp);
                 let mut data = Data::default();
+                data.insert(new_loaders(&self.hub, claims.sites.clone()));
                 data.insert(HubAuth::Admin(claims));
                 Ok(Connected { data, expires_at })
             }

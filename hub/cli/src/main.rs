@@ -87,6 +87,10 @@ enum UsersCommand {
         role: String,
         #[arg(long)]
         site: Option<String>,
+        /// For a central ADMIN (no --site): the only sites it sees and writes to,
+        /// comma-separated (e.g. NBO,MSA). Without it a central admin sees every site.
+        #[arg(long, value_delimiter = ',', conflicts_with = "site")]
+        sites: Vec<String>,
         /// The patient record a PATIENT account belongs to.
         #[arg(long)]
         patient_id: Option<String>,
@@ -281,20 +285,41 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     username,
                     role,
                     site,
+                    sites,
                     patient_id,
                     doctor_id,
                     db,
                 },
         } => {
             let site = site.as_deref().map(site_code).transpose()?;
+            let sites = sites
+                .iter()
+                .map(|s| site_code(s))
+                .collect::<Result<Vec<_>>>()?;
             let user = new_user(&username, &role, patient_id, doctor_id, &read_password()?)?;
-            store(&db).await?.add_user(&user, site.as_deref()).await?;
-            match site {
-                Some(code) => println!(
+            if !sites.is_empty() && user.role != Role::Admin {
+                return Err(anyhow!(
+                    "--sites limits a central ADMIN; this account is {}",
+                    user.role
+                ));
+            }
+            let limited = (!sites.is_empty()).then_some(sites.as_slice());
+            store(&db)
+                .await?
+                .add_user(&user, site.as_deref(), limited)
+                .await?;
+            match (site, limited) {
+                (Some(code), _) => println!(
                     "Added {} ({}) at site {code}; its nodes receive the account at their next sync.",
                     user.username, user.role
                 ),
-                None => println!("Added {} ({}) at the hub.", user.username, user.role),
+                (None, Some(sites)) => println!(
+                    "Added {} ({}) at the hub, limited to sites {}.",
+                    user.username,
+                    user.role,
+                    sites.join(", ")
+                ),
+                (None, None) => println!("Added {} ({}) at the hub.", user.username, user.role),
             }
         }
         Command::Schema => print!("{}", healsync_hub_api::schema_sdl()),
@@ -375,7 +400,7 @@ async fn ensure_first_admin(store: &HubStore) -> Result<()> {
         ),
     };
     let admin = new_user("admin", "ADMIN", None, None, &password)?;
-    store.add_user(&admin, None).await?;
+    store.add_user(&admin, None, None).await?;
     if generated {
         println!("Created the first administrator: user \"admin\", password \"{password}\"");
         println!(

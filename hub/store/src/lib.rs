@@ -8,12 +8,14 @@
 //! order is commit order, so a node that has read up to cursor N can never miss a change
 //! committed later with a smaller cursor.
 
+mod central;
 pub mod events;
 mod materialize;
 mod queries;
 mod scope;
 mod writes;
 
+pub use central::NewPatient;
 pub use materialize::{CrossSiteConflict, DocumentChanged, MATERIALIZE_STEP, Materialized};
 pub use queries::*;
 pub use scope::{GRANTED_KINDS, GrantReason};
@@ -64,6 +66,10 @@ pub enum HubStoreError {
     Busy(String),
     #[error("a record could not be written")]
     Record(#[source] healsync_records::RecordError),
+    /// The domain's rule refuses the write (a slot already taken, an inactive doctor,
+    /// a step the appointment lifecycle does not allow).
+    #[error(transparent)]
+    Rule(#[from] healsync_domain::DomainError),
     #[error("there is no document {0}")]
     UnknownDocument(Uuid),
     #[error("the database holds a damaged row: {0}")]

@@ -1,19 +1,16 @@
 //! Reads for central admins: sites and nodes with their sync state, records across
-//! sites from the generic JSON projection, appointments, schedules, conflicts; and the
-//! writes an admin makes at the hub (users, settling a conflict, booking into a site's
-//! schedule). Every write here is a hub change that reaches the nodes by sync.
+//! sites (typed, or from the generic JSON projection), appointments, schedules,
+//! conflicts. The writes an admin makes are in `central`.
 
 use chrono::{DateTime, Utc};
-use healsync_domain::notification::appointment_notices;
-use healsync_domain::{Appointment, AppointmentStatus, Leave, Schedule, User};
-use healsync_records::{AnyRecord, resolve_field};
+use healsync_domain::{Appointment, Leave, Schedule, User};
+use healsync_records::AnyRecord;
 use serde_json::Value as Json;
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::materialize::{CrossSiteConflict, DocumentChanged, changed, lock_meta};
-use crate::scope::{GrantReason, grant};
-use crate::writes::{HUB_ONLY, write_at_hub, write_record_at_hub};
+use crate::materialize::CrossSiteConflict;
+use crate::writes::HUB_ONLY;
 use crate::{HubStore, HubStoreError, db, to_u64};
 
 /// A site with its nodes' sync state and open conflicts.
@@ -81,6 +78,24 @@ pub struct DocumentFilter {
     pub element: Option<(String, String)>,
     pub limit: i64,
     pub offset: i64,
+    /// Only documents these sites hold (own, or were granted); `None`: every site.
+    pub visible_to: Option<Vec<String>>,
+}
+
+/// A record read whole from its document, with the site that owns it.
+#[derive(Debug, Clone)]
+pub struct Typed {
+    pub site: String,
+    pub record: AnyRecord,
+}
+
+/// The SQL condition "the sites in `$n` hold document `d`" (they own it or were
+/// granted it), true when `$n` is NULL.
+fn held_by(n: u8) -> String {
+    format!(
+        "(${n}::text[] IS NULL OR d.site = ANY(${n}) OR EXISTS
+          (SELECT 1 FROM grants g WHERE g.doc_id = d.doc_id AND g.site = ANY(${n})))"
+    )
 }
 
 fn document_row(r: sqlx::postgres::PgRow) -> Result<DocumentRow, sqlx::Error> {
@@ -108,7 +123,55 @@ pub(crate) fn cross_site_conflict(
     })
 }
 
-fn read_typed<T>(
+/// `%`, `_` and the escape character itself, escaped for `LIKE ... ESCAPE '\'`.
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// Which appointments [`HubStore::appointments`] lists.
+#[derive(Debug, Clone, Copy)]
+pub struct AppointmentQuery<'a> {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub doctors: Option<&'a [Uuid]>,
+    pub patient: Option<Uuid>,
+    /// One site, as asked for.
+    pub site: Option<&'a str>,
+    /// The sites the asker may see; `None`: every site.
+    pub sites: Option<&'a [String]>,
+    /// At most this many (and never more than 2000).
+    pub limit: i64,
+}
+
+fn appointment_rows(rows: Vec<sqlx::postgres::PgRow>) -> Result<Vec<Appointment>, HubStoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let bytes: Vec<u8> = r.try_get("bytes").map_err(db("read an appointment"))?;
+        if let Some(a) = read_typed(&bytes, |r| match r {
+            AnyRecord::Appointment(a) => Some(a),
+            _ => None,
+        })? {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
+fn typed_rows(rows: Vec<sqlx::postgres::PgRow>) -> Result<Vec<Typed>, HubStoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let site: String = r.try_get("site").map_err(db("read a record"))?;
+        let bytes: Vec<u8> = r.try_get("bytes").map_err(db("read a record"))?;
+        if let Some(record) = read_typed(&bytes, Some)? {
+            out.push(Typed { site, record });
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn read_typed<T>(
     bytes: &[u8],
     pick: impl Fn(AnyRecord) -> Option<T>,
 ) -> Result<Option<T>, HubStoreError> {
@@ -203,46 +266,103 @@ impl HubStore {
 
     /// Documents of one kind across sites, newest first.
     pub async fn documents(&self, f: &DocumentFilter) -> Result<Vec<DocumentRow>, HubStoreError> {
+        self.filtered(f, "doc_id, kind, site, heads, record")
+            .await?
+            .into_iter()
+            .map(document_row)
+            .collect::<Result<_, _>>()
+            .map_err(db("read a document"))
+    }
+
+    /// [`HubStore::documents`], read whole as typed records (documents that do not
+    /// read as a record of their kind are left out).
+    pub async fn typed(&self, f: &DocumentFilter) -> Result<Vec<Typed>, HubStoreError> {
+        let rows = self.filtered(f, "site, bytes").await?;
+        typed_rows(rows)
+    }
+
+    /// Records by id, typed, with their sites (for loaders: one query for a page's
+    /// patients or doctors). Ids that are not stored are absent.
+    pub async fn typed_by_ids(&self, ids: &[Uuid]) -> Result<Vec<Typed>, HubStoreError> {
+        let rows = sqlx::query("SELECT site, bytes FROM documents WHERE doc_id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("read records"))?;
+        typed_rows(rows)
+    }
+
+    async fn filtered(
+        &self,
+        f: &DocumentFilter,
+        columns: &str,
+    ) -> Result<Vec<sqlx::postgres::PgRow>, HubStoreError> {
         // The element as it appears, quoted, inside the list's JSON text; LIKE's own
         // wildcards escaped.
         let (list_field, element) = match &f.element {
             Some((field, value)) => {
                 let quoted = serde_json::to_string(&value.trim().to_lowercase())
                     .map_err(|e| HubStoreError::Corrupt(e.to_string()))?;
-                let escaped = quoted
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_");
-                (Some(field.clone()), Some(format!("%{escaped}%")))
+                (
+                    Some(field.clone()),
+                    Some(format!("%{}%", like_escape(&quoted))),
+                )
             }
             None => (None, None),
         };
         let search = f
             .search
             .as_deref()
-            .map(|s| format!("%{}%", s.trim().to_lowercase()));
-        sqlx::query(
-            "SELECT doc_id, kind, site, heads, record FROM documents d
+            .map(|s| format!("%{}%", like_escape(&s.trim().to_lowercase())));
+        let sql = format!(
+            "SELECT {columns} FROM documents d
              WHERE kind = $1 AND ($2::text IS NULL OR site = $2)
-               AND ($3::text IS NULL OR lower(record->>'name') LIKE $3
-                    OR lower(record->>'mrn') LIKE $3 OR lower(record->>'email') LIKE $3)
+               AND ($3::text IS NULL OR lower(record->>'name') LIKE $3 ESCAPE '\\'
+                    OR lower(record->>'mrn') LIKE $3 ESCAPE '\\'
+                    OR lower(record->>'email') LIKE $3 ESCAPE '\\')
                AND ($4::text IS NULL OR lower(d.record->>$4) LIKE $5 ESCAPE '\\')
+               AND {}
              ORDER BY doc_id DESC LIMIT $6 OFFSET $7",
+            held_by(8)
+        );
+        // Built from this function's constants only (`columns` is one of two literals).
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&f.kind)
+            .bind(&f.site)
+            .bind(&search)
+            .bind(&list_field)
+            .bind(&element)
+            .bind(f.limit.clamp(1, 500))
+            .bind(f.offset.max(0))
+            .bind(&f.visible_to)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("list documents"))
+    }
+
+    /// The newest notifications for one audience (a patient's or a doctor's, or a
+    /// site's administrators'), at the sites given or at every site.
+    pub async fn notifications(
+        &self,
+        audience: healsync_domain::Audience,
+        sites: Option<&[String]>,
+        limit: i64,
+    ) -> Result<Vec<Typed>, HubStoreError> {
+        let (kind, id) = audience.parts();
+        let rows = sqlx::query(
+            "SELECT site, bytes FROM documents d
+             WHERE kind = 'notification' AND record->>'audienceKind' = $1
+               AND record->>'audienceId' = $2 AND ($3::text[] IS NULL OR d.site = ANY($3))
+             ORDER BY record->>'createdAt' DESC, doc_id DESC LIMIT $4",
         )
-        .bind(&f.kind)
-        .bind(&f.site)
-        .bind(&search)
-        .bind(&list_field)
-        .bind(&element)
-        .bind(f.limit.clamp(1, 500))
-        .bind(f.offset.max(0))
+        .bind(kind)
+        .bind(id.to_string())
+        .bind(sites)
+        .bind(limit.clamp(1, 500))
         .fetch_all(&self.pool)
         .await
-        .map_err(db("list documents"))?
-        .into_iter()
-        .map(document_row)
-        .collect::<Result<_, _>>()
-        .map_err(db("read a document"))
+        .map_err(db("list notifications"))?;
+        typed_rows(rows)
     }
 
     pub async fn document(&self, id: Uuid) -> Result<Option<DocumentRow>, HubStoreError> {
@@ -268,41 +388,55 @@ impl HubStore {
             .map_err(db("read heads"))
     }
 
-    /// Appointments across sites in `[from, to)`, by start time.
+    /// Appointments across sites in `[from, to)`, by start time (at most 2000).
     pub async fn appointments(
         &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        doctor: Option<Uuid>,
-        patient: Option<Uuid>,
-        site: Option<&str>,
+        q: &AppointmentQuery<'_>,
     ) -> Result<Vec<Appointment>, HubStoreError> {
         let rows = sqlx::query(
             "SELECT d.bytes FROM appointments a JOIN documents d USING (doc_id)
              WHERE a.start_at < $2 AND a.end_at > $1
-               AND ($3::uuid IS NULL OR a.doctor_id = $3) AND ($4::uuid IS NULL OR a.patient_id = $4)
-               AND ($5::text IS NULL OR a.site = $5)
-             ORDER BY a.start_at LIMIT 2000",
+               AND ($3::uuid[] IS NULL OR a.doctor_id = ANY($3))
+               AND ($4::uuid IS NULL OR a.patient_id = $4)
+               AND ($5::text IS NULL OR a.site = $5) AND ($6::text[] IS NULL OR a.site = ANY($6))
+             ORDER BY a.start_at LIMIT $7",
         )
-        .bind(from)
-        .bind(to)
-        .bind(doctor)
-        .bind(patient)
-        .bind(site)
+        .bind(q.from)
+        .bind(q.to)
+        .bind(q.doctors)
+        .bind(q.patient)
+        .bind(q.site)
+        .bind(q.sites)
+        .bind(q.limit.clamp(1, 2000))
         .fetch_all(&self.pool)
         .await
         .map_err(db("list appointments"))?;
-        let mut out = Vec::new();
-        for r in rows {
-            let bytes: Vec<u8> = r.try_get("bytes").map_err(db("read an appointment"))?;
-            if let Some(a) = read_typed(&bytes, |r| match r {
-                AnyRecord::Appointment(a) => Some(a),
-                _ => None,
-            })? {
-                out.push(a);
-            }
-        }
-        Ok(out)
+        appointment_rows(rows)
+    }
+
+    /// The latest `per_patient` appointments of each patient, at the sites given (or
+    /// every site), oldest first: one query for a page of patients.
+    pub async fn appointments_of_patients(
+        &self,
+        patients: &[Uuid],
+        sites: Option<&[String]>,
+        per_patient: i64,
+    ) -> Result<Vec<Appointment>, HubStoreError> {
+        let rows = sqlx::query(
+            "SELECT d.bytes FROM (
+                 SELECT doc_id, start_at, row_number() OVER
+                     (PARTITION BY patient_id ORDER BY start_at DESC) AS n
+                 FROM appointments
+                 WHERE patient_id = ANY($1) AND ($2::text[] IS NULL OR site = ANY($2))
+             ) a JOIN documents d USING (doc_id) WHERE a.n <= $3 ORDER BY a.start_at",
+        )
+        .bind(patients)
+        .bind(sites)
+        .bind(per_patient)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list patients' appointments"))?;
+        appointment_rows(rows)
     }
 
     /// A doctor's schedules and leave at every site.
@@ -410,145 +544,5 @@ impl HubStore {
             }
         }
         Ok(out)
-    }
-
-    /// Adds an account. With a site, the account belongs to that site and replicates
-    /// to its nodes; without, it stays at the hub (a central admin).
-    pub async fn add_user(&self, user: &User, site: Option<&str>) -> Result<(), HubStoreError> {
-        let mut tx = self.pool.begin().await.map_err(db("begin adding a user"))?;
-        let (_, actor) = lock_meta(&mut tx).await?;
-        let taken: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM documents WHERE kind = 'user' AND record->>'username' = $1)",
-        )
-        .bind(&user.username)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db("check a user name"))?;
-        if taken {
-            return Err(HubStoreError::UserExists(user.username.clone()));
-        }
-        if let Some(code) = site {
-            self.require_site(&mut tx, code).await?;
-        }
-        write_record_at_hub(&mut tx, &actor, site.unwrap_or(HUB_ONLY), false, user).await?;
-        tx.commit().await.map_err(db("commit a user"))?;
-        Ok(())
-    }
-
-    async fn require_site(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-        code: &str,
-    ) -> Result<(), HubStoreError> {
-        if crate::site_exists(tx, code).await? {
-            Ok(())
-        } else {
-            Err(HubStoreError::UnknownSite(code.to_string()))
-        }
-    }
-
-    /// Settles a conflicting field at the hub with one of its values or an edited
-    /// text. `Ok(None)` when there is no such document or value.
-    pub async fn resolve_conflict(
-        &self,
-        doc_id: Uuid,
-        field: &str,
-        value: &str,
-    ) -> Result<Option<DocumentChanged>, HubStoreError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(db("begin settling a conflict"))?;
-        let (_, actor) = lock_meta(&mut tx).await?;
-        let exists: Option<String> =
-            sqlx::query_scalar("SELECT site FROM documents WHERE doc_id = $1")
-                .bind(doc_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db("look up a document"))?;
-        let Some(site) = exists else { return Ok(None) };
-        let (field, value) = (field.to_string(), value.to_string());
-        let merged = write_at_hub(&mut tx, &actor, doc_id, &site, true, move |doc| {
-            resolve_field(doc, &field, &value)
-        })
-        .await?;
-        tx.commit().await.map_err(db("commit a settled conflict"))?;
-        Ok(merged.map(|m| changed(doc_id, &site, &m)))
-    }
-
-    /// Books into a site's schedule from the hub: the appointment belongs to that site
-    /// and reaches its node by sync. The caller checked the slot against the doctor's
-    /// schedule; here the doctor and the patient must be free at every site as far as
-    /// the hub knows. Writes at the hub are serialised by the `hub_meta` lock, so two
-    /// hub bookings cannot both take one time; a booking a site made offline for the
-    /// same time is found as a collision when its changes are folded in.
-    ///
-    /// A patient registered at another site is granted to the booking's site, so the
-    /// site's node receives the patient with its history.
-    pub async fn book(&self, appt: &Appointment) -> Result<DocumentChanged, HubStoreError> {
-        let mut tx = self.pool.begin().await.map_err(db("begin a booking"))?;
-        let (_, actor) = lock_meta(&mut tx).await?;
-        self.require_site(&mut tx, &appt.site).await?;
-        let holds: Vec<String> = AppointmentStatus::ALL
-            .into_iter()
-            .filter(|s| s.holds_time())
-            .map(|s| s.as_str().to_string())
-            .collect();
-        let busy: Option<String> = sqlx::query_scalar(
-            "SELECT CASE WHEN doctor_id = $1 THEN 'doctor' ELSE 'patient' END FROM appointments
-             WHERE (doctor_id = $1 OR patient_id = $2) AND start_at < $4 AND end_at > $3
-               AND status = ANY($5) LIMIT 1",
-        )
-        .bind(appt.doctor_id.0)
-        .bind(appt.patient_id.0)
-        .bind(appt.start)
-        .bind(appt.end)
-        .bind(&holds)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db("check the doctor and the patient are free"))?;
-        if let Some(who) = busy {
-            return Err(HubStoreError::Busy(format!(
-                "the {who} is already booked at that time"
-            )));
-        }
-        // The patient reaches the site before its appointment does: the grant's block
-        // lies below the appointment's changes in the log.
-        grant(&mut tx, appt.patient_id.0, &appt.site, GrantReason::Booking).await?;
-        let merged = write_record_at_hub(&mut tx, &actor, &appt.site, false, appt)
-            .await?
-            .ok_or_else(|| HubStoreError::Corrupt("a new booking wrote nothing".into()))?;
-        // The patient and the doctor are told, at the site, as a clinic's booking would.
-        let mut people = (None, None);
-        for row in sqlx::query("SELECT bytes FROM documents WHERE doc_id = ANY($1)")
-            .bind(vec![appt.patient_id.0, appt.doctor_id.0])
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db("load the patient and the doctor"))?
-        {
-            let bytes: Vec<u8> = row.try_get("bytes").map_err(db("read a document"))?;
-            match read_typed(&bytes, Some)? {
-                Some(AnyRecord::Patient(p)) => people.0 = Some(p),
-                Some(AnyRecord::Doctor(d)) => people.1 = Some(d),
-                _ => {}
-            }
-        }
-        if let (Some(patient), Some(doctor)) = people {
-            let ids = [Uuid::now_v7().into(), Uuid::now_v7().into()];
-            let notices = appointment_notices(
-                "APPOINTMENT_BOOKED",
-                appt,
-                &patient,
-                &doctor,
-                Utc::now(),
-                ids,
-            );
-            for notice in &notices {
-                write_record_at_hub(&mut tx, &actor, &appt.site, false, notice).await?;
-            }
-        }
-        tx.commit().await.map_err(db("commit a booking"))?;
-        Ok(changed(appt.id.0, &appt.site, &merged))
     }
 }

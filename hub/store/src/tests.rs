@@ -441,7 +441,10 @@ async fn every_replica_hears_what_another_committed_and_nothing_rolled_back() {
         doctor_id: None,
         active: true,
     };
-    writer.add_user(&user, None).await.expect("add a user");
+    writer
+        .add_user(&user, None, None)
+        .await
+        .expect("add a user");
     let heard = tokio::time::timeout(std::time::Duration::from_secs(10), feed.next())
         .await
         .expect("an announcement within 10 s")

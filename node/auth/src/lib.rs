@@ -95,6 +95,10 @@ pub struct Claims {
     pub patient_id: Option<PatientId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub doctor_id: Option<DoctorId>,
+    /// At the hub, the sites an administrator is limited to; absent: every site. (A
+    /// node's sessions never carry it.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sites: Option<Vec<String>>,
     pub iss: String,
     pub iat: i64,
     pub exp: i64,
@@ -157,7 +161,19 @@ impl SessionKeys {
         user: &healsync_domain::User,
         now: i64,
     ) -> Result<(String, Claims), AuthError> {
+        self.issue_for_sites(user, None, now)
+    }
+
+    /// [`SessionKeys::issue`] for a hub administrator limited to `sites` (`None`: every
+    /// site).
+    pub fn issue_for_sites(
+        &self,
+        user: &healsync_domain::User,
+        sites: Option<Vec<String>>,
+        now: i64,
+    ) -> Result<(String, Claims), AuthError> {
         let claims = Claims {
+            sites,
             sub: user.id,
             username: user.username.clone(),
             role: user.role,

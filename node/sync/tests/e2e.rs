@@ -456,20 +456,18 @@ async fn two_offline_clinics_converge_through_the_hub() {
     // The hub books 11:00 into Mombasa's schedule while Mombasa, offline, books the
     // same slot for someone else: the site could not see it, the hub does.
     let eleven = ten + chrono::Duration::hours(1);
-    let at_hub = healsync_domain::Appointment {
-        id: Uuid::now_v7().into(),
+    let at_hub = healsync_domain::booking::BookingRequest {
         patient_id: amina.id,
         doctor_id: doctor.id,
         site: "MSA".into(),
         start: eleven,
-        end: eleven + chrono::Duration::minutes(20),
-        status: healsync_domain::AppointmentStatus::Booked,
         reason: Some("Booked centrally".into()),
         notes: None,
-        created_at: chrono::Utc::now(),
-        updated_at: chrono::Utc::now(),
     };
-    hub_store.book(&at_hub).await.expect("booked at the hub");
+    hub_store
+        .book(at_hub.clone())
+        .await
+        .expect("booked at the hub");
     let offline = appointments::book(
         &msa.node,
         &admin(),
@@ -516,15 +514,15 @@ async fn two_offline_clinics_converge_through_the_hub() {
     // The hub books a Mombasa patient into Nairobi's schedule: Nairobi receives the
     // patient (before the appointment that needs it) and may then edit the record.
     let twelve_to = eleven + chrono::Duration::minutes(40);
-    let visiting = healsync_domain::Appointment {
-        id: Uuid::now_v7().into(),
-        patient_id: msa_patient.id,
-        site: "NBO".into(),
-        start: twelve_to,
-        end: twelve_to + chrono::Duration::minutes(20),
-        ..at_hub
-    };
-    hub_store.book(&visiting).await.expect("booked at the hub");
+    let (visiting, _) = hub_store
+        .book(healsync_domain::booking::BookingRequest {
+            patient_id: msa_patient.id,
+            site: "NBO".into(),
+            start: twelve_to,
+            ..at_hub
+        })
+        .await
+        .expect("booked at the hub");
     let s = sync(&nbo, hub_addr).await;
     assert!(s.downloaded >= 2, "{s:?}");
     let booked = nbo

@@ -50,6 +50,11 @@ impl AppointmentStatus {
             .ok_or_else(|| DomainError::invalid("status", format!("unknown status {s:?}")))
     }
 
+    /// The notice a change to this status sends the patient and the doctor, if any.
+    pub fn notice_for(to: AppointmentStatus) -> Option<&'static str> {
+        (to == AppointmentStatus::Cancelled).then_some("APPOINTMENT_CANCELLED")
+    }
+
     /// Whether an appointment in this status keeps its slot (and its patient's time).
     pub fn holds_time(self) -> bool {
         matches!(
@@ -140,6 +145,21 @@ pub struct Appointment {
 
 impl Appointment {
     /// Moving to another slot is only for appointments that have not started.
+    /// Moves the appointment to `to` by the lifecycle rule, stamping `now`. `Ok(false)`
+    /// (and nothing changed) when it already has that status.
+    pub fn change_status(
+        &mut self,
+        to: AppointmentStatus,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DomainError> {
+        if !self.status.transition(to)? {
+            return Ok(false);
+        }
+        self.status = to;
+        self.updated_at = now;
+        Ok(true)
+    }
+
     pub fn check_reschedulable(&self) -> Result<(), DomainError> {
         if self.status == AppointmentStatus::Booked {
             Ok(())

@@ -10,6 +10,7 @@
 
 pub mod appointment;
 pub mod billing;
+pub mod booking;
 pub mod care;
 pub mod clinical;
 pub mod doctor;

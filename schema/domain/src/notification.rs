@@ -25,6 +25,20 @@ impl Audience {
         }
     }
 
+    /// Whose notifications an account reads: a patient's or a doctor's login theirs,
+    /// an administrator the site's notices to its administrators. (The same answer on
+    /// a node and at the hub.)
+    pub fn of_account(
+        role: crate::Role,
+        patient: Option<PatientId>,
+        doctor: Option<DoctorId>,
+    ) -> Option<Audience> {
+        patient
+            .map(Audience::Patient)
+            .or(doctor.map(Audience::Doctor))
+            .or((role == crate::Role::Admin).then_some(Audience::Admins))
+    }
+
     /// The audience stored as `kind` and `id`, if `kind` is one.
     pub fn from_parts(kind: &str, id: uuid::Uuid) -> Option<Audience> {
         match kind {

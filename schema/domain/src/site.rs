@@ -35,7 +35,17 @@ impl SiteCode {
     pub fn mrn(&self, seq: u64) -> String {
         format!("{}-{seq:06}", self.0)
     }
+
+    /// A medical record number minted at the hub for this site: from 900000000001
+    /// on, a range no node's counter reaches, so the hub and the site's nodes never
+    /// mint the same number offline.
+    pub fn hub_mrn(&self, seq: u64) -> String {
+        self.mrn(HUB_MRN_BASE + seq)
+    }
 }
+
+/// Where the hub's medical record numbers start (see [`SiteCode::hub_mrn`]).
+pub const HUB_MRN_BASE: u64 = 900_000_000_000;
 
 impl fmt::Display for SiteCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,8 +1,9 @@
 //! Test support for HealSync: a GraphQL-over-HTTP client, a `graphql-transport-ws`
 //! client built on tokio-tungstenite, and control of real `healsync-node` processes
-//! (start on a free port, SIGKILL, SIGTERM). Used by the integration tests and the
-//! benchmarks; never by the product.
+//! (start on a free port, SIGKILL, SIGTERM), and the seed's schema to check servers
+//! against. Used by the integration tests and the benchmarks; never by the product.
 
+pub mod contract;
 pub mod flaky;
 pub mod seed;
 

@@ -261,8 +261,8 @@ impl CoreMutation {
             patient_id: self::id(&input.patient_id)?,
             doctor_id: self::id(&input.doctor_id)?,
             start: parse_instant("scheduledAt", &input.scheduled_at)?,
-            reason: opt_text("reason", input.reason, 500)?,
-            notes: opt_text("notes", input.notes, 2000)?,
+            reason: input.reason,
+            notes: input.notes,
         };
         Ok(AppointmentObj(
             appointments::book(node(ctx)?, s, parsed).await?,

@@ -148,11 +148,7 @@ impl SubscriptionRoot {
                 .read(move |c| queries::user(c, uid))
                 .await?
                 .ok_or_else(|| ApiError::not_found("user"))?;
-            crate::service::notifications::audience_of_account(
-                user.role,
-                user.patient_id,
-                user.doctor_id,
-            )
+            Audience::of_account(user.role, user.patient_id, user.doctor_id)
         } else {
             return Err(
                 ApiError::Forbidden("you may only watch your own notifications".into()).into(),

@@ -1,13 +1,17 @@
 //! Booking, the appointment lifecycle, rescheduling, and which slots are still free.
 //!
 //! Every check ("is this a slot of the doctor's schedule here", "is it free", "is the
-//! patient free then") runs inside the same write transaction as the booking, and the
-//! store serialises writes: two requests for one slot can never both succeed.
+//! patient free then") is the domain's booking rule (`healsync_domain::booking`, the
+//! hub calls the same one), run inside the same write transaction as the booking on
+//! the facts that transaction read; the store serialises writes: two requests for one
+//! slot can never both succeed.
 
 use chrono::{DateTime, Duration, Utc};
+use healsync_domain::booking::{self, BookingRequest, Busy, Calendar};
 use healsync_domain::schedule::MAX_RANGE_DAYS;
 use healsync_domain::{
-    Appointment, AppointmentId, AppointmentStatus, DoctorId, DomainError, PatientId, Role, Slot,
+    Appointment, AppointmentId, AppointmentStatus, DoctorId, DomainError, Leave, PatientId, Role,
+    Schedule, Slot,
 };
 use healsync_store::queries::{self, Who};
 use healsync_store::{Connection, StoreError, WriteTx};
@@ -39,54 +43,49 @@ fn check_booker(session: &Session, patient: PatientId, doctor: DoctorId) -> Resu
     }
 }
 
-/// The slot of this site's schedule for the doctor that starts at `start`, if it is free
-/// for the doctor and the patient.
-fn free_slot(
-    tx: &WriteTx<'_>,
-    doctor_id: DoctorId,
-    patient_id: PatientId,
-    start: DateTime<Utc>,
-    moving: Option<AppointmentId>,
-) -> Result<Slot, ApiError> {
-    let site = tx.site().to_string();
-    let schedule = queries::schedules_of(tx.conn(), doctor_id)?
-        .into_iter()
-        .find(|s| s.site == site && s.active)
-        .ok_or_else(|| {
-            ApiError::BadInput("this doctor has no active schedule at this site".into())
-        })?;
-    let leaves = queries::leaves_of(
-        tx.conn(),
-        doctor_id,
-        start - Duration::days(1),
-        start + Duration::days(1),
-    )?;
-    let slot = schedule.slot_at(&leaves, start)?;
-    if !queries::holding_overlaps(
-        tx.conn(),
-        Who::Doctor(doctor_id),
-        slot.start,
-        slot.end,
-        moving,
-    )?
-    .is_empty()
-    {
-        return Err(ApiError::Conflict("this slot is already booked".into()));
+/// What the booking rule needs to know, read inside the write transaction: the
+/// doctor's schedule at this site, their leave and what the doctor and the patient hold
+/// around `start`.
+struct Facts {
+    schedule: Option<Schedule>,
+    leaves: Vec<Leave>,
+    busy: Vec<Busy>,
+}
+
+impl Facts {
+    fn read(
+        tx: &WriteTx<'_>,
+        doctor: DoctorId,
+        patient: PatientId,
+        start: DateTime<Utc>,
+        moving: Option<AppointmentId>,
+    ) -> Result<Facts, ApiError> {
+        let site = tx.site().to_string();
+        let schedule = queries::schedules_of(tx.conn(), doctor)?
+            .into_iter()
+            .find(|s| s.site == site && s.active);
+        let (from, to) = (start - Duration::days(1), start + Duration::days(1));
+        let leaves = queries::leaves_of(tx.conn(), doctor, from, to)?;
+        let mut busy = Vec::new();
+        for who in [Who::Doctor(doctor), Who::Patient(patient)] {
+            for a in queries::holding_overlaps(tx.conn(), who, from, to, moving)? {
+                busy.extend(Busy::of(&a, doctor, patient, moving));
+            }
+        }
+        Ok(Facts {
+            schedule,
+            leaves,
+            busy,
+        })
     }
-    if !queries::holding_overlaps(
-        tx.conn(),
-        Who::Patient(patient_id),
-        slot.start,
-        slot.end,
-        moving,
-    )?
-    .is_empty()
-    {
-        return Err(ApiError::Conflict(
-            "the patient already has an appointment at that time".into(),
-        ));
+
+    fn calendar(&self) -> Calendar<'_> {
+        Calendar {
+            schedule: self.schedule.as_ref(),
+            leaves: &self.leaves,
+            busy: &self.busy,
+        }
     }
-    Ok(slot)
 }
 
 pub async fn book(
@@ -111,29 +110,23 @@ pub async fn book(
         }
         let doctor = load_doctor(tx, input.doctor_id)?;
         let patient = load_patient(tx, input.patient_id)?;
-        if !doctor.active {
-            return Err(ApiError::BadInput("this doctor is not active".into()));
-        }
-        if !patient.active {
-            return Err(ApiError::BadInput(
-                "this patient record is deactivated".into(),
-            ));
-        }
-        let slot = free_slot(tx, doctor.id, patient.id, input.start, None)?;
-        let now = tx.now();
-        let appointment = Appointment {
-            id: new_id(),
-            patient_id: patient.id,
-            doctor_id: doctor.id,
+        let facts = Facts::read(tx, doctor.id, patient.id, input.start, None)?;
+        let request = BookingRequest {
+            patient_id: input.patient_id,
+            doctor_id: input.doctor_id,
             site: tx.site().to_string(),
-            start: slot.start,
-            end: slot.end,
-            status: AppointmentStatus::Booked,
+            start: input.start,
             reason: input.reason,
             notes: input.notes,
-            created_at: now,
-            updated_at: now,
         };
+        let appointment = booking::book(
+            request,
+            &doctor,
+            &patient,
+            facts.calendar(),
+            new_id(),
+            tx.now(),
+        )?;
         tx.put(&appointment)?;
         notify_appointment(tx, "APPOINTMENT_BOOKED", &appointment, &patient, &doctor)?;
         Ok(appointment)
@@ -167,16 +160,14 @@ pub async fn set_status(
     node.write(move |tx| {
         let mut a = load_appointment(tx, id)?;
         check_status_change(&session, &a, to)?;
-        if !a.status.transition(to)? {
+        if !a.change_status(to, tx.now())? {
             return Ok(a);
         }
-        a.status = to;
-        a.updated_at = tx.now();
         tx.put(&a)?;
-        if to == AppointmentStatus::Cancelled {
+        if let Some(kind) = AppointmentStatus::notice_for(to) {
             let patient = load_patient(tx, a.patient_id)?;
             let doctor = load_doctor(tx, a.doctor_id)?;
-            notify_appointment(tx, "APPOINTMENT_CANCELLED", &a, &patient, &doctor)?;
+            notify_appointment(tx, kind, &a, &patient, &doctor)?;
         }
         Ok(a)
     })
@@ -206,7 +197,8 @@ pub async fn reschedule(
         if a.start == start {
             return Ok(a);
         }
-        let slot = free_slot(tx, a.doctor_id, a.patient_id, start, Some(a.id))?;
+        let facts = Facts::read(tx, a.doctor_id, a.patient_id, start, Some(a.id))?;
+        let slot = booking::free_slot(facts.calendar(), start)?;
         a.start = slot.start;
         a.end = slot.end;
         a.updated_at = tx.now();

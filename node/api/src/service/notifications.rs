@@ -26,19 +26,7 @@ pub fn notify_appointment(
 /// The audience a session reads notifications as: its patient or doctor record, and
 /// for an ADMIN with neither, the site's administrators.
 pub fn audience_of(session: &Session) -> Option<Audience> {
-    audience_of_account(session.role, session.patient_id, session.doctor_id)
-}
-
-/// [`audience_of`] for any account.
-pub fn audience_of_account(
-    role: healsync_domain::Role,
-    patient: Option<healsync_domain::PatientId>,
-    doctor: Option<healsync_domain::DoctorId>,
-) -> Option<Audience> {
-    patient
-        .map(Audience::Patient)
-        .or(doctor.map(Audience::Doctor))
-        .or((role == healsync_domain::Role::Admin).then_some(Audience::Admins))
+    Audience::of_account(session.role, session.patient_id, session.doctor_id)
 }
 
 pub async fn mark_read(
