@@ -46,6 +46,28 @@ fn id(v: &Value) -> String {
     v["id"].as_str().unwrap_or_default().to_string()
 }
 
+/// A central admin limited to `site`, logged in.
+async fn limited_admin(w: &World, name: &str, site: &str) -> Result<Gql> {
+    let args = [
+        "users",
+        "add",
+        name,
+        "--role",
+        "ADMIN",
+        "--sites",
+        site,
+        "--database-url",
+    ];
+    let mut args: Vec<&str> = args.to_vec();
+    args.push(&w.hub.db.url);
+    command(&w.hub.bin, &args, Some("long-enough-password\n")).await?;
+    w.hub
+        .process
+        .gql()
+        .login(name, "long-enough-password")
+        .await
+}
+
 /// Waits until the hub holds the record `query` finds (its answer not NOT_FOUND).
 async fn at_hub(central: &Gql, query: &str, vars: Value) -> Result<Value> {
     eventually(query, || {
@@ -475,28 +497,7 @@ async fn a_booking_at_the_hub_obeys_the_nodes_rules() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_limited_to_a_site_sees_only_that_site() -> Result<()> {
     let w = world("hubscope").await?;
-    command(
-        &w.hub.bin,
-        &[
-            "users",
-            "add",
-            "nbo-admin",
-            "--role",
-            "ADMIN",
-            "--sites",
-            "nbo",
-            "--database-url",
-            &w.hub.db.url,
-        ],
-        Some("long-enough-password\n"),
-    )
-    .await?;
-    let limited = w
-        .hub
-        .process
-        .gql()
-        .login("nbo-admin", "long-enough-password")
-        .await?;
+    let limited = limited_admin(&w, "nbo-admin", "nbo").await?;
     let amina = w.nbo.patient("Amina Njeri").await?;
     let baraka = w.msa.patient("Baraka Otieno").await?;
     at_hub(
@@ -606,5 +607,207 @@ async fn an_admin_limited_to_a_site_sees_only_that_site() -> Result<()> {
         seen["data"]["appointmentUpdated"]["patient"]["name"],
         "Amina Njeri"
     );
+    Ok(())
+}
+
+const PRICE: &str = "mutation($i: PriceItemInput!) { setPriceItem(input: $i) { code } }";
+const ISSUE: &str =
+    "mutation($i: InvoiceInput!) { issueInvoice(input: $i) { id total { amount } } }";
+const PAY: &str = "mutation($i: PaymentInput!) { recordPayment(input: $i) { invoice { status } } }";
+const REVENUE: &str = "query($s: String) { revenue(from: \"2020-01-01T00:00:00Z\", to: \"2021-01-01T00:00:00Z\", site: $s) { site } }";
+
+/// Issues an invoice of `quantity` × `code` to `patient`; its id.
+async fn invoice(clinic: &Clinic, patient: &str, code: &str, quantity: u32) -> Result<String> {
+    let i = json!({ "i": { "patientId": patient, "currency": "KES", "lines": [{ "serviceCode": code, "quantity": quantity }] } });
+    Ok(id(&clinic.admin.ok(ISSUE, i).await?["issueInvoice"]))
+}
+
+async fn pay(clinic: &Clinic, invoice: &str, amount: &str, method: &str) -> Result<()> {
+    let p = json!({ "i": { "invoiceId": invoice, "amount": amount, "method": method } });
+    clinic.admin.ok(PAY, p).await?;
+    Ok(())
+}
+
+/// The revenue roll-up over every period, as `(site, payer) -> [invoiced, received,
+/// outstanding]` (the test's invoices may straddle a period's end).
+fn by_site_and_payer(rows: &Value) -> std::collections::BTreeMap<(String, String), [String; 3]> {
+    let mut out: std::collections::BTreeMap<(String, String), [f64; 3]> = Default::default();
+    for r in rows.as_array().into_iter().flatten() {
+        let key = (
+            r["site"].as_str().unwrap_or_default().to_string(),
+            r["payer"].as_str().unwrap_or_default().to_string(),
+        );
+        let cell = out.entry(key).or_default();
+        for (k, f) in ["invoiced", "received", "outstanding"].iter().enumerate() {
+            cell[k] += r[f]["amount"]
+                .as_str()
+                .and_then(|a| a.parse::<f64>().ok())
+                .unwrap_or(f64::NAN);
+        }
+    }
+    out.into_iter()
+        .map(|(k, v)| (k, v.map(|x| format!("{x:.2}"))))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billing_rolls_up_at_the_hub_by_site_period_and_payer() -> Result<()> {
+    let w = world("hubbill").await?;
+    for (clinic, code, price) in [(&w.nbo, "CONSULT", "1000"), (&w.msa, "VACC", "800")] {
+        clinic
+            .admin
+            .ok(
+                PRICE,
+                json!({ "i": { "code": code, "name": code, "unitPrice": price, "currency": "KES", "taxRate": "0" } }),
+            )
+            .await?;
+    }
+    let amina = id(&w.nbo.patient("Amina Njeri").await?);
+    let baraka = id(&w.msa.patient("Baraka Otieno").await?);
+    let visit = w.nbo.book_next(&amina).await?;
+
+    // Nairobi: 1000 of which AAR is claimed 500 (pays 300) and Amina pays 400; 2000
+    // voided; 1000 unpaid. Mombasa: 2400 paid by mobile money.
+    let a1 = invoice(&w.nbo, &amina, "CONSULT", 1).await?;
+    let cover = w
+        .nbo
+        .admin
+        .ok(
+            "mutation($p: ID!) { setCoverage(input: {patientId: $p, payer: \"AAR Insurance\", memberId: \"AAR-1\", validFrom: \"2020-01-01\"}) { id } }",
+            json!({ "p": amina }),
+        )
+        .await?;
+    w.nbo
+        .admin
+        .ok(
+            "mutation($inv: ID!, $c: ID!) { createClaim(invoiceId: $inv, coverageId: $c, amount: \"500\") { id } }",
+            json!({ "inv": a1, "c": id(&cover["setCoverage"]) }),
+        )
+        .await?;
+    pay(&w.nbo, &a1, "400", "CASH").await?;
+    pay(&w.nbo, &a1, "300", "INSURANCE").await?;
+    let a2 = invoice(&w.nbo, &amina, "CONSULT", 2).await?;
+    w.nbo
+        .admin
+        .ok(
+            "mutation($id: ID!) { voidInvoice(id: $id, reason: \"billed twice\") { status } }",
+            json!({ "id": a2 }),
+        )
+        .await?;
+    invoice(&w.nbo, &amina, "CONSULT", 1).await?;
+    let b1 = invoice(&w.msa, &baraka, "VACC", 3).await?;
+    pay(&w.msa, &b1, "2400", "MOBILE_MONEY").await?;
+
+    let now = chrono::Utc::now();
+    let range = json!({
+        "from": (now - chrono::Duration::days(40)).to_rfc3339(),
+        "to": (now + chrono::Duration::days(1)).to_rfc3339(),
+    });
+    let roll_up = "query($from: String!, $to: String!, $s: String) { revenue(from: $from, to: $to, period: MONTH, site: $s) { site period payer invoiced { amount currency } received { amount } outstanding { amount } } }";
+    let cell = |site: &str, payer: &str, v: [&str; 3]| {
+        ((site.to_string(), payer.to_string()), v.map(String::from))
+    };
+    let expected: std::collections::BTreeMap<_, _> = [
+        cell("MSA", "SELF_PAY", ["2400.00", "2400.00", "0.00"]),
+        cell("NBO", "AAR Insurance", ["500.00", "300.00", "200.00"]),
+        cell("NBO", "SELF_PAY", ["1500.00", "400.00", "1100.00"]),
+    ]
+    .into_iter()
+    .collect();
+    let mut vars = range.clone();
+    vars["s"] = Value::Null;
+    eventually("the roll-up of both sites' billing", || {
+        let vars = vars.clone();
+        let (central, expected) = (&w.central, &expected);
+        async move {
+            let d = central.ok(roll_up, vars).await?;
+            Ok((by_site_and_payer(&d["revenue"]) == *expected).then_some(()))
+        }
+    })
+    .await?;
+
+    // Claims by status and age; services by revenue; a doctor's utilisation.
+    let more = w
+        .central
+        .ok(
+            "query($from: String!, $to: String!, $d: ID!) { claimsByAge { site status age count amount { amount currency } }
+               topServices(from: $from, to: $to) { service quantity revenue { amount } }
+               doctorUtilisation(doctorId: $d, from: $from, to: $to) { site availableHours bookedHours utilisation } }",
+            json!({ "from": (now - chrono::Duration::days(30)).to_rfc3339(), "to": range["to"], "d": w.nbo.doctor_id }),
+        )
+        .await?;
+    assert_eq!(
+        more["claimsByAge"],
+        json!([{ "site": "NBO", "status": "DRAFT", "age": "0-30", "count": 1, "amount": { "amount": "500.00", "currency": "KES" } }])
+    );
+    assert_eq!(
+        more["topServices"],
+        json!([
+            { "service": "VACC", "quantity": 3, "revenue": { "amount": "2400.00" } },
+            { "service": "CONSULT", "quantity": 2, "revenue": { "amount": "2000.00" } },
+        ])
+    );
+    let u = &more["doctorUtilisation"];
+    assert_eq!(u.as_array().map(Vec::len), Some(1), "{u}");
+    assert_eq!(u[0]["site"], "NBO");
+    let (available, booked) = (
+        u[0]["availableHours"].as_f64().unwrap_or_default(),
+        u[0]["bookedHours"].as_f64().unwrap_or_default(),
+    );
+    // 31 days of 00:00-23:40 in 20-minute slots.
+    assert!(available > 23.0 * 30.0, "{u}");
+    assert!(
+        (booked - 1.0 / 3.0).abs() < 1e-9,
+        "Amina's 20 minutes: {u} ({visit})"
+    );
+
+    // An admin limited to Mombasa sees Mombasa's money only.
+    let limited = limited_admin(&w, "msa-finance", "MSA").await?;
+    let mine = limited.ok(roll_up, vars.clone()).await?;
+    assert_eq!(
+        by_site_and_payer(&mine["revenue"]),
+        [cell("MSA", "SELF_PAY", ["2400.00", "2400.00", "0.00"])]
+            .into_iter()
+            .collect()
+    );
+    let mut theirs = range.clone();
+    theirs["s"] = json!("NBO");
+    assert_eq!(
+        limited.query(roll_up, theirs).await?.code(),
+        Some("FORBIDDEN")
+    );
+    assert_eq!(
+        w.central
+            .query(
+                REVENUE.replace("2021-01-01", "2022-01-02").as_str(),
+                json!({})
+            )
+            .await?
+            .code(),
+        Some("BAD_USER_INPUT"),
+        "more than 370 days"
+    );
+
+    // The projections are rebuilt from the documents: emptied, and projected again by
+    // a hub replica starting on the same database.
+    let pool = sqlx::PgPool::connect(&w.hub.db.url).await?;
+    sqlx::query(
+        "TRUNCATE billing_invoices, billing_lines, billing_voids, billing_payments, billing_claims",
+    )
+    .execute(&pool)
+    .await?;
+    sqlx::query("UPDATE hub_meta SET billing_backfilled = FALSE")
+        .execute(&pool)
+        .await?;
+    pool.close().await;
+    let replica = healsync_test_support::HubProcess::start(
+        &w.hub.bin,
+        &w.hub.db.url,
+        w.hub.dir.path(),
+        "127.0.0.1:0",
+    )
+    .await?;
+    let again = replica.admin().await?.ok(roll_up, vars).await?;
+    assert_eq!(by_site_and_payer(&again["revenue"]), expected);
     Ok(())
 }

@@ -425,6 +425,13 @@ async fn serve(
     let ca =
         Arc::new(HubCa::load_or_create(&data_dir).context("load the hub's certificate authority")?);
     ensure_first_admin(&store).await?;
+    let backfilled = store
+        .backfill_billing()
+        .await
+        .context("project billing records folded before billing roll-ups existed")?;
+    if backfilled > 0 {
+        tracing::info!(records = backfilled, "projected earlier billing records");
+    }
     let keys =
         SessionKeys::load_or_create(&data_dir, "healsync-hub").context("load the session key")?;
     let wake = Arc::new(tokio::sync::Notify::new());

@@ -15,6 +15,9 @@ use healsync_records::{AnyRecord, FieldConflict, RecordError, conflicts::scalar_
 use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
+/// The kinds whose typed record [`derive`] keeps for the hub's billing projections.
+pub const BILLING_KINDS: &[&str] = &["invoice", "invoice_void", "payment", "claim"];
+
 /// Fields never copied into the hub's JSON projection (they stay in the document).
 pub const SECRET_FIELDS: &[&str] = &["passwordHash"];
 
@@ -45,6 +48,9 @@ pub struct Merged {
     pub conflicts: Vec<FieldConflict>,
     /// The booking, when the document is an appointment that reads as one.
     pub appointment: Option<Appointment>,
+    /// The record, when the document is of a [`BILLING_KINDS`] kind and reads as one
+    /// (for the hub's billing roll-ups).
+    pub billing: Option<AnyRecord>,
     /// False when some given change waits for a dependency the document lacks.
     pub complete: bool,
 }
@@ -207,6 +213,13 @@ pub fn derive(doc: &mut AutoCommit, complete: bool) -> Result<Merged, Projection
     } else {
         None
     };
+    // A billing document that does not (yet) read as its kind projects nothing until a
+    // later merge completes it.
+    let billing = if BILLING_KINDS.contains(&kind.as_str()) {
+        AnyRecord::read(doc).ok()
+    } else {
+        None
+    };
     Ok(Merged {
         bytes: doc.save(),
         heads,
@@ -214,6 +227,7 @@ pub fn derive(doc: &mut AutoCommit, complete: bool) -> Result<Merged, Projection
         record: Json::Object(record),
         conflicts,
         appointment,
+        billing,
         complete,
     })
 }

@@ -414,6 +414,28 @@ impl HubStore {
         appointment_rows(rows)
     }
 
+    /// One doctor's appointments at the sites given (or every site) in `[from, to)`.
+    pub async fn doctor_appointments(
+        &self,
+        doctor: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        sites: Option<&[String]>,
+        limit: i64,
+    ) -> Result<Vec<Appointment>, HubStoreError> {
+        let doctors = [doctor];
+        self.appointments(&AppointmentQuery {
+            from,
+            to,
+            doctors: Some(&doctors),
+            patient: None,
+            site: None,
+            sites,
+            limit,
+        })
+        .await
+    }
+
     /// The latest `per_patient` appointments of each patient, at the sites given (or
     /// every site), oldest first: one query for a page of patients.
     pub async fn appointments_of_patients(

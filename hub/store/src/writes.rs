@@ -56,8 +56,8 @@ pub(crate) async fn owners(
         .map_err(db("read document owners"))
 }
 
-/// Upserts documents (bytes, heads, JSON record) and refreshes their field conflicts
-/// and appointment rows.
+/// Upserts documents (bytes, heads, JSON record) and refreshes their field conflicts,
+/// appointment rows and billing facts.
 pub(crate) async fn store_documents(
     tx: &mut Transaction<'_, Postgres>,
     docs: &[(Uuid, String, Merged)],
@@ -119,6 +119,12 @@ pub(crate) async fn store_documents(
         .await
         .map_err(db("record conflicts"))?;
     }
+
+    let billing: Vec<&healsync_records::AnyRecord> = docs
+        .iter()
+        .filter_map(|(_, _, m)| m.billing.as_ref())
+        .collect();
+    crate::billing::store_billing(tx, &billing).await?;
 
     let appts: Vec<&healsync_domain::Appointment> = docs
         .iter()

@@ -9,6 +9,7 @@
 //! `query`, `mutation` and `subscription` hold the three roots, `types` the objects,
 //! `loaders` the batch loaders that keep nested fields to one query per field.
 
+mod billing;
 mod loaders;
 mod mutation;
 mod query;
@@ -23,7 +24,12 @@ use uuid::Uuid;
 
 pub use loaders::{Loaders, new_loaders};
 pub use mutation::MutationRoot;
-pub use query::QueryRoot;
+pub use query::CoreQuery;
+
+/// The query root: the node's types across sites, and the billing roll-ups.
+#[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct QueryRoot(CoreQuery, billing::BillingQuery);
 pub use subscription::SubscriptionRoot;
 
 use crate::{Hub, HubApiError};
@@ -48,6 +54,9 @@ pub const LIST_BOUNDS: &[(&str, &str, u64)] = &[
     ("Doctor", "sites", 200),
     ("Doctor", "appointments", 500),
     ("Record", "sharedWith", 200),
+    ("Query", "revenue", 5000),
+    ("Query", "claimsByAge", 500),
+    ("Query", "doctorUtilisation", 200),
 ];
 
 /// What one request may cost (see `healsync-graphql-guard`).
@@ -56,7 +65,7 @@ pub fn limits() -> healsync_graphql_guard::Limits {
 }
 
 fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
-    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+    Schema::build(QueryRoot::default(), MutationRoot, SubscriptionRoot)
         .extension(healsync_graphql_guard::Guard::new(limits()))
         .limit_depth(24)
         .limit_recursive_depth(32)

@@ -14,7 +14,7 @@ use super::{Admin, admin, hub, instant, limit, offset, range, ts, uuid};
 use crate::HubApiError;
 
 #[derive(Default)]
-pub struct QueryRoot;
+pub struct CoreQuery;
 
 /// Whether the admin sees a patient: registered at one of its sites, or shared with
 /// one.
@@ -40,8 +40,8 @@ async fn one(ctx: &Context<'_>, id: Uuid) -> Result<Option<Typed>, HubApiError> 
         .next())
 }
 
-#[Object(name = "Query")]
-impl QueryRoot {
+#[Object]
+impl CoreQuery {
     /// The signed-in admin's user name.
     async fn me(&self, ctx: &Context<'_>) -> Result<String> {
         Ok(admin(ctx)?.username().to_string())

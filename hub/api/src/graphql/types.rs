@@ -7,7 +7,7 @@
 use async_graphql::{ComplexObject, Context, Enum, ID, Json, Object, Result, SimpleObject};
 use chrono::{Duration, Utc};
 use healsync_domain::{Appointment, Doctor, Notification, Patient, Sex};
-use healsync_hub_store::{AppointmentQuery, DocumentRow};
+use healsync_hub_store::DocumentRow;
 
 use super::loaders::{PatientAppointments, loader};
 use super::{admin, hub, instant, limit, range, ts, uuid};
@@ -266,18 +266,9 @@ impl DoctorObj {
             None => from + Duration::days(7),
         };
         let (from, to) = range(from, to)?;
-        let doctors = [self.0.id.0];
         let found = hub(ctx)?
             .store()
-            .appointments(&AppointmentQuery {
-                from,
-                to,
-                doctors: Some(&doctors),
-                patient: None,
-                site: None,
-                sites: a.sites(),
-                limit: 500,
-            })
+            .doctor_appointments(self.0.id.0, from, to, a.sites(), 500)
             .await
             .map_err(HubApiError::from)?;
         Ok(found.into_iter().map(AppointmentObj).collect())
@@ -402,17 +393,14 @@ pub(crate) async fn availability(
 ) -> Result<Vec<SiteAvailability>, HubApiError> {
     let store = hub(ctx)?.store();
     let (schedules, leaves) = store.doctor_calendar(doctor).await?;
-    let doctors = [doctor];
     let booked = store
-        .appointments(&AppointmentQuery {
-            from: from - Duration::days(1),
-            to: to + Duration::days(1),
-            doctors: Some(&doctors),
-            patient: None,
-            site: None,
-            sites: None,
-            limit: 2000,
-        })
+        .doctor_appointments(
+            doctor,
+            from - Duration::days(1),
+            to + Duration::days(1),
+            None,
+            2000,
+        )
         .await?;
     let holding: Vec<&Appointment> = booked.iter().filter(|a| a.status.holds_time()).collect();
     let mut sites: Vec<String> = schedules.iter().map(|s| s.site.clone()).collect();
