@@ -125,6 +125,32 @@ async fn the_seed_schema_answers_at_the_hub_across_sites() -> Result<()> {
         .ok_or_else(|| anyhow!("no Amina: {both}"))?;
     assert_eq!(amina_at_hub["email"], "amina.njeri@example.org");
 
+    // Search as on the node: words of the name, MRN, e-mail and phone digits, by prefix.
+    for (search, found) in [
+        ("NJER", vec!["Amina Njeri"]),
+        ("amina nj", vec!["Amina Njeri"]),
+        ("bara", vec!["Baraka Otieno"]),
+        ("254712", vec!["Baraka Otieno", "Amina Njeri"]),
+        ("msa", vec!["Baraka Otieno"]),
+        ("amina otieno", vec![]),
+        ("%", vec!["Baraka Otieno", "Amina Njeri"]),
+    ] {
+        let d = w
+            .central
+            .ok(
+                "query($q: String) { patients(search: $q) { name } }",
+                json!({ "q": search }),
+            )
+            .await?;
+        let names: Vec<&str> = d["patients"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert_eq!(names, found, "search {search:?}");
+    }
+
     // patient(id) with its appointments, each with its doctor and patient (loaders).
     let one = at_hub(
         &w.central,
@@ -792,11 +818,11 @@ async fn billing_rolls_up_at_the_hub_by_site_period_and_payer() -> Result<()> {
     // a hub replica starting on the same database.
     let pool = sqlx::PgPool::connect(&w.hub.db.url).await?;
     sqlx::query(
-        "TRUNCATE billing_invoices, billing_lines, billing_voids, billing_payments, billing_claims",
+        "TRUNCATE billing_invoices, billing_lines, billing_voids, billing_payments, billing_claims, patient_terms",
     )
     .execute(&pool)
     .await?;
-    sqlx::query("UPDATE hub_meta SET billing_backfilled = FALSE")
+    sqlx::query("UPDATE hub_meta SET billing_backfilled = FALSE, patient_terms_backfilled = FALSE")
         .execute(&pool)
         .await?;
     pool.close().await;
@@ -807,7 +833,12 @@ async fn billing_rolls_up_at_the_hub_by_site_period_and_payer() -> Result<()> {
         "127.0.0.1:0",
     )
     .await?;
-    let again = replica.admin().await?.ok(roll_up, vars).await?;
+    let replica_admin = replica.admin().await?;
+    let again = replica_admin.ok(roll_up, vars).await?;
     assert_eq!(by_site_and_payer(&again["revenue"]), expected);
+    let found = replica_admin
+        .ok("{ patients(search: \"amina\") { name } }", json!({}))
+        .await?;
+    assert_eq!(found["patients"], json!([{ "name": "Amina Njeri" }]));
     Ok(())
 }

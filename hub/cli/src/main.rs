@@ -426,11 +426,11 @@ async fn serve(
         Arc::new(HubCa::load_or_create(&data_dir).context("load the hub's certificate authority")?);
     ensure_first_admin(&store).await?;
     let backfilled = store
-        .backfill_billing()
+        .backfill_projections()
         .await
-        .context("project billing records folded before billing roll-ups existed")?;
+        .context("project records folded before their projections existed")?;
     if backfilled > 0 {
-        tracing::info!(records = backfilled, "projected earlier billing records");
+        tracing::info!(records = backfilled, "projected earlier records");
     }
     let keys =
         SessionKeys::load_or_create(&data_dir, "healsync-hub").context("load the session key")?;

@@ -51,6 +51,9 @@ pub struct Merged {
     /// The record, when the document is of a [`BILLING_KINDS`] kind and reads as one
     /// (for the hub's billing roll-ups).
     pub billing: Option<AnyRecord>,
+    /// The words a patient is found by ([`healsync_domain::patient::search_terms`]),
+    /// when the document is a patient that reads as one.
+    pub patient_terms: Option<Vec<String>>,
     /// False when some given change waits for a dependency the document lacks.
     pub complete: bool,
 }
@@ -220,6 +223,14 @@ pub fn derive(doc: &mut AutoCommit, complete: bool) -> Result<Merged, Projection
     } else {
         None
     };
+    let patient_terms = if kind == "patient" {
+        match AnyRecord::read(doc) {
+            Ok(AnyRecord::Patient(p)) => Some(healsync_domain::patient::search_terms(&p)),
+            _ => None,
+        }
+    } else {
+        None
+    };
     Ok(Merged {
         bytes: doc.save(),
         heads,
@@ -228,6 +239,7 @@ pub fn derive(doc: &mut AutoCommit, complete: bool) -> Result<Merged, Projection
         conflicts,
         appointment,
         billing,
+        patient_terms,
         complete,
     })
 }

@@ -14,16 +14,10 @@ use healsync_records::AnyRecord;
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use healsync_hub_projection::BILLING_KINDS;
-
-use crate::queries::read_typed;
 use crate::{HubStore, HubStoreError, db};
 
 /// The payer of what no insurer covers.
 pub const SELF_PAY: &str = "SELF_PAY";
-
-/// Billing documents projected per step of the backfill.
-const BACKFILL_STEP: i64 = 2_000;
 
 /// The length of one roll-up period (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,55 +305,6 @@ fn at_sites(t: &str, n: u8) -> String {
 }
 
 impl HubStore {
-    /// Projects the billing documents folded before the fact tables existed (once per
-    /// database; later ones are projected by the fold). Returns how many it projected.
-    pub async fn backfill_billing(&self) -> Result<usize, HubStoreError> {
-        let done: bool = sqlx::query_scalar("SELECT billing_backfilled FROM hub_meta")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db("read hub_meta"))?;
-        if done {
-            return Ok(0);
-        }
-        let kinds: Vec<String> = BILLING_KINDS.iter().map(|k| k.to_string()).collect();
-        let mut after = Uuid::nil();
-        let mut projected = 0;
-        loop {
-            let rows = sqlx::query(
-                "SELECT doc_id, bytes FROM documents WHERE kind = ANY($1) AND doc_id > $2
-                 ORDER BY doc_id LIMIT $3",
-            )
-            .bind(&kinds)
-            .bind(after)
-            .bind(BACKFILL_STEP)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db("read billing documents"))?;
-            let Some(last) = rows.last() else { break };
-            after = last.try_get("doc_id").map_err(db("read a document"))?;
-            let mut records = Vec::with_capacity(rows.len());
-            for r in &rows {
-                let bytes: Vec<u8> = r.try_get("bytes").map_err(db("read a document"))?;
-                if let Some(record) = read_typed(&bytes, Some)? {
-                    records.push(record);
-                }
-            }
-            let mut tx = self
-                .pool
-                .begin()
-                .await
-                .map_err(db("begin a backfill step"))?;
-            store_billing(&mut tx, &records.iter().collect::<Vec<_>>()).await?;
-            tx.commit().await.map_err(db("commit a backfill step"))?;
-            projected += records.len();
-        }
-        sqlx::query("UPDATE hub_meta SET billing_backfilled = TRUE")
-            .execute(&self.pool)
-            .await
-            .map_err(db("record the billing backfill"))?;
-        Ok(projected)
-    }
-
     /// Revenue invoiced, money received and balances outstanding by site × period ×
     /// payer × currency, for invoices issued and payments received in the scope's
     /// range.

@@ -8,6 +8,7 @@
 //! order is commit order, so a node that has read up to cursor N can never miss a change
 //! committed later with a smaller cursor.
 
+mod backfill;
 pub mod billing;
 mod central;
 pub mod events;

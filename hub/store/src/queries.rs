@@ -71,7 +71,8 @@ pub struct FieldConflictRow {
 pub struct DocumentFilter {
     pub kind: String,
     pub site: Option<String>,
-    /// Case-insensitive substring of `name`, `mrn` or `email`.
+    /// Patients whose search words (name, MRN, e-mail, phone digits) each word of this
+    /// text starts (`patient_terms`).
     pub search: Option<String>,
     /// `(field, value)`: the field holds a list (JSON text) with this element, compared
     /// case-insensitively (a doctor's specializations).
@@ -310,34 +311,46 @@ impl HubStore {
             }
             None => (None, None),
         };
-        let search = f
+        // Each word of a search must start one of the patient's search words: words
+        // are letters and digits only, so none holds a LIKE wildcard.
+        let words: Vec<String> = f
             .search
             .as_deref()
-            .map(|s| format!("%{}%", like_escape(&s.trim().to_lowercase())));
+            .map(healsync_domain::patient::search_words)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|w| format!("{w}%"))
+            .collect();
+        let matching: String = (0..words.len())
+            .map(|k| {
+                format!(
+                    " AND d.doc_id IN (SELECT doc_id FROM patient_terms WHERE term LIKE ${})",
+                    8 + k
+                )
+            })
+            .collect();
         let sql = format!(
             "SELECT {columns} FROM documents d
              WHERE kind = $1 AND ($2::text IS NULL OR site = $2)
-               AND ($3::text IS NULL OR lower(record->>'name') LIKE $3 ESCAPE '\\'
-                    OR lower(record->>'mrn') LIKE $3 ESCAPE '\\'
-                    OR lower(record->>'email') LIKE $3 ESCAPE '\\')
-               AND ($4::text IS NULL OR lower(d.record->>$4) LIKE $5 ESCAPE '\\')
-               AND {}
-             ORDER BY doc_id DESC LIMIT $6 OFFSET $7",
-            held_by(8)
+               AND ($3::text IS NULL OR lower(d.record->>$3) LIKE $4 ESCAPE '\\')
+               AND {}{matching}
+             ORDER BY doc_id DESC LIMIT $5 OFFSET $6",
+            held_by(7)
         );
-        // Built from this function's constants only (`columns` is one of two literals).
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        // Built from this function's constants only (`columns` is one of two literals,
+        // the word conditions name parameters); every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&f.kind)
             .bind(&f.site)
-            .bind(&search)
             .bind(&list_field)
             .bind(&element)
             .bind(f.limit.clamp(1, 500))
             .bind(f.offset.max(0))
-            .bind(&f.visible_to)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db("list documents"))
+            .bind(&f.visible_to);
+        for w in &words {
+            q = q.bind(w);
+        }
+        q.fetch_all(&self.pool).await.map_err(db("list documents"))
     }
 
     /// The newest notifications for one audience (a patient's or a doctor's, or a

@@ -57,7 +57,7 @@ pub(crate) async fn owners(
 }
 
 /// Upserts documents (bytes, heads, JSON record) and refreshes their field conflicts,
-/// appointment rows and billing facts.
+/// appointment rows, patients' search words and billing facts.
 pub(crate) async fn store_documents(
     tx: &mut Transaction<'_, Postgres>,
     docs: &[(Uuid, String, Merged)],
@@ -120,6 +120,12 @@ pub(crate) async fn store_documents(
         .map_err(db("record conflicts"))?;
     }
 
+    let terms: Vec<(Uuid, Vec<String>)> = docs
+        .iter()
+        .filter_map(|(id, _, m)| m.patient_terms.clone().map(|t| (*id, t)))
+        .collect();
+    store_patient_terms(tx, &terms).await?;
+
     let billing: Vec<&healsync_records::AnyRecord> = docs
         .iter()
         .filter_map(|(_, _, m)| m.billing.as_ref())
@@ -149,6 +155,39 @@ pub(crate) async fn store_documents(
         .await
         .map_err(db("store appointments"))?;
     }
+    Ok(())
+}
+
+/// Replaces the search words of these patients (see `patient_terms`).
+pub(crate) async fn store_patient_terms(
+    tx: &mut Transaction<'_, Postgres>,
+    patients: &[(Uuid, Vec<String>)],
+) -> Result<(), HubStoreError> {
+    if patients.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = patients.iter().map(|(id, _)| *id).collect();
+    sqlx::query("DELETE FROM patient_terms WHERE doc_id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut **tx)
+        .await
+        .map_err(db("clear patients' search words"))?;
+    let (mut term, mut doc) = (Vec::new(), Vec::new());
+    for (id, words) in patients {
+        for w in words {
+            term.push(w.clone());
+            doc.push(*id);
+        }
+    }
+    sqlx::query(
+        "INSERT INTO patient_terms (term, doc_id) SELECT * FROM UNNEST($1::text[], $2::uuid[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&term)
+    .bind(&doc)
+    .execute(&mut **tx)
+    .await
+    .map_err(db("store patients' search words"))?;
     Ok(())
 }
 

@@ -280,11 +280,9 @@ pub struct PatientFilter {
 /// Turns free text into an FTS5 query of prefix terms, keeping only letters and digits
 /// so that user input can never be FTS syntax.
 pub fn fts_query(text: &str) -> Option<String> {
-    let terms: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|t| !t.is_empty())
-        .take(8)
-        .map(|t| format!("\"{}\"*", t.to_lowercase()))
+    let terms: Vec<String> = healsync_domain::patient::search_words(text)
+        .into_iter()
+        .map(|t| format!("\"{t}\"*"))
         .collect();
     (!terms.is_empty()).then(|| terms.join(" "))
 }

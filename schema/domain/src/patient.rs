@@ -160,6 +160,42 @@ pub fn phone_digits(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
 }
 
+/// The most words one patient search uses.
+pub const MAX_SEARCH_WORDS: usize = 8;
+
+/// Words of a text as patient search splits it: runs of letters and digits, lower
+/// case.
+fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .map(str::to_lowercase)
+}
+
+/// The words of a patient search (at most [`MAX_SEARCH_WORDS`]): a patient is found
+/// when each is the start of one of the patient's [`search_terms`].
+pub fn search_words(query: &str) -> Vec<String> {
+    words(query).take(MAX_SEARCH_WORDS).collect()
+}
+
+/// The words a patient is found by: those of the name, the MRN and the e-mail, and the
+/// phone number's digits as one word (the node's full-text index holds the same, and
+/// also folds diacritics).
+pub fn search_terms(p: &Patient) -> Vec<String> {
+    let mut terms: Vec<String> = words(&p.name)
+        .chain(words(&p.mrn))
+        .chain(words(&p.email))
+        .chain(
+            p.phone
+                .as_deref()
+                .map(phone_digits)
+                .filter(|d| !d.is_empty()),
+        )
+        .collect();
+    terms.sort();
+    terms.dedup();
+    terms
+}
+
 /// An ISO 8601 calendar date (`1984-03-01`) that is not in the future and not absurdly old.
 pub fn parse_date_of_birth(s: &str, today: NaiveDate) -> Result<NaiveDate, DomainError> {
     let d = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {

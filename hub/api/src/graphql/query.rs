@@ -104,7 +104,8 @@ impl CoreQuery {
     }
 
     /// Patients across the sites this admin sees (or at one), newest first. `search`
-    /// matches part of the name, the MRN or the e-mail.
+    /// matches, as on the node, words of the name, the MRN, the e-mail or the phone
+    /// digits by prefix (every word of the search must match).
     async fn patients(
         &self,
         ctx: &Context<'_>,
