@@ -8,8 +8,9 @@ use healsync_records::AnyRecord;
 use sqlx::Row;
 use uuid::Uuid;
 
+use crate::error::db;
 use crate::queries::read_typed;
-use crate::{HubStore, HubStoreError, db};
+use crate::{HubStore, HubStoreError};
 
 /// Documents projected per step.
 const STEP: i64 = 2_000;

@@ -14,7 +14,8 @@ use healsync_records::AnyRecord;
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use crate::{HubStore, HubStoreError, db};
+use crate::error::db;
+use crate::{HubStore, HubStoreError};
 
 /// The payer of what no insurer covers.
 pub const SELF_PAY: &str = "SELF_PAY";

@@ -14,11 +14,12 @@ use healsync_records::{AnyRecord, resolve_field};
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
+use crate::error::db;
 use crate::materialize::{DocumentChanged, changed, lock_meta};
 use crate::queries::read_typed;
 use crate::scope::{GrantReason, grant};
 use crate::writes::{HUB_ONLY, write_at_hub, write_record_at_hub};
-use crate::{HubStore, HubStoreError, db};
+use crate::{HubStore, HubStoreError};
 
 /// A patient registered at the hub to a site, before its number is minted.
 #[derive(Debug, Clone)]

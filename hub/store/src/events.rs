@@ -17,8 +17,9 @@ use sqlx::postgres::PgListener;
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
+use crate::error::db;
 use crate::materialize::{CrossSiteConflict, DocumentChanged};
-use crate::{HubStore, HubStoreError, db};
+use crate::{HubStore, HubStoreError};
 
 /// The `NOTIFY` channel of the hub's events.
 pub const CHANNEL: &str = "healsync_hub_events";

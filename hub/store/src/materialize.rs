@@ -19,7 +19,8 @@ use healsync_hub_projection::{Booking, Merged, collision, merge};
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use crate::{HubStore, HubStoreError, db, writes};
+use crate::error::db;
+use crate::{HubStore, HubStoreError, writes};
 
 /// A document the hub changed, as subscriptions report it (see `events`).
 #[derive(Debug, Clone)]
@@ -334,13 +335,22 @@ async fn detect_collisions(
     if holding.is_empty() {
         return Ok(0);
     }
+    // One indexed look-up by doctor and one by patient (an OR of the two would scan
+    // every appointment for every new one); no appointment is longer than a day (slots
+    // are at most four hours), which bounds each look-up's range.
     let rows = sqlx::query(
-        "SELECT n.id AS new_id, a.doc_id, a.site, a.doctor_id, a.patient_id, a.start_at, a.end_at
-         FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::timestamptz[], $6::timestamptz[])
-              AS n(id, site, doctor, patient, s, e)
-         JOIN appointments a ON a.doc_id <> n.id
-              AND (a.doctor_id = n.doctor OR a.patient_id = n.patient)
-              AND a.start_at < n.e AND a.end_at > n.s AND a.status = ANY($7)",
+        "WITH n(id, site, doctor, patient, s, e) AS (
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[],
+                                  $5::timestamptz[], $6::timestamptz[]))
+         SELECT n.id AS new_id, a.doc_id, a.site, a.doctor_id, a.patient_id, a.start_at, a.end_at
+         FROM n JOIN appointments a ON a.doctor_id = n.doctor AND a.doc_id <> n.id
+              AND a.start_at < n.e AND a.start_at > n.s - interval '1 day' AND a.end_at > n.s
+              AND a.status = ANY($7)
+         UNION
+         SELECT n.id, a.doc_id, a.site, a.doctor_id, a.patient_id, a.start_at, a.end_at
+         FROM n JOIN appointments a ON a.patient_id = n.patient AND a.doc_id <> n.id
+              AND a.start_at < n.e AND a.start_at > n.s - interval '1 day' AND a.end_at > n.s
+              AND a.status = ANY($7)",
     )
     .bind(holding.iter().map(|b| b.id).collect::<Vec<_>>())
     .bind(holding.iter().map(|b| b.site.clone()).collect::<Vec<_>>())

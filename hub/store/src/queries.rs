@@ -9,9 +9,10 @@ use serde_json::Value as Json;
 use sqlx::Row;
 use uuid::Uuid;
 
+use crate::error::{db, to_u64};
 use crate::materialize::CrossSiteConflict;
 use crate::writes::HUB_ONLY;
-use crate::{HubStore, HubStoreError, db, to_u64};
+use crate::{HubStore, HubStoreError};
 
 /// A site with its nodes' sync state and open conflicts.
 #[derive(Debug, Clone)]
@@ -321,20 +322,33 @@ impl HubStore {
             .into_iter()
             .map(|w| format!("{w}%"))
             .collect();
-        let matching: String = (0..words.len())
-            .map(|k| {
+        // The matching patients' ids, newest first, are found in `patient_terms` alone;
+        // documents are read for the page only.
+        let (from, order) = if words.is_empty() {
+            ("documents d".to_string(), "d.doc_id")
+        } else {
+            let each: Vec<String> = (0..words.len())
+                .map(|k| {
+                    format!(
+                        "SELECT doc_id FROM patient_terms WHERE term LIKE ${}",
+                        8 + k
+                    )
+                })
+                .collect();
+            (
                 format!(
-                    " AND d.doc_id IN (SELECT doc_id FROM patient_terms WHERE term LIKE ${})",
-                    8 + k
-                )
-            })
-            .collect();
+                    "(SELECT doc_id FROM ({}) i ORDER BY doc_id DESC) m JOIN documents d USING (doc_id)",
+                    each.join(" INTERSECT ")
+                ),
+                "m.doc_id",
+            )
+        };
         let sql = format!(
-            "SELECT {columns} FROM documents d
+            "SELECT {columns} FROM {from}
              WHERE kind = $1 AND ($2::text IS NULL OR site = $2)
                AND ($3::text IS NULL OR lower(d.record->>$3) LIKE $4 ESCAPE '\\')
-               AND {}{matching}
-             ORDER BY doc_id DESC LIMIT $5 OFFSET $6",
+               AND {}
+             ORDER BY {order} DESC LIMIT $5 OFFSET $6",
             held_by(7)
         );
         // Built from this function's constants only (`columns` is one of two literals,

@@ -29,8 +29,9 @@ use healsync_sync_protocol::RemoteChange;
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
+use crate::error::{db, to_i64, to_u64};
 use crate::writes::{write_at_hub, write_record_at_hub};
-use crate::{HubStore, HubStoreError, db, site_exists, to_i64, to_u64};
+use crate::{HubStore, HubStoreError, site_exists};
 
 /// Shared kinds that reach a site only by a grant (the others reach every site).
 pub const GRANTED_KINDS: &[&str] = &["patient"];

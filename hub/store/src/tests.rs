@@ -1,7 +1,7 @@
 //! Hub store tests on a real PostgreSQL server: each test gets a fresh database
 //! (`healsync_test_support::TestDatabase`).
 
-use healsync_sync_protocol::{Change, RefusalCode};
+use healsync_sync_protocol::Change;
 use healsync_test_support::seed::change;
 
 use uuid::Uuid;
@@ -63,27 +63,23 @@ async fn enrollment_tokens_are_single_use_and_revocation_refuses() {
         Err(HubStoreError::InvalidToken)
     ));
 
-    assert!(s.authenticate(node, "NBO", 0).await.expect("auth").is_ok());
-    let wrong = s
-        .authenticate(node, "MSA", 0)
-        .await
-        .expect("auth")
-        .expect_err("wrong site");
-    assert_eq!(wrong.code, RefusalCode::WrongSite);
-    let unknown = s
-        .authenticate(Uuid::now_v7(), "NBO", 0)
-        .await
-        .expect("auth")
-        .expect_err("unknown");
-    assert_eq!(unknown.code, RefusalCode::UnknownNode);
+    let admit = |site: &'static str, node: Uuid| {
+        let s = s.clone();
+        async move { s.authenticate(node, site, 0).await.expect("auth") }
+    };
+    assert!(matches!(
+        admit("NBO", node).await,
+        Admission::Admitted { .. }
+    ));
+    assert_eq!(
+        admit("MSA", node).await,
+        Admission::WrongSite {
+            enrolled: "NBO".into()
+        }
+    );
+    assert_eq!(admit("NBO", Uuid::now_v7()).await, Admission::Unknown);
     s.revoke(node).await.expect("revoke");
-    let revoked = s
-        .authenticate(node, "NBO", 0)
-        .await
-        .expect("auth")
-        .expect_err("revoked");
-    assert_eq!(revoked.code, RefusalCode::Revoked);
-    assert!(revoked.message.contains("revoked"));
+    assert_eq!(admit("NBO", node).await, Admission::Revoked);
     assert!(matches!(
         s.commit_upload(node, &[change(1, Uuid::now_v7(), "patient", 1)], 1)
             .await,
@@ -124,14 +120,13 @@ async fn ingest_is_idempotent_scoped_and_refuses_other_sites_documents() {
         .await
         .expect("count");
     assert_eq!(count, 2);
-    assert_eq!(
-        s.authenticate(nbo, "NBO", 0)
-            .await
-            .expect("auth")
-            .expect("ok")
-            .0,
-        2
-    );
+    assert!(matches!(
+        s.authenticate(nbo, "NBO", 0).await.expect("auth"),
+        Admission::Admitted {
+            upload_acked: 2,
+            ..
+        }
+    ));
 
     // MSA may edit neither NBO's appointment nor NBO's patient, which it does not hold;
     // the refusal is durable and repeated to MSA until it records the acknowledgement.
@@ -151,20 +146,18 @@ async fn ingest_is_idempotent_scoped_and_refuses_other_sites_documents() {
             .await
             .expect("look up");
     assert!(!stored, "nothing of a refused change is stored");
-    let (acked, unreported) = s
-        .authenticate(msa, "MSA", 0)
-        .await
-        .expect("auth")
-        .expect("ok");
-    assert_eq!((acked, unreported.len()), (2, 2));
-    assert!(
-        s.authenticate(msa, "MSA", 2)
-            .await
-            .expect("auth")
-            .expect("ok")
-            .1
-            .is_empty()
-    );
+    let Admission::Admitted {
+        upload_acked,
+        rejected,
+    } = s.authenticate(msa, "MSA", 0).await.expect("auth")
+    else {
+        panic!("MSA's node is admitted");
+    };
+    assert_eq!((upload_acked, rejected.len()), (2, 2));
+    assert!(matches!(
+        s.authenticate(msa, "MSA", 2).await.expect("auth"),
+        Admission::Admitted { rejected, .. } if rejected.is_empty()
+    ));
     let (to_msa, through, more) = s
         .load_changes(msa, "MSA", 0, usize::MAX)
         .await

@@ -16,7 +16,9 @@ use healsync_sync_protocol::Change;
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use crate::{HubStoreError, SHARED_KINDS, append_changes, db};
+use crate::error::db;
+use crate::ingest::append_changes;
+use crate::{HubStoreError, SHARED_KINDS};
 
 /// `origin_node` of the changes written at the hub.
 pub const HUB_ORIGIN: Uuid = Uuid::nil();

@@ -1,8 +1,9 @@
 //! The hub's side of sync as storage: [`HubSyncStorage`] answers the transport's hub
-//! driver from the PostgreSQL store.
+//! driver from the PostgreSQL store, and says in the protocol's terms why a node the
+//! store does not admit is refused.
 
-use healsync_hub_store::HubStore;
-use healsync_sync_protocol::{Change, Refusal, Rejection, RemoteChange};
+use healsync_hub_store::{Admission, HubStore};
+use healsync_sync_protocol::{Change, Refusal, RefusalCode, Rejection, RemoteChange};
 use healsync_sync_transport::driver::{HubStorage, StorageError};
 use uuid::Uuid;
 
@@ -50,10 +51,11 @@ impl HubStorage for HubSyncStorage {
         site: &str,
         node_upload_acked: u64,
     ) -> Result<Result<(u64, Vec<Rejection>), Refusal>, StorageError> {
-        Ok(self
+        let admission = self
             .store
             .authenticate(node_id, site, node_upload_acked)
-            .await?)
+            .await?;
+        Ok(refusal_of(node_id, site, admission))
     }
 
     async fn commit(
@@ -78,5 +80,62 @@ impl HubStorage for HubSyncStorage {
             .store
             .load_changes(node_id, site, after, max_bytes)
             .await?)
+    }
+}
+
+/// What the protocol tells a node the store did not admit, in the technician's words.
+fn refusal_of(
+    node_id: Uuid,
+    site: &str,
+    admission: Admission,
+) -> Result<(u64, Vec<Rejection>), Refusal> {
+    let refuse = |code, message| Err(Refusal { code, message });
+    match admission {
+        Admission::Admitted {
+            upload_acked,
+            rejected,
+        } => Ok((upload_acked, rejected)),
+        Admission::Unknown => refuse(
+            RefusalCode::UnknownNode,
+            format!("node {node_id} is not enrolled at this hub; enroll it with a token"),
+        ),
+        Admission::Revoked => refuse(
+            RefusalCode::Revoked,
+            format!("node {node_id} has been revoked; ask the central admin to enroll a new one"),
+        ),
+        Admission::WrongSite { enrolled } => refuse(
+            RefusalCode::WrongSite,
+            format!("node {node_id} is enrolled for site {enrolled}, not {site}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_not_admitted_is_told_why_in_the_protocols_terms() {
+        let node = Uuid::nil();
+        for (admission, code, words) in [
+            (Admission::Unknown, RefusalCode::UnknownNode, "not enrolled"),
+            (Admission::Revoked, RefusalCode::Revoked, "revoked"),
+            (
+                Admission::WrongSite {
+                    enrolled: "MSA".into(),
+                },
+                RefusalCode::WrongSite,
+                "enrolled for site MSA, not NBO",
+            ),
+        ] {
+            let refusal = refusal_of(node, "NBO", admission).expect_err("refused");
+            assert_eq!(refusal.code, code);
+            assert!(refusal.message.contains(words), "{}", refusal.message);
+        }
+        let admitted = Admission::Admitted {
+            upload_acked: 7,
+            rejected: vec![],
+        };
+        assert_eq!(refusal_of(node, "NBO", admitted).ok(), Some((7, vec![])));
     }
 }

@@ -84,6 +84,27 @@ enum Command {
         #[arg(long)]
         keep: Option<PathBuf>,
     },
+    /// The hub at an organisation's scale: sites' records uploaded through the hub's
+    /// ingest and folded (both timed), then central admins' queries: a patient search
+    /// by name prefix, one patient with appointments across sites, a year's billing
+    /// roll-up by site x month.
+    HubScale {
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        database_url: String,
+        #[arg(long, default_value_t = 50)]
+        sites: usize,
+        #[arg(long, default_value_t = 2_000_000)]
+        patients: usize,
+        #[arg(long, default_value_t = 10_000_000)]
+        appointments: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        invoices: usize,
+        #[arg(long, default_value_t = 200)]
+        repeat: usize,
+        /// Seed into this database once (created on the server) and reuse it later.
+        #[arg(long)]
+        keep: Option<String>,
+    },
     /// Query latency on a large clinic: seeds patients and appointments through the
     /// store's write path (documents, change log, projections; 1,000 records per
     /// transaction), then times searches and lists over GraphQL.
@@ -286,6 +307,23 @@ async fn main() -> Result<()> {
             appointments,
             repeat,
         } => scale::run(node, patients, appointments, repeat).await,
+        Command::HubScale {
+            database_url,
+            sites,
+            patients,
+            appointments,
+            invoices,
+            repeat,
+            keep,
+        } => {
+            let size = hubscale::Size {
+                sites,
+                patients,
+                appointments,
+                invoices,
+            };
+            hubscale::run(database_url, size, repeat, keep).await
+        }
         Command::HubIngest {
             database_url,
             changes,
@@ -311,5 +349,6 @@ async fn main() -> Result<()> {
 mod catchup;
 mod clinic;
 mod guard;
+mod hubscale;
 mod ingest;
 mod scale;
