@@ -818,7 +818,7 @@ async fn billing_rolls_up_at_the_hub_by_site_period_and_payer() -> Result<()> {
     // a hub replica starting on the same database.
     let pool = sqlx::PgPool::connect(&w.hub.db.url).await?;
     sqlx::query(
-        "TRUNCATE billing_invoices, billing_lines, billing_voids, billing_payments, billing_claims, patient_terms",
+        "TRUNCATE billing_invoices, billing_lines, billing_voids, billing_payments, billing_claims, billing_days_issued, billing_days_received, patient_terms",
     )
     .execute(&pool)
     .await?;

@@ -234,6 +234,100 @@ pub(crate) async fn store_billing(
         .await
         .map_err(db("project claims"))?;
     }
+    let mut touched: Vec<Uuid> = inv.id.clone();
+    touched.extend(&voids.invoice);
+    touched.extend(&pays.invoice);
+    touched.extend(&claims.invoice);
+    touched.sort();
+    touched.dedup();
+    refresh_days(tx, &touched, &pays.id).await
+}
+
+/// Recomputes, whole from the facts, the day cells these invoices (issued on them)
+/// and these payments, and the payments on these invoices (whose payer a claim
+/// decides), count in.
+async fn refresh_days(
+    tx: &mut Transaction<'_, Postgres>,
+    invoices: &[Uuid],
+    payments: &[Uuid],
+) -> Result<(), HubStoreError> {
+    if invoices.is_empty() && payments.is_empty() {
+        return Ok(());
+    }
+    let issued_cells = "SELECT DISTINCT site, (issued_at AT TIME ZONE 'UTC')::date AS day
+                        FROM billing_invoices WHERE invoice_id = ANY($1)";
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "WITH cells AS ({issued_cells})
+         DELETE FROM billing_days_issued b USING cells c WHERE b.site = c.site AND b.day = c.day"
+    )))
+    .bind(invoices)
+    .execute(&mut **tx)
+    .await
+    .map_err(db("clear billing days"))?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "WITH cells AS ({issued_cells}),
+         inv AS (
+             SELECT i.invoice_id, i.site, i.currency, i.total, c.day
+             FROM cells c JOIN billing_invoices i ON i.site = c.site
+                  AND i.issued_at >= c.day::timestamp AT TIME ZONE 'UTC'
+                  AND i.issued_at < (c.day + 1)::timestamp AT TIME ZONE 'UTC'
+             WHERE NOT EXISTS (SELECT 1 FROM billing_voids v WHERE v.invoice_id = i.invoice_id)
+         ),
+         insured AS (
+             SELECT c.invoice_id, c.payer, sum(c.amount) AS amount
+             FROM billing_claims c JOIN inv USING (invoice_id)
+             WHERE c.status <> 'REJECTED' GROUP BY c.invoice_id, c.payer
+         ),
+         shares AS (
+             SELECT inv.invoice_id, inv.site, inv.currency, inv.day, s.payer, s.amount
+             FROM inv CROSS JOIN LATERAL (
+                 SELECT payer, LEAST(amount, inv.total) AS amount FROM insured
+                 WHERE insured.invoice_id = inv.invoice_id
+                 UNION ALL
+                 SELECT '{SELF_PAY}', inv.total - LEAST(inv.total, COALESCE(
+                     (SELECT sum(amount) FROM insured WHERE insured.invoice_id = inv.invoice_id), 0))
+             ) s
+         ),
+         toward AS (
+             SELECT p.invoice_id, {PAYMENT_PAYER} AS payer, sum(p.amount) AS amount
+             FROM billing_payments p JOIN inv USING (invoice_id) GROUP BY 1, 2
+         )
+         INSERT INTO billing_days_issued (day, site, payer, currency, invoiced, outstanding)
+         SELECT s.day, s.site, s.payer, s.currency, sum(s.amount),
+                sum(s.amount - COALESCE(t.amount, 0))
+         FROM shares s LEFT JOIN toward t ON t.invoice_id = s.invoice_id AND t.payer = s.payer
+         GROUP BY s.day, s.site, s.payer, s.currency"
+    )))
+    .bind(invoices)
+    .execute(&mut **tx)
+    .await
+    .map_err(db("recompute billing days"))?;
+
+    let received_cells = "SELECT DISTINCT site, (received_at AT TIME ZONE 'UTC')::date AS day
+                          FROM billing_payments WHERE payment_id = ANY($2) OR invoice_id = ANY($1)";
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "WITH cells AS ({received_cells})
+         DELETE FROM billing_days_received b USING cells c WHERE b.site = c.site AND b.day = c.day"
+    )))
+    .bind(invoices)
+    .bind(payments)
+    .execute(&mut **tx)
+    .await
+    .map_err(db("clear receipt days"))?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "WITH cells AS ({received_cells})
+         INSERT INTO billing_days_received (day, site, payer, currency, received)
+         SELECT c.day, p.site, {PAYMENT_PAYER}, p.currency, sum(p.amount)
+         FROM cells c JOIN billing_payments p ON p.site = c.site
+              AND p.received_at >= c.day::timestamp AT TIME ZONE 'UTC'
+              AND p.received_at < (c.day + 1)::timestamp AT TIME ZONE 'UTC'
+         GROUP BY 1, 2, 3, 4"
+    )))
+    .bind(invoices)
+    .bind(payments)
+    .execute(&mut **tx)
+    .await
+    .map_err(db("recompute receipt days"))?;
     Ok(())
 }
 
@@ -307,64 +401,45 @@ fn at_sites(t: &str, n: u8) -> String {
 
 impl HubStore {
     /// Revenue invoiced, money received and balances outstanding by site × period ×
-    /// payer × currency, for invoices issued and payments received in the scope's
-    /// range.
+    /// payer × currency, from the day tables: the UTC days from `from`'s to `to`'s
+    /// (that one included when `to` is past its midnight), invoices by their day of
+    /// issue, payments by the day they were received.
     pub async fn revenue(
         &self,
         scope: &BillingScope<'_>,
         period: Period,
     ) -> Result<Vec<RevenueRow>, HubStoreError> {
+        let first = scope.from.date_naive();
+        let midnight = scope
+            .to
+            .date_naive()
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc();
+        let past = if scope.to > midnight {
+            scope.to.date_naive() + chrono::Duration::days(1)
+        } else {
+            scope.to.date_naive()
+        };
         let sql = format!(
-            "WITH inv AS (
-                 SELECT i.invoice_id, i.site, i.currency, i.total,
-                        date_trunc($1, i.issued_at AT TIME ZONE 'UTC') AS bucket
-                 FROM billing_invoices i
-                 WHERE i.issued_at >= $2 AND i.issued_at < $3 AND {inv_sites}
-                   AND NOT EXISTS (SELECT 1 FROM billing_voids v WHERE v.invoice_id = i.invoice_id)
-             ),
-             insured AS (
-                 SELECT c.invoice_id, c.payer, sum(c.amount) AS amount
-                 FROM billing_claims c JOIN inv USING (invoice_id)
-                 WHERE c.status <> 'REJECTED' GROUP BY c.invoice_id, c.payer
-             ),
-             shares AS (
-                 SELECT inv.invoice_id, inv.site, inv.currency, inv.bucket, s.payer, s.amount
-                 FROM inv CROSS JOIN LATERAL (
-                     SELECT payer, LEAST(amount, inv.total) AS amount FROM insured
-                     WHERE insured.invoice_id = inv.invoice_id
-                     UNION ALL
-                     SELECT '{SELF_PAY}', inv.total - LEAST(inv.total, COALESCE(
-                         (SELECT sum(amount) FROM insured WHERE insured.invoice_id = inv.invoice_id), 0))
-                 ) s
-             ),
-             toward AS (
-                 SELECT p.invoice_id, {payer} AS payer, sum(p.amount) AS amount
-                 FROM billing_payments p JOIN inv USING (invoice_id) GROUP BY 1, 2
-             ),
-             cells AS (
-                 SELECT s.site, s.bucket, s.payer, s.currency, s.amount AS invoiced, 0::bigint AS received,
-                        s.amount - COALESCE(t.amount, 0) AS outstanding
-                 FROM shares s LEFT JOIN toward t ON t.invoice_id = s.invoice_id AND t.payer = s.payer
-                 UNION ALL
-                 SELECT p.site, date_trunc($1, p.received_at AT TIME ZONE 'UTC'), {payer}, p.currency,
-                        0, p.amount, 0
-                 FROM billing_payments p
-                 WHERE p.received_at >= $2 AND p.received_at < $3 AND {pay_sites}
-             )
-             SELECT site, to_char(bucket, 'YYYY-MM-DD') AS period, payer, currency,
-                    sum(invoiced)::bigint AS invoiced, sum(received)::bigint AS received,
+            "SELECT site, to_char(date_trunc($1, day::timestamp), 'YYYY-MM-DD') AS period, payer,
+                    currency, sum(invoiced)::bigint AS invoiced, sum(received)::bigint AS received,
                     sum(outstanding)::bigint AS outstanding
-             FROM cells GROUP BY site, bucket, payer, currency
-             ORDER BY site, bucket, payer = '{SELF_PAY}' DESC, payer, currency",
-            inv_sites = at_sites("i", 4),
-            pay_sites = at_sites("p", 4),
-            payer = PAYMENT_PAYER,
+             FROM (
+                 SELECT site, day, payer, currency, invoiced, 0::bigint AS received, outstanding
+                 FROM billing_days_issued d WHERE day >= $2 AND day < $3 AND {sites}
+                 UNION ALL
+                 SELECT site, day, payer, currency, 0, received, 0
+                 FROM billing_days_received d WHERE day >= $2 AND day < $3 AND {sites}
+             ) cells
+             GROUP BY site, date_trunc($1, day::timestamp), payer, currency
+             ORDER BY site, date_trunc($1, day::timestamp), payer = '{SELF_PAY}' DESC, payer, currency",
+            sites = at_sites("d", 4),
         );
         // Built from this function's constants only.
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(period.as_sql())
-            .bind(scope.from)
-            .bind(scope.to)
+            .bind(first)
+            .bind(past)
             .bind(scope.site)
             .bind(scope.sites)
             .fetch_all(&self.pool)

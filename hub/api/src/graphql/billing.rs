@@ -118,8 +118,9 @@ pub struct BillingQuery;
 #[Object]
 impl BillingQuery {
     /// Revenue invoiced, money received and balances outstanding by site × period ×
-    /// payer (self-pay and each insurer) × currency, for `[from, to)` (at most 370
-    /// days).
+    /// payer (self-pay and each insurer) × currency, over the UTC days from `from`'s to
+    /// `to`'s (that one included when `to` is past its midnight; at most 370 days):
+    /// invoices by their day of issue, payments by the day they were received.
     async fn revenue(
         &self,
         ctx: &Context<'_>,
