@@ -10,7 +10,7 @@ use healsync_domain::{Address, Role};
 use healsync_hub_store::{GrantReason, HubStoreError, NewPatient, Typed};
 use healsync_records::AnyRecord;
 
-use super::query::sees_patient;
+use super::query::visible_patient;
 use super::types::*;
 use super::{admin, hub, instant, ts, uuid};
 use crate::HubApiError;
@@ -136,19 +136,8 @@ impl MutationRoot {
         let a = admin(ctx)?;
         let site = a.site(&site)?;
         let id = uuid("patientId", &patient_id)?;
+        visible_patient(ctx, a, id).await?;
         let store = hub(ctx)?.store();
-        match store
-            .typed_by_ids(&[id])
-            .await
-            .map_err(HubApiError::from)?
-            .pop()
-        {
-            Some(Typed {
-                record: AnyRecord::Patient(p),
-                ..
-            }) if sees_patient(ctx, a, &p).await? => {}
-            _ => return Err(HubApiError::NotFound("no such patient".into()).into()),
-        }
         Ok(store
             .share(id, &site, GrantReason::Request)
             .await
@@ -217,21 +206,10 @@ impl MutationRoot {
             reason: input.reason,
             notes: input.notes,
         };
-        let store = hub(ctx)?.store();
         // The patient must be one this admin sees (the booking then shares it with the
         // site).
-        match store
-            .typed_by_ids(&[patient])
-            .await
-            .map_err(HubApiError::from)?
-            .pop()
-        {
-            Some(Typed {
-                record: AnyRecord::Patient(p),
-                ..
-            }) if sees_patient(ctx, a, &p).await? => {}
-            _ => return Err(HubApiError::NotFound("no such patient".into()).into()),
-        }
+        visible_patient(ctx, a, patient).await?;
+        let store = hub(ctx)?.store();
         let (appt, _) = store.book(request).await.map_err(HubApiError::from)?;
         Ok(AppointmentObj(appt))
     }

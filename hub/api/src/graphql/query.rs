@@ -30,6 +30,24 @@ pub(crate) async fn sees_patient(
     Ok(granted.iter().any(|s| a.sees_site(s)))
 }
 
+/// The patient `id` if this admin sees them; NOT_FOUND otherwise (a patient of a site
+/// the admin does not see looks missing).
+pub(crate) async fn visible_patient(
+    ctx: &Context<'_>,
+    a: Admin<'_>,
+    id: Uuid,
+) -> Result<healsync_domain::Patient, HubApiError> {
+    if let Some(Typed {
+        record: AnyRecord::Patient(p),
+        ..
+    }) = one(ctx, id).await?
+        && sees_patient(ctx, a, &p).await?
+    {
+        return Ok(p);
+    }
+    Err(HubApiError::NotFound("no such patient".into()))
+}
+
 /// One typed record by id.
 async fn one(ctx: &Context<'_>, id: Uuid) -> Result<Option<Typed>, HubApiError> {
     Ok(hub(ctx)?
@@ -144,16 +162,7 @@ impl CoreQuery {
     /// One patient, if this admin sees them (NOT_FOUND otherwise).
     async fn patient(&self, ctx: &Context<'_>, id: ID) -> Result<PatientObj> {
         let a = admin(ctx)?;
-        let id = uuid("id", &id)?;
-        if let Some(Typed {
-            record: AnyRecord::Patient(p),
-            ..
-        }) = one(ctx, id).await?
-            && sees_patient(ctx, a, &p).await?
-        {
-            return Ok(PatientObj(p));
-        }
-        Err(HubApiError::NotFound("no such patient".into()).into())
+        Ok(PatientObj(visible_patient(ctx, a, uuid("id", &id)?).await?))
     }
 
     /// Doctors (every site holds every doctor), optionally with one specialization.
