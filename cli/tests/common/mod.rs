@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow, bail};
-use healsync_test_support::{Gql, NodeProcess};
+use healsync_test_support::{Gql, NodeProcess, Ws, WsEvent};
 use serde_json::{Value, json};
 
 pub fn binary() -> &'static Path {
@@ -434,5 +434,17 @@ where
             bail!("timed out waiting for {what}");
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The error a refused subscription answers with (as `next` with errors and no data,
+/// or as `error`); an event instead fails the test.
+pub async fn subscription_refusal(ws: &mut Ws) -> Result<Value> {
+    match ws.next_event(std::time::Duration::from_secs(30)).await? {
+        WsEvent::Error { payload, .. } => Ok(payload[0].clone()),
+        WsEvent::Next { payload, .. } if payload["data"].is_null() => {
+            Ok(payload["errors"][0].clone())
+        }
+        other => bail!("the subscription was not refused: {other:?}"),
     }
 }

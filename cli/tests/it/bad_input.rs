@@ -48,6 +48,8 @@ async fn bad_input_gets_coded_errors_and_writes_nothing() -> Result<()> {
         "{ patients(limit: \"ten\") { name } }",
         "{ patient { name } }",
         "mutation { updateAppointmentStatus(id: \"x\", status: FINISHED) { id } }",
+        // A hub-only role is no account a clinic makes.
+        "mutation { createUser(input: {username: \"fin\", password: \"long-enough-password\", role: FINANCE}) { id } }",
     ] {
         let r = a.query(q, json!({})).await?;
         assert_eq!(r.status, 200, "{q}");

@@ -964,3 +964,79 @@ async fn the_patient_and_the_desk_watch_an_invoice_change_live() -> Result<()> {
     other.expect_silence(Duration::from_millis(300)).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voiding_an_invoice_withdraws_its_open_claim_and_nothing_claims_it_again() -> Result<()> {
+    let d = desk().await?;
+    for s in ["CHECKED_IN", "COMPLETED"] {
+        d.c.admin
+            .ok(SET_STATUS, json!({ "id": d.visit, "s": s }))
+            .await?;
+    }
+    let inv_id = d.desk.ok(ISSUE, visit_invoice(&d)).await?["issueInvoice"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let cover = d
+        .desk
+        .ok(
+            COVER,
+            json!({ "i": { "patientId": d.amina_id, "payer": "AAR Insurance", "memberId": "AAR-55821", "validFrom": "2020-01-01" } }),
+        )
+        .await?["setCoverage"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let claim_on = json!({ "inv": inv_id, "c": cover, "a": "1000" });
+    let new_claim = || async {
+        let c = d.desk.ok(CLAIM, claim_on.clone()).await?;
+        anyhow::Ok(
+            c["createClaim"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    };
+    let to = |id: &str, status: &str| json!({ "id": id, "i": { "status": status } });
+    // A first claim the payer rejected, and a second one submitted.
+    let rejected = new_claim().await?;
+    d.desk.ok(UPDATE_CLAIM, to(&rejected, "SUBMITTED")).await?;
+    d.desk.ok(UPDATE_CLAIM, to(&rejected, "REJECTED")).await?;
+    let claim_id = new_claim().await?;
+    let step = |status: &str| to(&claim_id, status);
+    d.desk.ok(UPDATE_CLAIM, step("SUBMITTED")).await?;
+
+    d.desk.ok(VOID, json!({ "id": inv_id })).await?;
+    let claim = d
+        .desk
+        .ok(
+            "query($id: ID!) { claim(id: $id) { status response } }",
+            json!({ "id": claim_id }),
+        )
+        .await?["claim"]
+        .clone();
+    assert_eq!(
+        claim,
+        json!({ "status": "WITHDRAWN", "response": "invoice void: billed to the wrong patient" })
+    );
+    // WITHDRAWN is final, and the void invoice takes no new claim.
+    for status in ["DRAFT", "SUBMITTED", "ACCEPTED", "PAID", "REJECTED"] {
+        assert_eq!(
+            refused(&d.desk, UPDATE_CLAIM, step(status)).await?,
+            "CONFLICT",
+            "WITHDRAWN -> {status}"
+        );
+    }
+    assert_eq!(refused(&d.desk, CLAIM, claim_on.clone()).await?, "CONFLICT");
+    // The rejected one stays as it was, and is not corrected into a new claim.
+    assert_eq!(
+        refused(&d.desk, UPDATE_CLAIM, to(&rejected, "DRAFT")).await?,
+        "CONFLICT"
+    );
+    let open = d.desk.ok("{ claims { status } }", json!({})).await?;
+    assert_eq!(
+        open["claims"],
+        json!([{ "status": "WITHDRAWN" }, { "status": "REJECTED" }])
+    );
+    Ok(())
+}

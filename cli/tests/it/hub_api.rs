@@ -48,12 +48,17 @@ fn id(v: &Value) -> String {
 
 /// A central admin limited to `site`, logged in.
 async fn limited_admin(w: &World, name: &str, site: &str) -> Result<Gql> {
+    central_account(w, name, "ADMIN", site).await
+}
+
+/// A central account of `role` limited to `site`, logged in.
+async fn central_account(w: &World, name: &str, role: &str, site: &str) -> Result<Gql> {
     let args = [
         "users",
         "add",
         name,
         "--role",
-        "ADMIN",
+        role,
         "--sites",
         site,
         "--database-url",
@@ -97,6 +102,13 @@ async fn the_seed_schema_answers_at_the_hub_across_sites() -> Result<()> {
     let w = world("hubseed").await?;
     let amina = w.nbo.patient("Amina Njeri").await?;
     let baraka = w.msa.patient("Baraka Otieno").await?;
+    w.msa
+        .admin
+        .ok(
+            "mutation { createPatient(input: {name: \"José Müller\", email: \"jose.muller@example.org\"}) { id } }",
+            json!({}),
+        )
+        .await?;
     let booked_at_nbo = w.nbo.book_next(&id(&amina)).await?;
 
     // The product description's own example, typed, with patients of both sites.
@@ -114,7 +126,8 @@ async fn the_seed_schema_answers_at_the_hub_across_sites() -> Result<()> {
             .flatten()
             .filter_map(|p| p["site"].as_str().map(String::from))
             .collect();
-        Ok((sites.contains(&"NBO".into()) && sites.contains(&"MSA".into())).then_some(d))
+        let jose = d.to_string().contains("José Müller");
+        Ok((jose && sites.contains(&"NBO".into()) && sites.contains(&"MSA".into())).then_some(d))
     })
     .await?;
     let amina_at_hub = both["patients"]
@@ -125,15 +138,19 @@ async fn the_seed_schema_answers_at_the_hub_across_sites() -> Result<()> {
         .ok_or_else(|| anyhow!("no Amina: {both}"))?;
     assert_eq!(amina_at_hub["email"], "amina.njeri@example.org");
 
-    // Search as on the node: words of the name, MRN, e-mail and phone digits, by prefix.
+    // Search as on the node: words of the name, MRN, e-mail and phone digits, by
+    // prefix, diacritics folded; newest first.
     for (search, found) in [
         ("NJER", vec!["Amina Njeri"]),
         ("amina nj", vec!["Amina Njeri"]),
         ("bara", vec!["Baraka Otieno"]),
         ("254712", vec!["Baraka Otieno", "Amina Njeri"]),
-        ("msa", vec!["Baraka Otieno"]),
+        ("msa", vec!["José Müller", "Baraka Otieno"]),
         ("amina otieno", vec![]),
-        ("%", vec!["Baraka Otieno", "Amina Njeri"]),
+        ("jose", vec!["José Müller"]),
+        ("MÜLL JOSÉ", vec!["José Müller"]),
+        ("muller amina", vec![]),
+        ("%", vec!["José Müller", "Baraka Otieno", "Amina Njeri"]),
     ] {
         let d = w
             .central
@@ -787,9 +804,32 @@ async fn billing_rolls_up_at_the_hub_by_site_period_and_payer() -> Result<()> {
         "Amina's 20 minutes: {u} ({visit})"
     );
 
-    // An admin limited to Mombasa sees Mombasa's money only.
-    let limited = limited_admin(&w, "msa-finance", "MSA").await?;
-    let mine = limited.ok(roll_up, vars.clone()).await?;
+    // Finance at Mombasa reads Mombasa's money only, and no patient, appointment or
+    // conflict at all: a refused operation answers FORBIDDEN with no data.
+    let finance = central_account(&w, "msa-finance", "FINANCE", "MSA").await?;
+    // FINANCE is central: the hub gives it no site (whose nodes would receive it).
+    let out = healsync_test_support::run(
+        &w.hub.bin,
+        &[
+            "users",
+            "add",
+            "site-finance",
+            "--role",
+            "FINANCE",
+            "--site",
+            "MSA",
+            "--database-url",
+            &w.hub.db.url,
+        ],
+        Some("long-enough-password\n"),
+    )
+    .await?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("belongs to no site"),
+        "{stderr}"
+    );
+    let mine = finance.ok(roll_up, vars.clone()).await?;
     assert_eq!(
         by_site_and_payer(&mine["revenue"]),
         [cell("MSA", "SELF_PAY", ["2400.00", "2400.00", "0.00"])]
@@ -798,10 +838,68 @@ async fn billing_rolls_up_at_the_hub_by_site_period_and_payer() -> Result<()> {
     );
     let mut theirs = range.clone();
     theirs["s"] = json!("NBO");
-    assert_eq!(
-        limited.query(roll_up, theirs).await?.code(),
-        Some("FORBIDDEN")
-    );
+    let ops: &[(&str, Value, Option<&str>)] = &[
+        (roll_up, theirs, Some("FORBIDDEN")),
+        ("{ me sites { code } }", json!({}), None),
+        ("{ claimsByAge { site count } }", json!({}), None),
+        (
+            "query($from: String!, $to: String!, $d: ID!) { topServices(from: $from, to: $to) { service } doctorUtilisation(doctorId: $d, from: $from, to: $to) { site } }",
+            json!({ "from": range["from"], "to": range["to"], "d": w.msa.doctor_id }),
+            None,
+        ),
+        ("{ patients { id name } }", json!({}), Some("FORBIDDEN")),
+        (
+            "query($id: ID!) { patient(id: $id) { name } }",
+            json!({ "id": baraka }),
+            Some("FORBIDDEN"),
+        ),
+        (
+            "{ patients(search: \"baraka\") { name } }",
+            json!({}),
+            Some("FORBIDDEN"),
+        ),
+        ("{ doctors { name } }", json!({}), Some("FORBIDDEN")),
+        ("{ appointments { id } }", json!({}), Some("FORBIDDEN")),
+        ("{ conflicts { recordId } }", json!({}), Some("FORBIDDEN")),
+        (
+            "query($id: ID!) { record(id: $id) { kind } }",
+            json!({ "id": b1 }),
+            Some("FORBIDDEN"),
+        ),
+        (
+            "mutation { createPatient(input: {site: \"MSA\", name: \"Zawadi Ali\", email: \"z@example.com\"}) { id } }",
+            json!({}),
+            Some("FORBIDDEN"),
+        ),
+        (
+            "mutation($id: ID!) { updateAppointmentStatus(id: $id, status: CANCELLED) { id } }",
+            json!({ "id": visit }),
+            Some("FORBIDDEN"),
+        ),
+    ];
+    for (op, vars, refused) in ops {
+        let a = finance.query(op, vars.clone()).await?;
+        assert_eq!(a.code(), *refused, "FINANCE: {op}: {}", a.body);
+        if refused.is_some() {
+            for secret in ["Baraka", "Amina", "Otieno"] {
+                assert!(!a.body.to_string().contains(secret), "{op}: {}", a.body);
+            }
+        }
+    }
+    // Nor does it follow a record as it changes.
+    let token = finance
+        .token
+        .clone()
+        .ok_or_else(|| anyhow!("no finance token"))?;
+    let mut ws = Ws::connect_with_token(&w.hub.process.base, &token).await?;
+    ws.subscribe(
+        "1",
+        "subscription($p: ID!) { appointmentUpdated(patientId: $p) { id } }",
+        json!({ "p": amina }),
+    )
+    .await?;
+    let refusal = crate::subscription_refusal(&mut ws).await?;
+    assert_eq!(refusal["extensions"]["code"], "FORBIDDEN", "{refusal}");
     assert_eq!(
         w.central
             .query(

@@ -139,6 +139,12 @@ async fn patients_get_email_and_sms_as_they_choose_and_failures_show_their_reaso
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
     assert_eq!(failed.len(), 4, "{failed:#?}");
+    // A technician's monitoring sees them on /metrics (served to loopback).
+    let (_, metrics) = c.admin.get("/metrics").await?;
+    assert!(
+        metrics.contains("healsync_outbox_messages{status=\"FAILED\"} 4"),
+        "{metrics}"
+    );
     for m in &failed {
         let why = m["lastError"].as_str().unwrap_or_default();
         let want = if m["channel"] == "EMAIL" {

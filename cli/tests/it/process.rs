@@ -98,6 +98,7 @@ async fn sigterm_stops_cleanly_and_the_cli_manages_users() -> Result<()> {
         ("nurse.joy", "RECEPTIONIST", "already exists"),
         ("x.y", "SURGEON", "SURGEON"),
         ("pat", "PATIENT", "linked to exactly one patient record"),
+        ("fin", "FINANCE", "FINANCE accounts exist at the hub only"),
     ] {
         let out = add(user, role).await?;
         assert!(!out.status.success(), "{user} {role}");

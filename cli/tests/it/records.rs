@@ -627,16 +627,8 @@ async fn the_patient_and_the_doctor_see_new_entries_live_and_the_front_desk_cann
         Ws::connect_with_token(&c.node.base, p.desk.token.as_deref().unwrap_or_default()).await?;
     desk.subscribe("x", watch, json!({ "p": p.amina_id }))
         .await?;
-    // A refused subscription answers with its error (as `next` with errors and no
-    // data, or as `error`) and never an event.
-    let refusal = match desk.next_event(Duration::from_secs(5)).await? {
-        WsEvent::Error { payload, .. } => payload[0].clone(),
-        WsEvent::Next { payload, .. } => {
-            assert_eq!(payload["data"], Value::Null, "{payload}");
-            payload["errors"][0].clone()
-        }
-        other => anyhow::bail!("the front desk was not refused: {other:?}"),
-    };
+    // A refused subscription answers with its error and never an event.
+    let refusal = crate::subscription_refusal(&mut desk).await?;
     assert_eq!(refusal["extensions"]["code"], "NOT_FOUND", "{refusal}");
 
     let mut phone =

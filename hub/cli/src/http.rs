@@ -48,13 +48,13 @@ impl GraphqlApp for App {
 
     fn prepare(&self, request: async_graphql::Request, incoming: Incoming<'_>) -> Prepared {
         let auth = authenticate(&self.hub, incoming.bearer);
-        let signed_in = matches!(auth, HubAuth::Admin(_));
+        let signed_in = matches!(auth, HubAuth::Central(_));
         let refused = match &auth {
             HubAuth::Invalid(why) => Some(why.clone()),
             _ => None,
         };
         let mut request = match &auth {
-            HubAuth::Admin(c) => request.data(new_loaders(&self.hub, c.sites.clone())),
+            HubAuth::Central(c) => request.data(new_loaders(&self.hub, c.sites.clone())),
             _ => request,
         };
         request = request.data(auth);
@@ -70,11 +70,11 @@ impl GraphqlApp for App {
 
     fn connect(&self, incoming: Incoming<'_>) -> Result<Connected, String> {
         match authenticate(&self.hub, incoming.bearer) {
-            HubAuth::Admin(claims) => {
+            HubAuth::Central(claims) => {
                 let expires_at = Some(claims.exp);
                 let mut data = Data::default();
                 data.insert(new_loaders(&self.hub, claims.sites.clone()));
-                data.insert(HubAuth::Admin(claims));
+                data.insert(HubAuth::Central(claims));
                 Ok(Connected { data, expires_at })
             }
             HubAuth::Invalid(why) => Err(why),

@@ -82,13 +82,15 @@ enum UsersCommand {
     /// offline); without, it is a central account at the hub.
     Add {
         username: String,
-        /// PATIENT, DOCTOR, RECEPTIONIST or ADMIN.
+        /// PATIENT, DOCTOR, RECEPTIONIST or ADMIN; or FINANCE, a central account (no
+        /// --site) that reads the billing roll-ups and nothing about patients.
         #[arg(long)]
         role: String,
         #[arg(long)]
         site: Option<String>,
-        /// For a central ADMIN (no --site): the only sites it sees and writes to,
-        /// comma-separated (e.g. NBO,MSA). Without it a central admin sees every site.
+        /// For a central ADMIN or FINANCE account (no --site): the only sites it sees
+        /// (and an ADMIN writes to), comma-separated (e.g. NBO,MSA). Without it a
+        /// central account sees every site.
         #[arg(long, value_delimiter = ',', conflicts_with = "site")]
         sites: Vec<String>,
         /// The patient record a PATIENT account belongs to.
@@ -297,9 +299,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 .map(|s| site_code(s))
                 .collect::<Result<Vec<_>>>()?;
             let user = new_user(&username, &role, patient_id, doctor_id, &read_password()?)?;
-            if !sites.is_empty() && user.role != Role::Admin {
+            if !sites.is_empty() && !user.role.is_central() {
                 return Err(anyhow!(
-                    "--sites limits a central ADMIN; this account is {}",
+                    "--sites limits a central ADMIN or FINANCE account; this account is {}",
                     user.role
                 ));
             }

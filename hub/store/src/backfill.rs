@@ -111,7 +111,7 @@ impl HubStore {
                     .map_err(db("begin a backfill step"))?;
                 // Serialised with the fold (which holds this lock for each step), so
                 // that no projection is computed from facts another step is changing.
-                crate::materialize::lock_meta(&mut tx).await?;
+                crate::rows::lock_meta(&mut tx).await?;
                 p.store(&mut tx, &records).await?;
                 tx.commit().await.map_err(db("commit a backfill step"))?;
                 projected += records.len();

@@ -276,7 +276,7 @@ async fn refresh_days(
          insured AS (
              SELECT c.invoice_id, c.payer, sum(c.amount) AS amount
              FROM billing_claims c JOIN inv USING (invoice_id)
-             WHERE c.status <> 'REJECTED' GROUP BY c.invoice_id, c.payer
+             WHERE c.status NOT IN ('REJECTED', 'WITHDRAWN') GROUP BY c.invoice_id, c.payer
          ),
          shares AS (
              SELECT inv.invoice_id, inv.site, inv.currency, inv.day, s.payer, s.amount
@@ -387,7 +387,7 @@ struct Claims {
 /// an `INSURANCE` payment, the patient otherwise.
 const PAYMENT_PAYER: &str = "CASE WHEN p.method = 'INSURANCE' THEN COALESCE(
     (SELECT min(c.payer) FROM billing_claims c
-     WHERE c.invoice_id = p.invoice_id AND c.status <> 'REJECTED'), 'INSURANCE')
+     WHERE c.invoice_id = p.invoice_id AND c.status NOT IN ('REJECTED', 'WITHDRAWN')), 'INSURANCE')
     ELSE 'SELF_PAY' END";
 
 /// The SQL condition "row `t` is at a site the asker sees and asked for", over `$n`

@@ -15,10 +15,10 @@ use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use crate::error::db;
-use crate::materialize::{DocumentChanged, changed, lock_meta};
 use crate::queries::read_typed;
+use crate::rows::{DocumentChanged, HUB_ONLY, changed, lock_meta};
 use crate::scope::{GrantReason, grant};
-use crate::writes::{HUB_ONLY, write_at_hub, write_record_at_hub};
+use crate::writes::{write_at_hub, write_record_at_hub};
 use crate::{HubStore, HubStoreError};
 
 /// A patient registered at the hub to a site, before its number is minted.
@@ -204,6 +204,12 @@ impl HubStore {
             return Err(HubStoreError::UserExists(user.username.clone()));
         }
         if let Some(code) = site {
+            if user.role.is_hub_only() {
+                return Err(HubStoreError::Rule(healsync_domain::DomainError::invalid(
+                    "site",
+                    format!("a {} account is central: it belongs to no site", user.role),
+                )));
+            }
             self.require_site(&mut tx, code).await?;
         }
         if let Some(sites) = limited_to {

@@ -18,7 +18,7 @@ use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use crate::error::db;
-use crate::materialize::{CrossSiteConflict, DocumentChanged};
+use crate::rows::{CrossSiteConflict, DocumentChanged};
 use crate::{HubStore, HubStoreError};
 
 /// The `NOTIFY` channel of the hub's events.

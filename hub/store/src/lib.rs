@@ -16,16 +16,17 @@ pub mod events;
 mod ingest;
 mod materialize;
 mod queries;
+mod rows;
 mod scope;
 mod writes;
 
 pub use central::NewPatient;
 pub use error::HubStoreError;
 pub use ingest::Admission;
-pub use materialize::{CrossSiteConflict, DocumentChanged, MATERIALIZE_STEP, Materialized};
+pub use materialize::{MATERIALIZE_STEP, Materialized};
 pub use queries::*;
+pub use rows::{CrossSiteConflict, DocumentChanged, HUB_ONLY, HUB_ORIGIN};
 pub use scope::{GRANTED_KINDS, GrantReason};
-pub use writes::{HUB_ONLY, HUB_ORIGIN};
 
 use error::{db, to_u64};
 use sqlx::postgres::{PgPool, PgPoolOptions};

@@ -20,32 +20,8 @@ use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use crate::error::db;
+use crate::rows::lock_meta;
 use crate::{HubStore, HubStoreError, writes};
-
-/// A document the hub changed, as subscriptions report it (see `events`).
-#[derive(Debug, Clone)]
-pub struct DocumentChanged {
-    pub doc_id: Uuid,
-    pub kind: String,
-    pub site: String,
-    /// The document's heads after the change.
-    pub heads: String,
-    pub record: serde_json::Value,
-    pub conflicts: usize,
-}
-
-/// A cross-site collision the hub found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CrossSiteConflict {
-    pub id: Uuid,
-    pub kind: String,
-    pub first_appointment: Uuid,
-    pub second_appointment: Uuid,
-    pub first_site: String,
-    pub second_site: String,
-    pub detected_at: DateTime<Utc>,
-    pub resolved_at: Option<DateTime<Utc>>,
-}
 
 /// What one materialize step did.
 #[derive(Debug, Default)]
@@ -63,20 +39,6 @@ pub struct Materialized {
 /// merged together (each document loaded and saved once per step), small enough that a
 /// step's documents fit comfortably in memory.
 pub const MATERIALIZE_STEP: i64 = 25_000;
-
-pub(crate) async fn lock_meta(
-    tx: &mut Transaction<'_, Postgres>,
-) -> Result<(i64, ActorId), HubStoreError> {
-    let row = sqlx::query("SELECT projected_cursor, actor FROM hub_meta FOR UPDATE")
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db("lock the hub's projection state"))?;
-    let cursor: i64 = row
-        .try_get("projected_cursor")
-        .map_err(db("read hub_meta"))?;
-    let actor: Uuid = row.try_get("actor").map_err(db("read hub_meta"))?;
-    Ok((cursor, ActorId::from(actor.as_bytes().as_slice())))
-}
 
 async fn full_logs(
     tx: &mut Transaction<'_, Postgres>,
@@ -275,17 +237,6 @@ impl HubStore {
                 return Ok(total);
             }
         }
-    }
-}
-
-pub(crate) fn changed(id: Uuid, site: &str, m: &Merged) -> DocumentChanged {
-    DocumentChanged {
-        doc_id: id,
-        kind: m.kind.clone(),
-        site: site.to_string(),
-        heads: m.heads.clone(),
-        record: m.record.clone(),
-        conflicts: m.conflicts.len(),
     }
 }
 

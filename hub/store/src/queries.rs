@@ -10,8 +10,8 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::error::{db, to_u64};
-use crate::materialize::CrossSiteConflict;
-use crate::writes::HUB_ONLY;
+use crate::rows::CrossSiteConflict;
+use crate::rows::HUB_ONLY;
 use crate::{HubStore, HubStoreError};
 
 /// A site with its nodes' sync state and open conflicts.
@@ -93,6 +93,13 @@ pub struct Typed {
 
 /// The SQL condition "the sites in `$n` hold document `d`" (they own it or were
 /// granted it), true when `$n` is NULL.
+/// The end of the range of terms that start with `word`: under the "C" collation every
+/// such term sorts before `word` followed by the last code point (which no search term
+/// holds: terms are letters and digits).
+fn prefix_end(word: &str) -> String {
+    format!("{word}\u{10FFFF}")
+}
+
 fn held_by(n: u8) -> String {
     format!(
         "(${n}::text[] IS NULL OR d.site = ANY(${n}) OR EXISTS
@@ -312,36 +319,46 @@ impl HubStore {
             }
             None => (None, None),
         };
-        // Each word of a search must start one of the patient's search words: words
-        // are letters and digits only, so none holds a LIKE wildcard.
-        let words: Vec<String> = f
-            .search
-            .as_deref()
-            .map(healsync_domain::patient::search_words)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|w| format!("{w}%"))
-            .collect();
-        // The matching patients' ids, newest first, are found in `patient_terms` alone;
+        // Each word of a search must start one of the patient's search words. A prefix
+        // is the range [word, word + U+10FFFF) under the terms' "C" collation (code
+        // point order): unlike `LIKE $n`, a range stays an index range in the generic
+        // plan PostgreSQL switches a prepared statement to.
+        let words = match f.search.as_deref() {
+            Some(search) => {
+                let words = healsync_domain::patient::search_words(search);
+                match self.rarest_first(&words).await? {
+                    Some(words) => words,
+                    // A word no patient has: nothing to find.
+                    None => return Ok(Vec::new()),
+                }
+            }
+            None => Vec::new(),
+        };
+        // The matching patients' ids are found in `patient_terms` alone: the rarest
+        // word's matches, each kept if the other words match one of its terms too;
         // documents are read for the page only.
-        let (from, order) = if words.is_empty() {
-            ("documents d".to_string(), "d.doc_id")
-        } else {
-            let each: Vec<String> = (0..words.len())
-                .map(|k| {
+        let (from, order) = match words.split_first() {
+            None => ("documents d".to_string(), "d.doc_id"),
+            Some((_, others)) => {
+                let also: String = (0..others.len())
+                    .map(|k| {
+                        let n = 10 + 2 * k;
+                        format!(
+                            " AND EXISTS (SELECT 1 FROM patient_terms o WHERE o.doc_id = t.doc_id
+                               AND o.term >= ${n} AND o.term < ${})",
+                            n + 1
+                        )
+                    })
+                    .collect();
+                (
                     format!(
-                        "SELECT doc_id FROM patient_terms WHERE term LIKE ${}",
-                        8 + k
-                    )
-                })
-                .collect();
-            (
-                format!(
-                    "(SELECT doc_id FROM ({}) i ORDER BY doc_id DESC) m JOIN documents d USING (doc_id)",
-                    each.join(" INTERSECT ")
-                ),
-                "m.doc_id",
-            )
+                        "(SELECT DISTINCT t.doc_id FROM patient_terms t
+                           WHERE t.term >= $8 AND t.term < $9{also}) m
+                         JOIN documents d USING (doc_id)"
+                    ),
+                    "m.doc_id",
+                )
+            }
         };
         let sql = format!(
             "SELECT {columns} FROM {from}
@@ -362,9 +379,54 @@ impl HubStore {
             .bind(f.offset.max(0))
             .bind(&f.visible_to);
         for w in &words {
-            q = q.bind(w);
+            q = q.bind(w).bind(prefix_end(w));
         }
-        q.fetch_all(&self.pool).await.map_err(db("list documents"))
+        // A search is planned for its words (not cached as a generic plan): whether
+        // to gather the rare word's few matches or to walk patients newest first
+        // until a page of a common word's matches is found depends on how many
+        // patients the word starts, which the column's statistics tell the planner.
+        q.persistent(words.is_empty())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("list documents"))
+    }
+
+    /// The words of a search, the one that starts the fewest patients' terms first
+    /// (counted up to a cap, by index); `None` when one of them starts none.
+    async fn rarest_first(&self, words: &[String]) -> Result<Option<Vec<String>>, HubStoreError> {
+        if words.len() < 2 {
+            return Ok(Some(words.to_vec()));
+        }
+        // Past this many matches a word is "common"; counting further buys nothing.
+        const CAP: i64 = 5_000;
+        let counts: String = (0..words.len())
+            .map(|k| {
+                format!(
+                    "(SELECT count(*) FROM (SELECT 1 FROM patient_terms
+                       WHERE term >= ${} AND term < ${} LIMIT {CAP}) c)",
+                    2 * k + 1,
+                    2 * k + 2
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Built from this function's constants; every word is bound.
+        let mut q = sqlx::query_scalar::<_, Vec<i64>>(sqlx::AssertSqlSafe(format!(
+            "SELECT ARRAY[{counts}]"
+        )));
+        for w in words {
+            q = q.bind(w).bind(prefix_end(w));
+        }
+        let counts = q
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("count search words"))?;
+        if counts.contains(&0) {
+            return Ok(None);
+        }
+        let mut ranked: Vec<(i64, &String)> = counts.into_iter().zip(words).collect();
+        ranked.sort_by_key(|(n, _)| *n);
+        Ok(Some(ranked.into_iter().map(|(_, w)| w.clone()).collect()))
     }
 
     /// The newest notifications for one audience (a patient's or a doctor's, or a

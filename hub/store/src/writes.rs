@@ -18,14 +18,8 @@ use uuid::Uuid;
 
 use crate::error::db;
 use crate::ingest::append_changes;
+use crate::rows::HUB_ORIGIN;
 use crate::{HubStoreError, SHARED_KINDS};
-
-/// `origin_node` of the changes written at the hub.
-pub const HUB_ORIGIN: Uuid = Uuid::nil();
-
-/// The owner of documents that stay at the hub (central admins' accounts): no site has
-/// this code (site codes are letters and digits), so no node receives them.
-pub const HUB_ONLY: &str = "*hub";
 
 /// Who owns a document, and whether other sites that hold it may edit it.
 pub(crate) struct Owner {

@@ -80,6 +80,7 @@ impl Session {
             Role::Admin | Role::Receptionist => true,
             Role::Doctor => self.doctor_id == Some(a.doctor_id),
             Role::Patient => self.patient_id == Some(a.patient_id),
+            Role::Finance => false,
         }
     }
 

@@ -107,6 +107,19 @@ impl Metrics {
                 "Size of the SQLite database.",
                 vec![(String::new(), s.database_bytes.to_string())],
             );
+            // Every status is listed, at 0 when none stands in it, so an alert on
+            // FAILED > 0 has a series to watch from the start.
+            let outbox = s
+                .outbox
+                .iter()
+                .map(|(status, n)| (format!("{{status=\"{status}\"}}"), n.to_string()))
+                .collect();
+            metric(
+                "healsync_outbox_messages",
+                "gauge",
+                "Outgoing e-mail and SMS messages in the outbox, by status.",
+                outbox,
+            );
         }
         out
     }

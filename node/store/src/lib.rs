@@ -57,6 +57,9 @@ pub struct Stats {
     pub documents: i64,
     pub change_log_entries: i64,
     pub database_bytes: i64,
+    /// Outgoing messages by status, every status listed (`PENDING`, `SENT`, `FAILED`):
+    /// a queue that grows, or failures, are what a technician is paged for.
+    pub outbox: Vec<(&'static str, i64)>,
 }
 
 pub struct Store {
@@ -237,6 +240,16 @@ impl Store {
                 database_bytes: count(
                     "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
                 )?,
+                outbox: {
+                    let counts = outbox::counts(c)?;
+                    healsync_domain::messaging::MessageStatus::ALL
+                        .iter()
+                        .map(|status| {
+                            let n = counts.iter().find(|(s, _)| s == status);
+                            (status.as_str(), n.map_or(0, |(_, n)| *n))
+                        })
+                        .collect()
+                },
             })
         })
     }

@@ -63,7 +63,7 @@ text_enum!(
 /// Where a claim stands with its payer.
 ClaimStatus, "status" {
     Draft => "DRAFT", Submitted => "SUBMITTED", Accepted => "ACCEPTED",
-    Rejected => "REJECTED", Paid => "PAID"
+    Rejected => "REJECTED", Paid => "PAID", Withdrawn => "WITHDRAWN"
 });
 
 impl ClaimStatus {
@@ -75,9 +75,17 @@ impl ClaimStatus {
         )
     }
 
+    /// What voiding its invoice makes of the claim: an open claim is WITHDRAWN (it asks
+    /// for money the patient no longer owes, so the payer must not be pressed for it);
+    /// any other stays as it is.
+    pub fn on_invoice_void(self) -> Option<ClaimStatus> {
+        self.is_open().then_some(ClaimStatus::Withdrawn)
+    }
+
     /// The lifecycle: DRAFT → SUBMITTED → ACCEPTED → PAID; a submitted claim may also be
     /// REJECTED or paid at once; a rejected one goes back to DRAFT to be corrected and
-    /// resubmitted. PAID is final. [`DomainError::Refused`] otherwise.
+    /// resubmitted. PAID is final; so is WITHDRAWN, which only voiding the invoice
+    /// reaches ([`ClaimStatus::on_invoice_void`]). [`DomainError::Refused`] otherwise.
     pub fn check_transition(self, to: ClaimStatus) -> Result<(), DomainError> {
         use ClaimStatus::*;
         let ok = matches!(
@@ -193,6 +201,18 @@ mod tests {
         }
         assert!(Paid.check_transition(Draft).is_err());
         assert!(!Paid.is_open() && !Rejected.is_open() && Draft.is_open());
+    }
+
+    #[test]
+    fn voiding_the_invoice_withdraws_exactly_the_open_claims() {
+        for status in ClaimStatus::ALL {
+            let want = match status {
+                Draft | Submitted | Accepted => Some(Withdrawn),
+                Rejected | Paid | Withdrawn => None,
+            };
+            assert_eq!(status.on_invoice_void(), want, "{status:?}");
+        }
+        assert!(!Withdrawn.is_open());
     }
 
     #[test]

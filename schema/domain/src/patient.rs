@@ -1,6 +1,7 @@
 //! Patients: demographics, contact, allergies and the site-minted medical record number.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use unicode_normalization::UnicodeNormalization;
 
 use crate::{DomainError, PatientId};
 
@@ -165,10 +166,17 @@ pub const MAX_SEARCH_WORDS: usize = 8;
 
 /// Words of a text as patient search splits it: runs of letters and digits, lower
 /// case.
+/// Lower-case words of letters and digits, diacritics folded ("José" is "jose"), as
+/// the node's full-text index reads them (`remove_diacritics`).
 fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|t| !t.is_empty())
-        .map(str::to_lowercase)
+        .map(|t| {
+            t.nfd()
+                .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+                .collect::<String>()
+                .to_lowercase()
+        })
 }
 
 /// The words of a patient search (at most [`MAX_SEARCH_WORDS`]): a patient is found
@@ -178,8 +186,7 @@ pub fn search_words(query: &str) -> Vec<String> {
 }
 
 /// The words a patient is found by: those of the name, the MRN and the e-mail, and the
-/// phone number's digits as one word (the node's full-text index holds the same, and
-/// also folds diacritics).
+/// phone number's digits as one word (the node's full-text index holds the same).
 pub fn search_terms(p: &Patient) -> Vec<String> {
     let mut terms: Vec<String> = words(&p.name)
         .chain(words(&p.mrn))
@@ -241,6 +248,25 @@ mod tests {
     ) {
         for (input, expected) in cases {
             assert_eq!(&f(input).ok(), expected, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn search_words_fold_case_diacritics_and_punctuation() {
+        for (query, expected) in [
+            ("José Müller", vec!["jose", "muller"]),
+            ("  NJERI,amina ", vec!["njeri", "amina"]),
+            ("Ñandú-Åsa O'Brien", vec!["nandu", "asa", "o", "brien"]),
+            ("+254 712", vec!["254", "712"]),
+            ("%_*", vec![]),
+            // At most MAX_SEARCH_WORDS (8).
+            (
+                "a b c d e f g h i",
+                vec!["a", "b", "c", "d", "e", "f", "g", "h"],
+            ),
+        ] {
+            let expected: Vec<String> = expected.into_iter().map(String::from).collect();
+            assert_eq!(search_words(query), expected, "{query:?}");
         }
     }
 

@@ -3,7 +3,9 @@
 use crate::{DoctorId, DomainError, PatientId, UserId};
 
 /// A role carried in the session token. RECEPTIONIST is the front desk: registers
-/// patients and books appointments, but reads no clinical detail.
+/// patients and books appointments, but reads no clinical detail. FINANCE is central
+/// reporting at the hub: billing roll-ups and utilisation of its sites, and no patient,
+/// appointment or clinical data; it exists at the hub only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Role {
@@ -11,6 +13,7 @@ pub enum Role {
     Doctor,
     Receptionist,
     Admin,
+    Finance,
 }
 
 impl Role {
@@ -20,6 +23,7 @@ impl Role {
             Role::Doctor => "DOCTOR",
             Role::Receptionist => "RECEPTIONIST",
             Role::Admin => "ADMIN",
+            Role::Finance => "FINANCE",
         }
     }
 
@@ -29,11 +33,22 @@ impl Role {
             "DOCTOR" => Ok(Role::Doctor),
             "RECEPTIONIST" => Ok(Role::Receptionist),
             "ADMIN" => Ok(Role::Admin),
+            "FINANCE" => Ok(Role::Finance),
             _ => Err(DomainError::invalid(
                 "role",
-                format!("{s:?} is not one of PATIENT, DOCTOR, RECEPTIONIST, ADMIN"),
+                format!("{s:?} is not one of PATIENT, DOCTOR, RECEPTIONIST, ADMIN, FINANCE"),
             )),
         }
+    }
+
+    /// Accounts that sign in at the hub (made there, for no clinic).
+    pub fn is_central(self) -> bool {
+        matches!(self, Role::Admin | Role::Finance)
+    }
+
+    /// Accounts that exist at the hub only: a clinic never holds one.
+    pub fn is_hub_only(self) -> bool {
+        matches!(self, Role::Finance)
     }
 
     /// Staff at the front desk or above: may see every patient's demographics.
@@ -96,7 +111,7 @@ pub fn check_links(
 ) -> Result<(), DomainError> {
     match (role, patient_id, doctor_id) {
         (Role::Patient, Some(_), None) | (Role::Doctor, None, Some(_)) => Ok(()),
-        (Role::Admin | Role::Receptionist, None, None) => Ok(()),
+        (Role::Admin | Role::Receptionist | Role::Finance, None, None) => Ok(()),
         (Role::Patient, _, _) => Err(DomainError::invalid(
             "patientId",
             "a PATIENT account is linked to exactly one patient record",
@@ -132,5 +147,26 @@ mod tests {
         assert!(check_links(Role::Doctor, None, d).is_ok());
         assert!(check_links(Role::Admin, p, None).is_err());
         assert!(check_links(Role::Receptionist, None, None).is_ok());
+        assert!(check_links(Role::Finance, None, None).is_ok());
+        assert!(check_links(Role::Finance, p, None).is_err());
+    }
+
+    #[test]
+    fn roles_read_back_and_where_they_sign_in() {
+        for (role, central, hub_only) in [
+            (Role::Patient, false, false),
+            (Role::Doctor, false, false),
+            (Role::Receptionist, false, false),
+            (Role::Admin, true, false),
+            (Role::Finance, true, true),
+        ] {
+            assert_eq!(Role::parse(&role.as_str().to_lowercase()), Ok(role));
+            assert_eq!(
+                (role.is_central(), role.is_hub_only()),
+                (central, hub_only),
+                "{role}"
+            );
+        }
+        assert!(Role::parse("AUDITOR").is_err());
     }
 }

@@ -213,7 +213,7 @@ async fn seed_hub(hub: &HubStore, size: &Size) -> Result<(Duration, Duration)> {
 
 fn admin() -> HubAuth {
     let now = Utc::now().timestamp();
-    HubAuth::Admin(healsync_auth::Claims {
+    HubAuth::Central(healsync_auth::Claims {
         sub: UserId(Uuid::now_v7()),
         username: "admin".into(),
         role: Role::Admin,

@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use healsync_domain::billing::{Currency, format_amount};
 use healsync_hub_store::billing::{BillingScope, Period};
 
-use super::{admin, hub, instant, limit, uuid};
+use super::{hub, instant, limit, reporter, uuid};
 use crate::HubApiError;
 
 /// The longest range of a billing roll-up: a year and a little.
@@ -129,7 +129,7 @@ impl BillingQuery {
         #[graphql(default_with = "GqlPeriod::Month")] period: GqlPeriod,
         site: Option<String>,
     ) -> Result<Vec<RevenueRow>> {
-        let a = admin(ctx)?;
+        let a = reporter(ctx)?;
         let site = a.site_filter(site)?;
         let (from, to) = scope_range(&from, &to)?;
         let rows = hub(ctx)?
@@ -165,7 +165,7 @@ impl BillingQuery {
         ctx: &Context<'_>,
         site: Option<String>,
     ) -> Result<Vec<ClaimsByAge>> {
-        let a = admin(ctx)?;
+        let a = reporter(ctx)?;
         let site = a.site_filter(site)?;
         let rows = hub(ctx)?
             .store()
@@ -194,7 +194,7 @@ impl BillingQuery {
         site: Option<String>,
         #[graphql(default = 20)] limit: i32,
     ) -> Result<Vec<ServiceRevenue>> {
-        let a = admin(ctx)?;
+        let a = reporter(ctx)?;
         let site = a.site_filter(site)?;
         let limit = self::limit(limit, 500)?;
         let (from, to) = scope_range(&from, &to)?;
@@ -231,7 +231,7 @@ impl BillingQuery {
         from: String,
         to: String,
     ) -> Result<Vec<SiteUtilisation>> {
-        let a = admin(ctx)?;
+        let a = reporter(ctx)?;
         let doctor = uuid("doctorId", &doctor_id)?;
         let (from, to) = super::range(instant("from", &from)?, instant("to", &to)?)?;
         let store = hub(ctx)?.store();

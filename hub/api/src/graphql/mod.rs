@@ -84,15 +84,17 @@ pub fn schema_sdl() -> String {
 /// What a request carries about authentication.
 #[derive(Debug, Clone)]
 pub enum HubAuth {
-    Admin(Claims),
+    /// A central account's session (ADMIN or FINANCE).
+    Central(Claims),
     Invalid(String),
     Anonymous,
 }
 
-/// Turns an `Authorization` value into a [`HubAuth`]: only ADMIN sessions are admitted.
+/// Turns an `Authorization` value into a [`HubAuth`]: only central roles (ADMIN,
+/// FINANCE) are admitted.
 pub fn authenticate(hub: &Hub, header: Option<&str>) -> HubAuth {
     match hub.keys().bearer(header) {
-        Ok(Some(c)) if c.role == Role::Admin => HubAuth::Admin(c),
+        Ok(Some(c)) if c.role.is_central() => HubAuth::Central(c),
         Ok(Some(c)) => HubAuth::Invalid(format!("a {} may not use the hub", c.role.as_str())),
         Ok(None) => HubAuth::Anonymous,
         Err(why) => HubAuth::Invalid(why),
@@ -104,14 +106,14 @@ fn hub<'a>(ctx: &'a Context<'_>) -> Result<&'a Hub, HubApiError> {
         .map_err(|_| HubApiError::internal("schema has no hub"))
 }
 
-/// A signed-in central admin and the sites it may see.
+/// A signed-in central account and the sites it may see.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Admin<'a> {
+pub(crate) struct Central<'a> {
     claims: &'a Claims,
 }
 
-impl<'a> Admin<'a> {
-    /// The sites this admin is limited to; `None`: every site.
+impl<'a> Central<'a> {
+    /// The sites this account is limited to; `None`: every site.
     pub fn sites(&self) -> Option<&'a [String]> {
         self.claims.sites.as_deref()
     }
@@ -120,7 +122,7 @@ impl<'a> Admin<'a> {
         self.sites().is_none_or(|s| s.iter().any(|x| x == site))
     }
 
-    /// A site an operation names, normalised; FORBIDDEN when outside this admin's
+    /// A site an operation names, normalised; FORBIDDEN when outside this account's
     /// sites.
     pub fn site(&self, site: &str) -> Result<String, HubApiError> {
         let code = site.trim().to_ascii_uppercase();
@@ -134,7 +136,7 @@ impl<'a> Admin<'a> {
         }
     }
 
-    /// An optional site filter, checked like [`Admin::site`].
+    /// An optional site filter, checked like [`Central::site`].
     pub fn site_filter(&self, site: Option<String>) -> Result<Option<String>, HubApiError> {
         site.map(|s| self.site(&s)).transpose()
     }
@@ -144,15 +146,33 @@ impl<'a> Admin<'a> {
     }
 }
 
-/// The signed-in admin, or UNAUTHENTICATED.
-pub(crate) fn admin<'a>(ctx: &'a Context<'_>) -> Result<Admin<'a>, HubApiError> {
+/// The signed-in central account, any role, or UNAUTHENTICATED.
+fn central<'a>(ctx: &'a Context<'_>) -> Result<Central<'a>, HubApiError> {
     match ctx.data::<HubAuth>() {
-        Ok(HubAuth::Admin(claims)) => Ok(Admin { claims }),
+        Ok(HubAuth::Central(claims)) => Ok(Central { claims }),
         Ok(HubAuth::Invalid(why)) => Err(HubApiError::Unauthenticated(why.clone())),
         _ => Err(HubApiError::Unauthenticated(
             "log in first: send Authorization: Bearer <token>".into(),
         )),
     }
+}
+
+/// A central ADMIN: everything at its sites but clinical content. Other central
+/// roles are FORBIDDEN.
+pub(crate) fn admin<'a>(ctx: &'a Context<'_>) -> Result<Central<'a>, HubApiError> {
+    let c = central(ctx)?;
+    match c.claims.role {
+        Role::Admin => Ok(c),
+        other => Err(HubApiError::Forbidden(format!(
+            "a {other} account reads the billing roll-ups and the sites only"
+        ))),
+    }
+}
+
+/// Anyone who reads the organisation's figures (billing roll-ups, utilisation, the
+/// sites' sync state): ADMIN and FINANCE, each at its sites.
+pub(crate) fn reporter<'a>(ctx: &'a Context<'_>) -> Result<Central<'a>, HubApiError> {
+    central(ctx)
 }
 
 pub(crate) fn ts(t: DateTime<Utc>) -> String {

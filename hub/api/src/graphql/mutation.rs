@@ -4,9 +4,9 @@
 
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
+use healsync_domain::Address;
 use healsync_domain::booking::BookingRequest;
 use healsync_domain::patient::{parse_date_of_birth, parse_email, parse_name, parse_phone};
-use healsync_domain::{Address, Role};
 use healsync_hub_store::{GrantReason, HubStoreError, NewPatient, Typed};
 use healsync_records::AnyRecord;
 
@@ -72,7 +72,7 @@ impl MutationRoot {
         let user = hub
             .inner
             .login
-            .verify(admitted, &password, candidates, |u| u.role == Role::Admin)
+            .verify(admitted, &password, candidates, |u| u.role.is_central())
             .await
             .map_err(HubApiError::from)?;
         let sites = hub

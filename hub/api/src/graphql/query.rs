@@ -10,7 +10,7 @@ use healsync_records::{AnyRecord, RecordKind};
 use uuid::Uuid;
 
 use super::types::*;
-use super::{Admin, admin, hub, instant, limit, offset, range, ts, uuid};
+use super::{Central, admin, hub, instant, limit, offset, range, reporter, ts, uuid};
 use crate::HubApiError;
 
 #[derive(Default)]
@@ -20,7 +20,7 @@ pub struct CoreQuery;
 /// one.
 pub(crate) async fn sees_patient(
     ctx: &Context<'_>,
-    a: Admin<'_>,
+    a: Central<'_>,
     p: &healsync_domain::Patient,
 ) -> Result<bool, HubApiError> {
     if a.sees_site(&p.site) {
@@ -34,7 +34,7 @@ pub(crate) async fn sees_patient(
 /// the admin does not see looks missing).
 pub(crate) async fn visible_patient(
     ctx: &Context<'_>,
-    a: Admin<'_>,
+    a: Central<'_>,
     id: Uuid,
 ) -> Result<healsync_domain::Patient, HubApiError> {
     if let Some(Typed {
@@ -60,14 +60,15 @@ async fn one(ctx: &Context<'_>, id: Uuid) -> Result<Option<Typed>, HubApiError> 
 
 #[Object]
 impl CoreQuery {
-    /// The signed-in admin's user name.
+    /// The signed-in account's user name (ADMIN or FINANCE).
     async fn me(&self, ctx: &Context<'_>) -> Result<String> {
-        Ok(admin(ctx)?.username().to_string())
+        Ok(reporter(ctx)?.username().to_string())
     }
 
-    /// Every site (this admin sees) with its nodes' sync state and open conflicts.
+    /// Every site (this account sees) with its nodes' sync state and open conflicts
+    /// (ADMIN or FINANCE: no patient data).
     async fn sites(&self, ctx: &Context<'_>) -> Result<Vec<Site>> {
-        let a = admin(ctx)?;
+        let a = reporter(ctx)?;
         let sites = hub(ctx)?.store().sites().await.map_err(HubApiError::from)?;
         Ok(sites
             .into_iter()
@@ -440,7 +441,7 @@ impl CoreQuery {
 /// account of a site this admin does not see; `None` for an account that reads none.
 pub(crate) async fn audience_of_user(
     ctx: &Context<'_>,
-    a: Admin<'_>,
+    a: Central<'_>,
     user_id: &ID,
 ) -> Result<Option<(Audience, String)>, HubApiError> {
     let id = uuid("userId", user_id)?;

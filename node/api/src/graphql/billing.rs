@@ -41,7 +41,7 @@ gql_enum!(
     GqlPaymentMethod = "PaymentMethod", PaymentMethod { Cash, Card, MobileMoney, Insurance });
 gql_enum!(
     /// Where a claim stands with its payer.
-    GqlClaimStatus = "ClaimStatus", ClaimStatus { Draft, Submitted, Accepted, Rejected, Paid });
+    GqlClaimStatus = "ClaimStatus", ClaimStatus { Draft, Submitted, Accepted, Rejected, Paid, Withdrawn });
 gql_enum!(
     /// Where an invoice stands: derived from its payments and void, never stored.
     GqlInvoiceStatus = "InvoiceStatus", InvoiceStatus { Issued, PartiallyPaid, Paid, Void });

@@ -163,6 +163,11 @@ pub fn authenticate(node: &Node, header: Option<&str>) -> Auth {
 /// WebSocket connection must end when its session does.
 pub fn authenticate_until(node: &Node, header: Option<&str>) -> (Auth, Option<i64>) {
     match node.keys().bearer(header) {
+        // A hub-only role is no session at a clinic, whoever signed it.
+        Ok(Some(claims)) if claims.role.is_hub_only() => (
+            Auth::Invalid(format!("a {} account signs in at the hub", claims.role)),
+            None,
+        ),
         Ok(Some(claims)) => {
             let exp = claims.exp;
             (Auth::Session(claims.into()), Some(exp))

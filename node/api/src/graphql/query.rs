@@ -107,7 +107,7 @@ impl CoreQuery {
                     return Err(ApiError::not_found("patient").into());
                 }
             }
-            Role::Patient => return Err(ApiError::not_found("patient").into()),
+            Role::Patient | Role::Finance => return Err(ApiError::not_found("patient").into()),
         }
         node(ctx)?
             .read(move |c| queries::patient(c, id))
@@ -179,6 +179,7 @@ impl CoreQuery {
                 }
                 filter.patient = Some(own);
             }
+            Role::Finance => return Err(ApiError::forbidden().into()),
         }
         let list = node(ctx)?
             .read(move |c| queries::appointments(c, &filter))

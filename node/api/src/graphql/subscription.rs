@@ -104,6 +104,7 @@ impl SubscriptionRoot {
                         }
                         None => false,
                     },
+                    Role::Finance => false,
                 };
                 allowed.then(|| PatientObj(p.clone()))
             }

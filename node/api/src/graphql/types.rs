@@ -65,6 +65,8 @@ pub enum GqlRole {
     Doctor,
     Receptionist,
     Admin,
+    /// Central billing reporting: an account at the hub only, never at a clinic.
+    Finance,
 }
 
 impl From<Role> for GqlRole {
@@ -74,6 +76,7 @@ impl From<Role> for GqlRole {
             Role::Doctor => GqlRole::Doctor,
             Role::Receptionist => GqlRole::Receptionist,
             Role::Admin => GqlRole::Admin,
+            Role::Finance => GqlRole::Finance,
         }
     }
 }
@@ -85,6 +88,7 @@ impl From<GqlRole> for Role {
             GqlRole::Doctor => Role::Doctor,
             GqlRole::Receptionist => Role::Receptionist,
             GqlRole::Admin => Role::Admin,
+            GqlRole::Finance => Role::Finance,
         }
     }
 }

@@ -35,6 +35,7 @@ fn check_booker(session: &Session, patient: PatientId, doctor: DoctorId) -> Resu
         Role::Admin | Role::Receptionist => true,
         Role::Patient => session.patient_id == Some(patient),
         Role::Doctor => session.doctor_id == Some(doctor),
+        Role::Finance => false,
     };
     if ok {
         Ok(())
@@ -147,6 +148,7 @@ fn check_status_change(
         Role::Admin | Role::Receptionist | Role::Doctor => Ok(()),
         Role::Patient if to == AppointmentStatus::Cancelled => Ok(()),
         Role::Patient => Err(ApiError::Forbidden("a patient may only cancel".into())),
+        Role::Finance => Err(ApiError::forbidden()),
     }
 }
 

@@ -456,6 +456,27 @@ pub async fn void_invoice(
             voided_at: tx.now(),
         };
         tx.put(&void)?;
+        // The payer is no longer asked for money the invoice no longer claims.
+        let claims = q::claims(
+            tx.conn(),
+            &q::ClaimFilter {
+                invoice: Some(id),
+                limit: 100,
+                ..Default::default()
+            },
+        )?;
+        for mut claim in claims {
+            // A claim is changed only at the site that made it (the invoice's).
+            if claim.site != void.site {
+                continue;
+            }
+            if let Some(status) = claim.status.on_invoice_void() {
+                claim.status = status;
+                claim.response = Some(format!("invoice void: {}", void.reason));
+                claim.updated_at = tx.now();
+                tx.put(&claim)?;
+            }
+        }
         row.void = Some(q::VoidRow {
             id: void.id,
             reason: void.reason,

@@ -194,6 +194,13 @@ pub async fn update_claim(
             )));
         }
         claim.status.check_transition(update.status)?;
+        if update.status == ClaimStatus::Draft && load_invoice(tx, claim.invoice_id)?.void.is_some()
+        {
+            return Err(healsync_domain::DomainError::Refused(
+                "the invoice is void: it cannot be claimed again".into(),
+            )
+            .into());
+        }
         if update.status == ClaimStatus::Draft
             && let Some(open) = q::open_claim_of_invoice(tx.conn(), claim.invoice_id)?
         {

@@ -22,6 +22,12 @@ pub fn create_in_store(store: &Store, input: NewUser) -> Result<User, ApiError> 
     let username = parse_username(&input.username)?;
     check_password(&input.password)?;
     check_links(input.role, input.patient_id, input.doctor_id)?;
+    if input.role.is_hub_only() {
+        return Err(ApiError::BadInput(format!(
+            "{} accounts exist at the hub only",
+            input.role
+        )));
+    }
     let password_hash =
         healsync_auth::hash_password(&input.password).map_err(ApiError::internal)?;
     let (user, _changed) = store.write(chrono::Utc::now(), |tx| {
@@ -94,7 +100,8 @@ pub async fn login(
     let user = node
         .inner
         .login
-        .verify(admitted, password, candidates, |_| true)
+        // A hub-only role never signs in at a clinic, whatever reached its store.
+        .verify(admitted, password, candidates, |u| !u.role.is_hub_only())
         .await?;
     node.keys()
         .issue(&user, node.now().timestamp())
