@@ -121,6 +121,11 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// The audit trail of health data.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Check or rebuild the relational projections from the record documents.
     Projections {
         #[command(subcommand)]
@@ -189,6 +194,16 @@ enum UsersCommand {
         /// For a DOCTOR account: the doctor record it belongs to.
         #[arg(long)]
         doctor_id: Option<String>,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain of every audit event. Exit 0 if it is intact, 1 naming the
+    /// first event that was edited, deleted, inserted or moved.
+    Verify {
         #[command(flatten)]
         dir: DataDir,
     },
@@ -267,6 +282,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 },
         } => users_add(dir.data_dir, username, role, patient_id, doctor_id),
         Command::Projections { command } => projections(command),
+        Command::Audit {
+            command: AuditCommand::Verify { dir },
+        } => audit_verify(dir.data_dir),
         Command::Status { dir, json } => status(dir.data_dir, json),
         Command::Enroll { hub, token, dir } => enroll(dir.data_dir, hub, token),
         Command::Sync { dir, json } => sync(dir.data_dir, json),
@@ -463,6 +481,28 @@ fn projections(command: ProjectionsCommand) -> Result<ExitCode> {
                 .context("rebuild the projections")?;
             println!("Rebuilt the projections from {n} documents.");
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn audit_verify(data_dir: PathBuf) -> Result<ExitCode> {
+    let store = open_store(&data_dir, None)?;
+    let verdict = store
+        .read(healsync_store::audit::verify)
+        .context("read the audit trail")?;
+    match verdict {
+        Ok(v) => {
+            let head: String = v.head.iter().map(|b| format!("{b:02x}")).collect();
+            println!(
+                "The audit trail is intact: {} events, head {head}.",
+                v.events
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(bad) => {
+            println!("The audit trail was tampered with: {bad}.");
+            println!("First bad event: {}.", bad.first_bad());
+            Ok(ExitCode::FAILURE)
         }
     }
 }

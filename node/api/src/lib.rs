@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use healsync_auth::SessionKeys;
+use healsync_store::audit::AuditContext;
 use healsync_store::{Connection, Incoming, Store, StoreError, WriteTx};
 
 pub use error::ApiError;
@@ -73,14 +74,14 @@ impl Node {
 
     /// Runs a write transaction on a blocking thread and, once it is committed, publishes
     /// the records it changed.
-    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
+    pub async fn write<T, F>(&self, who: AuditContext, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&mut WriteTx<'_>) -> Result<T, ApiError> + Send + 'static,
     {
         let store = self.inner.store.clone();
         let now = self.now();
-        let (value, changed) = tokio::task::spawn_blocking(move || store.write(now, f))
+        let (value, changed) = tokio::task::spawn_blocking(move || store.write_as(now, &who, f))
             .await
             .map_err(ApiError::internal)??;
         self.inner.events.publish(changed);

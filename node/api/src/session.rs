@@ -3,7 +3,9 @@
 //! convenience, never the control.
 
 use healsync_auth::Claims;
+use healsync_domain::audit::Actor;
 use healsync_domain::{Appointment, DoctorId, PatientId, Role, UserId};
+use healsync_store::audit::AuditContext;
 
 use crate::ApiError;
 
@@ -59,6 +61,20 @@ impl Auth {
 }
 
 impl Session {
+    /// This session acting through `operation`, as the audit trail names it.
+    pub fn acting(&self, operation: &str) -> AuditContext {
+        AuditContext {
+            actor: Actor {
+                user_id: Some(self.user_id),
+                username: self.username.clone(),
+                role: Some(self.role),
+            },
+            operation: operation.to_string(),
+            peer: None,
+            reason: None,
+        }
+    }
+
     pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
         if roles.contains(&self.role) {
             Ok(())

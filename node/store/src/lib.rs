@@ -11,6 +11,7 @@
 //! few read-only connections for queries; WAL lets them read while the writer commits.
 //! Durability: `synchronous=FULL`, so a write acknowledged to a user survives power loss.
 
+pub mod audit;
 pub mod backup;
 mod error;
 pub mod outbox;
@@ -179,9 +180,23 @@ impl Store {
     /// `f` returned and every record the transaction changed (as read back from its
     /// document), for the caller to publish once the commit is durable. If `f` fails,
     /// nothing is written.
+    ///
+    /// The node itself is the writer in its audit trail (`system:store`); a write made
+    /// for someone is [`Store::write_as`].
     pub fn write<T, E: From<StoreError>>(
         &self,
         now: DateTime<Utc>,
+        f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+    ) -> Result<(T, Vec<AnyRecord>), E> {
+        self.write_as(now, &audit::AuditContext::system("store"), f)
+    }
+
+    /// [`Store::write`] for `who`: each record of health data it changes leaves an
+    /// audit event naming them, in the same transaction.
+    pub fn write_as<T, E: From<StoreError>>(
+        &self,
+        now: DateTime<Utc>,
+        who: &audit::AuditContext,
         f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
     ) -> Result<(T, Vec<AnyRecord>), E> {
         let mut conn = self.writer()?;
@@ -189,7 +204,7 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::sqlite("begin a write"))?;
         let channels = outbox::Channels::from_bits(self.channels.load(Ordering::Relaxed));
-        let mut wtx = WriteTx::new(tx, &self.identity, now, channels);
+        let mut wtx = WriteTx::new(tx, &self.identity, now, channels, who);
         let value = f(&mut wtx)?;
         let changed = wtx.commit()?;
         Ok((value, changed))

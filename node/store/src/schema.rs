@@ -375,6 +375,28 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX medical_records_type;
     CREATE INDEX medical_records_type ON medical_records(patient_id, type, recorded_at, id);
     "#,
+    // 11: the audit trail of health data, hash-chained (`audit.rs`). `at` is
+    // microseconds since the epoch; `hash` follows the previous event's.
+    r#"
+    CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        user_id TEXT,
+        username TEXT NOT NULL,
+        role TEXT,
+        site TEXT NOT NULL,
+        access TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        patient_id TEXT,
+        operation TEXT NOT NULL,
+        peer TEXT,
+        reason TEXT,
+        hash BLOB NOT NULL
+    ) STRICT;
+    CREATE INDEX audit_patient ON audit_log(patient_id, seq);
+    CREATE INDEX audit_user ON audit_log(username, seq);
+    "#,
 ];
 
 /// Brings the database to the newest schema, one migration per transaction.

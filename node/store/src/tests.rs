@@ -92,6 +92,79 @@ fn a_failed_write_leaves_nothing_behind() {
 }
 
 #[test]
+fn each_changed_record_of_health_data_leaves_one_audit_event_in_its_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), None).expect("open");
+    let desk = crate::audit::AuditContext {
+        actor: audit::Actor {
+            user_id: Some(UserId(Uuid::now_v7())),
+            username: "front.desk".into(),
+            role: Some(Role::Receptionist),
+        },
+        operation: "create".into(),
+        peer: None,
+        reason: None,
+    };
+    let events = |store: &Store| {
+        store
+            .read(|c| {
+                crate::audit::events(
+                    c,
+                    &crate::audit::AuditFilter {
+                        limit: 100,
+                        ..Default::default()
+                    },
+                )
+            })
+            .expect("events")
+    };
+    let p = patient("Amina Njoroge", "DEV-000001");
+    // A failed write leaves no event either.
+    let failed: Result<((), _), StoreError> = store.write_as(now(), &desk, |tx| {
+        tx.put(&p)?;
+        Err(StoreError::Corrupt("refused by a rule".into()))
+    });
+    assert!(failed.is_err());
+    assert!(events(&store).is_empty());
+
+    store
+        .write_as(now(), &desk, |tx| tx.put(&p))
+        .expect("write");
+    // Unchanged: no write, no event.
+    store
+        .write_as(now(), &desk, |tx| tx.put(&p))
+        .expect("rewrite");
+    let e = events(&store);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(
+        (
+            e[0].seq,
+            e[0].kind.as_str(),
+            e[0].record_id,
+            e[0].patient_id
+        ),
+        (1, "patient", p.id.0, Some(p.id))
+    );
+    assert_eq!(
+        (e[0].actor.clone(), e[0].operation.as_str()),
+        (desk.actor.clone(), "create")
+    );
+    assert_eq!(e[0].at, now());
+
+    // Without a named writer the node is the writer.
+    let mut edited = p.clone();
+    edited.phone = Some("+254 799 000 000".into());
+    store.write(now(), |tx| tx.put(&edited)).expect("edit");
+    let e = events(&store);
+    assert_eq!(e[0].actor.username, "system:store");
+    let verified = store
+        .read(crate::audit::verify)
+        .expect("read")
+        .expect("intact");
+    assert_eq!(verified.events, 2);
+}
+
+#[test]
 fn identity_survives_reopen_and_site_is_checked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let nbo = SiteCode::parse("NBO").expect("site");

@@ -8,7 +8,9 @@ use healsync_records::{
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use crate::audit::{AuditContext, Touched};
 use crate::{Identity, StoreError, projection};
+use healsync_domain::audit::Access;
 
 pub struct WriteTx<'c> {
     tx: Transaction<'c>,
@@ -16,6 +18,9 @@ pub struct WriteTx<'c> {
     now: DateTime<Utc>,
     channels: crate::outbox::Channels,
     changed: Vec<AnyRecord>,
+    /// Who writes: each record of health data the write changes leaves an audit event
+    /// in this transaction.
+    who: &'c AuditContext,
 }
 
 impl<'c> WriteTx<'c> {
@@ -24,6 +29,7 @@ impl<'c> WriteTx<'c> {
         identity: &'c Identity,
         now: DateTime<Utc>,
         channels: crate::outbox::Channels,
+        who: &'c AuditContext,
     ) -> Self {
         WriteTx {
             tx,
@@ -31,6 +37,7 @@ impl<'c> WriteTx<'c> {
             now,
             channels,
             changed: Vec::new(),
+            who,
         }
     }
 
@@ -191,6 +198,25 @@ impl<'c> WriteTx<'c> {
     }
 
     pub(crate) fn commit(self) -> Result<Vec<AnyRecord>, StoreError> {
+        let touched: Vec<Touched> = self
+            .changed
+            .iter()
+            .filter_map(|r| {
+                r.health_subject().map(|p| Touched {
+                    kind: r.kind().as_str().to_string(),
+                    id: r.id(),
+                    patient: Some(p),
+                })
+            })
+            .collect();
+        crate::audit::append(
+            &self.tx,
+            self.identity.site.as_str(),
+            self.now,
+            self.who,
+            Access::Write,
+            &touched,
+        )?;
         self.tx
             .commit()
             .map_err(StoreError::sqlite("commit a write"))?;

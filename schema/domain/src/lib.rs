@@ -9,6 +9,7 @@
 //! testable exhaustively. Only this crate decides what is a valid record.
 
 pub mod appointment;
+pub mod audit;
 pub mod billing;
 pub mod booking;
 pub mod care;

@@ -6,8 +6,8 @@ use healsync_domain::insurance::ClaimStatus;
 use healsync_domain::{
     Address, Appointment, AppointmentStatus, Audience, Claim, Coverage, Details, Doctor,
     EmergencyContact, EntryType, Invoice, InvoiceVoid, Leave, MedicalRecord, MessagePreference,
-    Notification, Patient, PatientRequest, Payment, PriceItem, RequestStatus, Role, Schedule, Sex,
-    User, WeeklyRule,
+    Notification, Patient, PatientId, PatientRequest, Payment, PriceItem, RequestStatus, Role,
+    Schedule, Sex, User, WeeklyRule,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -200,6 +200,35 @@ impl AnyRecord {
             AnyRecord::Coverage(_) => RecordKind::Coverage,
             AnyRecord::Claim(_) => RecordKind::Claim,
             AnyRecord::MessagePreference(_) => RecordKind::MessagePreference,
+        }
+    }
+
+    /// The patient this record is health data about, if it is: the patient record
+    /// itself, their appointments, clinical entries, billing, cover, message settings,
+    /// notices to them, and a request that brought them here. Every write of such a
+    /// record leaves an audit event; the rest (doctors, schedules, accounts, the price
+    /// list, notices to staff) are not health data.
+    pub fn health_subject(&self) -> Option<PatientId> {
+        match self {
+            AnyRecord::Patient(r) => Some(r.id),
+            AnyRecord::Appointment(r) => Some(r.patient_id),
+            AnyRecord::MedicalRecord(r) => Some(r.patient_id),
+            AnyRecord::Invoice(r) => Some(r.patient_id),
+            AnyRecord::InvoiceVoid(r) => Some(r.patient_id),
+            AnyRecord::Payment(r) => Some(r.patient_id),
+            AnyRecord::Coverage(r) => Some(r.patient_id),
+            AnyRecord::Claim(r) => Some(r.patient_id),
+            AnyRecord::MessagePreference(r) => Some(r.patient_id),
+            AnyRecord::PatientRequest(r) => r.patient_id,
+            AnyRecord::Notification(r) => match r.audience {
+                Audience::Patient(p) => Some(p),
+                _ => None,
+            },
+            AnyRecord::Doctor(_)
+            | AnyRecord::Schedule(_)
+            | AnyRecord::Leave(_)
+            | AnyRecord::User(_)
+            | AnyRecord::PriceItem(_) => None,
         }
     }
 }

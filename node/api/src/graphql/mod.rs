@@ -23,6 +23,7 @@ macro_rules! gql_enum {
     };
 }
 
+mod audit;
 pub mod billing;
 pub mod clinical;
 mod inputs;
@@ -50,6 +51,7 @@ pub struct QueryRoot(
     query::CoreQuery,
     billing::BillingQuery,
     messages::MessagesQuery,
+    audit::AuditQuery,
 );
 
 /// The mutation root, merged the same way.

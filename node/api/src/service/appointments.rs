@@ -96,7 +96,7 @@ pub async fn book(
 ) -> Result<Appointment, ApiError> {
     check_booker(session, input.patient_id, input.doctor_id)?;
     let doctor_booking = session.role == Role::Doctor;
-    node.write(move |tx| {
+    node.write(session.acting("book"), move |tx| {
         // A doctor books follow-ups of their own patients, never a stranger: a booking
         // makes a care relationship, and nobody widens their own access.
         if doctor_booking {
@@ -159,7 +159,7 @@ pub async fn set_status(
     to: AppointmentStatus,
 ) -> Result<Appointment, ApiError> {
     let session = session.clone();
-    node.write(move |tx| {
+    node.write(session.acting("set_status"), move |tx| {
         let mut a = load_appointment(tx, id)?;
         check_status_change(&session, &a, to)?;
         if !a.change_status(to, tx.now())? {
@@ -183,7 +183,7 @@ pub async fn reschedule(
     start: DateTime<Utc>,
 ) -> Result<Appointment, ApiError> {
     let session = session.clone();
-    node.write(move |tx| {
+    node.write(session.acting("reschedule"), move |tx| {
         let mut a = load_appointment(tx, id)?;
         if !session.sees_appointment(&a) {
             return Err(ApiError::not_found("appointment"));

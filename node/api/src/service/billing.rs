@@ -64,7 +64,7 @@ pub async fn set_price_item(
         return Err(DomainError::invalid("unitPrice", "must not be negative").into());
     }
     let tax_rate = parse_rate_percent(&input.tax_rate)?;
-    node.write(move |tx| {
+    node.write(session.acting("set_price_item"), move |tx| {
         let site = tx.site().to_string();
         let existing = q::price_item_by_code(tx.conn(), &site, &code)?;
         if existing.is_none()
@@ -280,7 +280,7 @@ pub async fn issue_invoice(
         .collect::<Result<Vec<_>, _>>()?;
     let notes = parse_notes(input.notes.as_deref())?;
     let issued_by = session.username.clone();
-    node.write(move |tx| {
+    node.write(session.acting("issue_invoice"), move |tx| {
         let patient_id = billed_patient(tx, input.patient_id, input.appointment_id)?;
         let lines = price_lines(tx, pending, &currency)?;
         let seq = tx.next_counter("invoice")?;
@@ -357,7 +357,7 @@ pub async fn record_payment(
     session.require(CASHIERS)?;
     let reference = parse_opt_text("reference", input.reference.as_deref(), billing::MAX_TEXT)?;
     let received_by = session.username.clone();
-    node.write(move |tx| {
+    node.write(session.acting("record_payment"), move |tx| {
         let row = load_invoice(tx, input.invoice_id)?;
         let amount = parse_amount("amount", &input.amount, &row.invoice.currency)?;
         if amount <= 0 {
@@ -443,7 +443,7 @@ pub async fn void_invoice(
     session.require(CASHIERS)?;
     let reason = parse_text("reason", &reason, billing::MAX_TEXT)?;
     let voided_by = session.username.clone();
-    node.write(move |tx| {
+    node.write(session.acting("void_invoice"), move |tx| {
         let mut row = load_invoice(tx, id)?;
         billing::check_void(row.paid, row.void.is_some())?;
         let void = InvoiceVoid {

@@ -61,7 +61,9 @@ pub async fn resolve(
     }
     let value = healsync_records::normalize_edit(&field, &value)?;
     let settled = node
-        .write(move |tx| Ok(tx.resolve_conflict(record, &field, &value)?))
+        .write(session.acting("resolve_conflict"), move |tx| {
+            Ok(tx.resolve_conflict(record, &field, &value)?)
+        })
         .await?;
     if settled {
         Ok(())

@@ -19,7 +19,7 @@ pub struct NewDoctor {
 
 pub async fn create(node: &Node, session: &Session, input: NewDoctor) -> Result<Doctor, ApiError> {
     session.require(&[Role::Admin])?;
-    node.write(move |tx| {
+    node.write(session.acting("create"), move |tx| {
         let now = tx.now();
         let doctor = Doctor {
             id: new_id(),
@@ -45,7 +45,7 @@ pub async fn update(
     edit: impl FnOnce(&mut Doctor) -> Result<(), DomainError> + Send + 'static,
 ) -> Result<Doctor, ApiError> {
     session.require(&[Role::Admin])?;
-    node.write(move |tx| {
+    node.write(session.acting("update"), move |tx| {
         let mut doctor = load_doctor(tx, id)?;
         let before = doctor.clone();
         edit(&mut doctor)?;
@@ -71,7 +71,7 @@ pub async fn set_schedule(
 ) -> Result<Schedule, ApiError> {
     session.require(&[Role::Admin])?;
     check_rules(&rules, slot_minutes)?;
-    node.write(move |tx| {
+    node.write(session.acting("set_schedule"), move |tx| {
         load_doctor(tx, doctor_id)?;
         let site = tx.site().to_string();
         let existing = queries::schedules_of(tx.conn(), doctor_id)?
@@ -108,7 +108,7 @@ pub async fn add_leave(
     if end - start > chrono::Duration::days(366) {
         return Err(DomainError::invalid("end", "leave longer than a year").into());
     }
-    node.write(move |tx| {
+    node.write(session.acting("add_leave"), move |tx| {
         load_doctor(tx, doctor_id)?;
         let leave = Leave {
             id: new_id(),
@@ -127,7 +127,7 @@ pub async fn add_leave(
 
 pub async fn cancel_leave(node: &Node, session: &Session, id: LeaveId) -> Result<Leave, ApiError> {
     session.require(&[Role::Admin])?;
-    node.write(move |tx| {
+    node.write(session.acting("cancel_leave"), move |tx| {
         let mut leave =
             queries::leave(tx.conn(), id)?.ok_or_else(|| ApiError::not_found("leave"))?;
         leave.cancelled = true;

@@ -52,7 +52,7 @@ pub async fn set_coverage(
     let (payer, member_id) =
         insurance::parse_coverage_fields(&input.payer, &input.member_id, valid_from, valid_to)?;
     let plan = parse_opt_text("plan", input.plan.as_deref(), MAX_FIELD)?;
-    node.write(move |tx| {
+    node.write(session.acting("set_coverage"), move |tx| {
         load_patient(tx, input.patient_id)?;
         let id = match input.id {
             None => new_id(),
@@ -99,7 +99,7 @@ pub async fn create_claim(
 ) -> Result<Claim, ApiError> {
     session.require(CASHIERS)?;
     let created_by = session.username.clone();
-    node.write(move |tx| {
+    node.write(session.acting("create_claim"), move |tx| {
         let row = load_invoice(tx, invoice)?;
         let inv = &row.invoice;
         if inv.site != tx.site().to_string() {
@@ -185,7 +185,7 @@ pub async fn update_claim(
         return Err(ApiError::BadInput("paidAmount goes with PAID".into()));
     }
     let received_by = session.username.clone();
-    node.write(move |tx| {
+    node.write(session.acting("update_claim"), move |tx| {
         let mut claim = q::claim(tx.conn(), id)?.ok_or_else(|| ApiError::not_found("claim"))?;
         if claim.site != tx.site().to_string() {
             return Err(ApiError::Conflict(format!(

@@ -13,6 +13,7 @@ use healsync_domain::{
     AppointmentId, Audience, Details, DoctorId, DomainError, MedicalRecord, MedicalRecordId,
     Notification, PatientId, Role,
 };
+use healsync_store::audit::AuditContext;
 use healsync_store::{WriteTx, queries};
 
 use super::{load_appointment, load_patient, new_id};
@@ -182,8 +183,10 @@ pub async fn add(
         ));
     }
     let session = session.clone();
-    node.write(move |tx| append(tx, &session, doctor, input, CorrectionKind::Amends))
-        .await
+    node.write(session.acting("add"), move |tx| {
+        append(tx, &session, doctor, input, CorrectionKind::Amends)
+    })
+    .await
 }
 
 /// Which correction [`correct`] makes of an entry.
@@ -205,7 +208,7 @@ pub async fn correct(
 ) -> Result<MedicalRecord, ApiError> {
     let doctor = clinician(session)?;
     let session = session.clone();
-    node.write(move |tx| {
+    node.write(session.acting("correct"), move |tx| {
         // Looks like a missing entry unless the doctor treats its patient.
         let original = queries::medical_record(tx.conn(), id)?
             .ok_or_else(|| ApiError::not_found("medical record"))?;
@@ -305,7 +308,7 @@ pub async fn migrate_intake_allergies(node: &Node) -> Result<usize, ApiError> {
             .await?;
         let last = batch.last().map(|p| p.id);
         made += node
-            .write(move |tx| {
+            .write(AuditContext::system("intake allergies"), move |tx| {
                 let mut n = 0;
                 for p in &batch {
                     n += record_intake_allergies(tx, p, "intake")?;

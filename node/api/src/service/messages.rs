@@ -5,6 +5,7 @@
 use chrono::Duration;
 use healsync_domain::messaging::{self, MessagePreference};
 use healsync_domain::{Audience, Notification, PatientId, Role};
+use healsync_store::audit::AuditContext;
 use healsync_store::outbox::{self, NewMessage};
 use healsync_store::{WriteTx, queries};
 
@@ -76,7 +77,7 @@ pub async fn set_preferences(
     if !may_set(session, patient) {
         return Err(ApiError::not_found("patient"));
     }
-    node.write(move |tx| {
+    node.write(session.acting("set_preferences"), move |tx| {
         super::load_patient(tx, patient)?;
         let p = MessagePreference {
             id: new_id(),
@@ -103,7 +104,7 @@ pub async fn queue_reminders(node: &Node, lead: Duration) -> Result<usize, ApiEr
     let mut made = 0;
     for appointment in due {
         let written = node
-            .write(move |tx| {
+            .write(AuditContext::system("reminders"), move |tx| {
                 let Some(a) = queries::appointment(tx.conn(), appointment)? else {
                     return Ok(false);
                 };

@@ -35,7 +35,7 @@ pub async fn mark_read(
     id: NotificationId,
 ) -> Result<Notification, ApiError> {
     let audience = audience_of(session);
-    node.write(move |tx| {
+    node.write(session.acting("mark_read"), move |tx| {
         let mut n = queries::notification(tx.conn(), id)?
             .filter(|n| Some(n.audience) == audience)
             .ok_or_else(|| ApiError::not_found("notification"))?;

@@ -34,7 +34,7 @@ pub async fn create(
 ) -> Result<Patient, ApiError> {
     session.require(REGISTRARS)?;
     let username = session.username.clone();
-    node.write(move |tx| {
+    node.write(session.acting("create"), move |tx| {
         let seq = tx.next_counter("mrn")?;
         let now = tx.now();
         let patient = Patient {
@@ -76,7 +76,7 @@ pub async fn request_from_hub(
     let date_of_birth =
         healsync_domain::patient::parse_date_of_birth(date_of_birth, node.now().date_naive())?;
     let requested_by = session.username.clone();
-    node.write(move |tx| {
+    node.write(session.acting("request_from_hub"), move |tx| {
         if queries::patient_by_mrn(tx.conn(), &mrn)?.is_some() {
             return Err(ApiError::Conflict(format!(
                 "patient {mrn} is already at this clinic"
@@ -114,7 +114,7 @@ pub async fn update(
 ) -> Result<Patient, ApiError> {
     session.require(REGISTRARS)?;
     let username = session.username.clone();
-    node.write(move |tx| {
+    node.write(session.acting("update"), move |tx| {
         let mut patient = load_patient(tx, id)?;
         let before = patient.clone();
         edit(&mut patient)?;

@@ -1,0 +1,175 @@
+//! The audit trail of health data at a real node: every write of a record about a
+//! patient leaves a hash-chained event naming who did it; an ADMIN reads them all, a
+//! PATIENT only those about themself, others nothing; `healsync-node audit verify`
+//! finds an edited, deleted, reordered or forged event in the SQLite file and names it.
+
+use anyhow::Result;
+use serde_json::{Value, json};
+
+use crate::{Clinic, SET_STATUS, binary};
+
+const EVENTS: &str = "query($p: ID, $u: String, $f: String, $bg: Boolean = false, $l: Int = 50) { auditEvents(patientId: $p, username: $u, from: $f, breakGlass: $bg, limit: $l) { seq at username role site access kind recordId patientId operation reason } }";
+
+fn events(d: &Value) -> Vec<Value> {
+    d["auditEvents"].as_array().cloned().unwrap_or_default()
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_leave_a_chained_trail_that_only_admins_and_the_patient_read() -> Result<()> {
+    let c = Clinic::start().await?;
+    let amina = id(&c.patient("Amina Njeri").await?);
+    let baraka = id(&c.patient("Baraka Otieno").await?);
+    let visit = c.book_next(&amina).await?;
+    c.admin
+        .ok(SET_STATUS, json!({ "id": visit, "s": "CHECKED_IN" }))
+        .await?;
+
+    // The admin sees Amina's record, her appointment and its change, each by "admin".
+    let hers = events(&c.admin.ok(EVENTS, json!({ "p": amina, "l": 500 })).await?);
+    let kinds: Vec<&str> = hers.iter().filter_map(|e| e["kind"].as_str()).collect();
+    for kind in ["patient", "appointment"] {
+        assert!(kinds.contains(&kind), "{kind}: {hers:#?}");
+    }
+    let on_visit = hers
+        .iter()
+        .filter(|e| e["recordId"] == visit.as_str())
+        .count();
+    assert!(on_visit >= 2, "the booking and the check-in: {hers:#?}");
+    for e in &hers {
+        assert_eq!(e["patientId"], amina.as_str());
+        assert_eq!(e["access"], "WRITE");
+        assert_eq!(e["site"], "NBO");
+        if e["kind"] == "patient" || e["kind"] == "appointment" {
+            assert_eq!(
+                (e["username"].as_str(), e["role"].as_str()),
+                (Some("admin"), Some("ADMIN"))
+            );
+        }
+    }
+    // Newest first, numbered without gaps across the node.
+    let seqs: Vec<i64> = hers.iter().filter_map(|e| e["seq"].as_i64()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] > w[1]), "{seqs:?}");
+    let all = events(&c.admin.ok(EVENTS, json!({ "l": 500 })).await?);
+    let mut numbers: Vec<i64> = all.iter().filter_map(|e| e["seq"].as_i64()).collect();
+    numbers.sort();
+    assert_eq!(numbers, (1..=numbers.len() as i64).collect::<Vec<_>>());
+    assert!(
+        all.iter().any(|e| e["patientId"] == baraka.as_str()),
+        "Baraka's registration: {all:#?}"
+    );
+    let by_admin = events(
+        &c.admin
+            .ok(EVENTS, json!({ "u": "ADMIN", "l": 500 }))
+            .await?,
+    );
+    assert_eq!(
+        by_admin.len(),
+        all.iter().filter(|e| e["username"] == "admin").count()
+    );
+    let no_reasons = events(&c.admin.ok(EVENTS, json!({ "bg": true })).await?);
+    assert!(no_reasons.is_empty(), "no break-glass yet: {no_reasons:#?}");
+
+    // Amina reads who touched her records, and nothing about Baraka; the front desk and
+    // the doctor read none of it.
+    let phone = c.patient_login("amina", &amina).await?;
+    let mine = events(&phone.ok(EVENTS, json!({ "l": 500 })).await?);
+    assert_eq!(mine.len(), hers.len(), "{mine:#?}");
+    assert!(mine.iter().all(|e| e["patientId"] == amina.as_str()));
+    let desk = c.user("front.desk", "RECEPTIONIST", json!({})).await?;
+    let doctor = c
+        .user("dr.kamau", "DOCTOR", json!({ "doctorId": c.doctor_id }))
+        .await?;
+    for (who, vars, code) in [
+        (&phone, json!({ "p": baraka }), "FORBIDDEN"),
+        (&desk, json!({}), "FORBIDDEN"),
+        (&doctor, json!({ "p": amina }), "FORBIDDEN"),
+        (&c.admin, json!({ "f": "yesterday" }), "BAD_USER_INPUT"),
+        (&c.admin, json!({ "l": 0 }), "BAD_USER_INPUT"),
+        (&c.admin, json!({ "p": "not-an-id" }), "BAD_USER_INPUT"),
+        (&c.admin, json!({ "u": "a b" }), "BAD_USER_INPUT"),
+    ] {
+        let a = who.query(EVENTS, vars.clone()).await?;
+        assert_eq!(a.code(), Some(code), "{vars}: {}", a.body);
+        assert!(!a.body.to_string().contains("Amina"), "{}", a.body);
+    }
+
+    // The chain verifies while the node runs.
+    let dir = c._dir.path().to_path_buf();
+    let data_dir = dir.to_str().unwrap_or_default().to_string();
+    let out = c
+        .node
+        .run(&["audit", "verify", "--data-dir", &data_dir], None)
+        .await?;
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success() && said.contains("intact"), "{said}");
+    let total = numbers.len();
+    c.node.kill().await?;
+
+    // Each kind of tampering, on its own copy of the stopped node's files, is found and
+    // its first bad event named.
+    let last = total + 1;
+    let cases: [(&str, String, usize); 5] = [
+        (
+            "edit who",
+            "UPDATE audit_log SET username = 'someone.else' WHERE seq = 2".into(),
+            2,
+        ),
+        (
+            "edit a hash",
+            "UPDATE audit_log SET hash = zeroblob(32) WHERE seq = 3".into(),
+            3,
+        ),
+        ("delete", "DELETE FROM audit_log WHERE seq = 2".into(), 2),
+        (
+            "swap two",
+            "UPDATE audit_log SET seq = -1 WHERE seq = 2;
+             UPDATE audit_log SET seq = 2 WHERE seq = 3;
+             UPDATE audit_log SET seq = 3 WHERE seq = -1;"
+                .into(),
+            2,
+        ),
+        (
+            "forge one",
+            format!(
+                "INSERT INTO audit_log SELECT {last}, at, user_id, username, role, site, access,
+                   kind, record_id, patient_id, 'forged', peer, reason, hash
+                 FROM audit_log WHERE seq = 1"
+            ),
+            last,
+        ),
+    ];
+    for (what, sql, first_bad) in cases {
+        let copy = tempfile::tempdir()?;
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                std::fs::copy(entry.path(), copy.path().join(entry.file_name()))?;
+            }
+        }
+        let db = healsync_store::Connection::open(copy.path().join(healsync_store::DB_FILE))?;
+        db.execute_batch(&sql)?;
+        drop(db);
+        let out = healsync_test_support::run(
+            binary(),
+            &[
+                "audit",
+                "verify",
+                "--data-dir",
+                copy.path().to_str().unwrap_or_default(),
+            ],
+            None,
+        )
+        .await?;
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{what}: {said}");
+        assert!(
+            said.contains(&format!("First bad event: {first_bad}.")),
+            "{what}: {said}"
+        );
+    }
+    Ok(())
+}
