@@ -334,9 +334,12 @@ impl HubStore {
             }
             None => Vec::new(),
         };
-        // The matching patients' ids are found in `patient_terms` alone: the rarest
-        // word's matches, each kept if the other words match one of its terms too;
-        // documents are read for the page only.
+        // The matching patients' ids are found in `patient_terms` alone (the rarest
+        // word's matches, each kept if the other words start one of its terms too) and
+        // sorted newest first there; documents are then read by key for the page only.
+        // The `OFFSET 0` keeps the planner from turning the look-up into a walk of the
+        // whole documents table in id order (patients are a fraction of it, and the
+        // newest documents are rarely patients).
         let (from, order) = match words.split_first() {
             None => ("documents d".to_string(), "d.doc_id"),
             Some((_, others)) => {
@@ -352,11 +355,12 @@ impl HubStore {
                     .collect();
                 (
                     format!(
-                        "(SELECT DISTINCT t.doc_id FROM patient_terms t
-                           WHERE t.term >= $8 AND t.term < $9{also}) m
-                         JOIN documents d USING (doc_id)"
+                        "(SELECT DISTINCT t.doc_id AS found FROM patient_terms t
+                           WHERE t.term >= $8 AND t.term < $9{also} ORDER BY t.doc_id DESC) m
+                         CROSS JOIN LATERAL
+                           (SELECT * FROM documents x WHERE x.doc_id = m.found OFFSET 0) d"
                     ),
-                    "m.doc_id",
+                    "m.found",
                 )
             }
         };
@@ -381,14 +385,7 @@ impl HubStore {
         for w in &words {
             q = q.bind(w).bind(prefix_end(w));
         }
-        // A search is planned for its words (not cached as a generic plan): whether
-        // to gather the rare word's few matches or to walk patients newest first
-        // until a page of a common word's matches is found depends on how many
-        // patients the word starts, which the column's statistics tell the planner.
-        q.persistent(words.is_empty())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db("list documents"))
+        q.fetch_all(&self.pool).await.map_err(db("list documents"))
     }
 
     /// The words of a search, the one that starts the fewest patients' terms first
