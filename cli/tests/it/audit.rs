@@ -1,17 +1,29 @@
 //! The audit trail of health data at a real node: every write of a record about a
-//! patient leaves a hash-chained event naming who did it; an ADMIN reads them all, a
-//! PATIENT only those about themself, others nothing; `healsync-node audit verify`
-//! finds an edited, deleted, reordered or forged event in the SQLite file and names it.
+//! patient leaves a hash-chained event naming who did it, every read one naming who
+//! was shown what through which field and from which address, every refusal one too;
+//! an ADMIN reads them all, a PATIENT only those about themself, others nothing;
+//! `healsync-node audit verify` finds an edited, deleted, reordered or forged event in
+//! the SQLite file and names it.
 
 use anyhow::Result;
 use serde_json::{Value, json};
 
+use healsync_test_support::{Ws, WsEvent};
+
 use crate::{Clinic, SET_STATUS, binary};
 
-const EVENTS: &str = "query($p: ID, $u: String, $f: String, $bg: Boolean = false, $l: Int = 50) { auditEvents(patientId: $p, username: $u, from: $f, breakGlass: $bg, limit: $l) { seq at username role site access kind recordId patientId operation reason } }";
+const EVENTS: &str = "query($p: ID, $u: String, $f: String, $bg: Boolean = false, $l: Int = 50) { auditEvents(patientId: $p, username: $u, from: $f, breakGlass: $bg, limit: $l) { seq at username role site access kind recordId patientId operation peer reason } }";
 
 fn events(d: &Value) -> Vec<Value> {
     d["auditEvents"].as_array().cloned().unwrap_or_default()
+}
+
+/// The events of one access kind (`READ`, `WRITE`, `REFUSED`).
+fn only(all: &[Value], access: &str) -> Vec<Value> {
+    all.iter()
+        .filter(|e| e["access"] == access)
+        .cloned()
+        .collect()
 }
 
 fn id(v: &Value) -> String {
@@ -29,7 +41,10 @@ async fn writes_leave_a_chained_trail_that_only_admins_and_the_patient_read() ->
         .await?;
 
     // The admin sees Amina's record, her appointment and its change, each by "admin".
-    let hers = events(&c.admin.ok(EVENTS, json!({ "p": amina, "l": 500 })).await?);
+    let hers = only(
+        &events(&c.admin.ok(EVENTS, json!({ "p": amina, "l": 500 })).await?),
+        "WRITE",
+    );
     let kinds: Vec<&str> = hers.iter().filter_map(|e| e["kind"].as_str()).collect();
     for kind in ["patient", "appointment"] {
         assert!(kinds.contains(&kind), "{kind}: {hers:#?}");
@@ -77,7 +92,7 @@ async fn writes_leave_a_chained_trail_that_only_admins_and_the_patient_read() ->
     // the doctor read none of it.
     let phone = c.patient_login("amina", &amina).await?;
     let mine = events(&phone.ok(EVENTS, json!({ "l": 500 })).await?);
-    assert_eq!(mine.len(), hers.len(), "{mine:#?}");
+    assert_eq!(only(&mine, "WRITE").len(), hers.len(), "{mine:#?}");
     assert!(mine.iter().all(|e| e["patientId"] == amina.as_str()));
     let desk = c.user("front.desk", "RECEPTIONIST", json!({})).await?;
     let doctor = c
@@ -99,13 +114,7 @@ async fn writes_leave_a_chained_trail_that_only_admins_and_the_patient_read() ->
 
     // The chain verifies while the node runs.
     let dir = c._dir.path().to_path_buf();
-    let data_dir = dir.to_str().unwrap_or_default().to_string();
-    let out = c
-        .node
-        .run(&["audit", "verify", "--data-dir", &data_dir], None)
-        .await?;
-    let said = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success() && said.contains("intact"), "{said}");
+    verifies(&c).await?;
     let total = numbers.len();
     c.node.kill().await?;
 
@@ -171,5 +180,145 @@ async fn writes_leave_a_chained_trail_that_only_admins_and_the_patient_read() ->
             "{what}: {said}"
         );
     }
+    Ok(())
+}
+
+/// The first event in `all` matching `what`, or a failure naming what was looked for.
+fn find<'a>(all: &'a [Value], what: &str, matches: impl Fn(&Value) -> bool) -> &'a Value {
+    all.iter()
+        .find(|e| matches(e))
+        .unwrap_or_else(|| panic!("no event for {what}: {all:#?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_and_refusals_leave_events_naming_the_reader_and_their_address() -> Result<()> {
+    let c = Clinic::start().await?;
+    let amina = id(&c.patient("Amina Njeri").await?);
+    let visit = c.book_next(&amina).await?;
+    let doctor = c
+        .user("dr.kamau", "DOCTOR", json!({ "doctorId": c.doctor_id }))
+        .await?;
+    let other = c.doctor("Dr. Otieno Ouma", "Paediatrics").await?;
+    let stranger = c
+        .user("dr.ouma", "DOCTOR", json!({ "doctorId": other }))
+        .await?;
+    let desk = c.user("front.desk", "RECEPTIONIST", json!({})).await?;
+    let entry = doctor
+        .ok(
+            "mutation($i: MedicalRecordInput!) { addMedicalRecord(input: $i) { id } }",
+            json!({ "i": { "patientId": amina, "appointmentId": visit, "note": { "text": "Wheeze for two weeks." } } }),
+        )
+        .await?["addMedicalRecord"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+
+    // The treating doctor reads the chart through an alias and a fragment.
+    doctor
+        .ok(
+            "query($p: ID!) { chart: patient(id: $p) { ...Chart } } fragment Chart on Patient { name medicalHistory { id description } }",
+            json!({ "p": amina }),
+        )
+        .await?;
+    // The front desk lists patients, and asks for what it may not see; a doctor who
+    // does not treat Amina asks for her record.
+    desk.ok("{ patients(limit: 10) { name } }", json!({}))
+        .await?;
+    let refused = [
+        (
+            &desk,
+            "query($p: ID!) { patient(id: $p) { name allergies } }",
+            "FORBIDDEN",
+        ),
+        (
+            &stranger,
+            "query($p: ID!) { patient(id: $p) { name medicalHistory { id } } }",
+            "NOT_FOUND",
+        ),
+    ];
+    for (who, query, code) in refused {
+        let a = who.query(query, json!({ "p": amina })).await?;
+        assert_eq!(a.code(), Some(code), "{}", a.body);
+        assert!(!a.body.to_string().contains("Wheeze"), "{}", a.body);
+    }
+
+    let trail = events(&c.admin.ok(EVENTS, json!({ "p": amina, "l": 500 })).await?);
+    let reads = only(&trail, "READ");
+    let chart = find(&reads, "the doctor's read of the patient", |e| {
+        e["username"] == "dr.kamau" && e["kind"] == "patient" && e["operation"] == "patient"
+    });
+    assert_eq!(chart["role"], "DOCTOR");
+    assert_eq!(chart["recordId"], amina.as_str());
+    assert_eq!(chart["peer"], "127.0.0.1", "{chart}");
+    let history = find(&reads, "the doctor's read of the note", |e| {
+        e["username"] == "dr.kamau" && e["operation"] == "medicalHistory"
+    });
+    assert_eq!(history["kind"], "medical_record");
+    assert_eq!(history["recordId"], entry.as_str());
+    find(&reads, "the front desk's list", |e| {
+        e["username"] == "front.desk" && e["operation"] == "patients"
+    });
+    // The desk was shown Amina's name before the refusal of her allergies: both are in
+    // the trail, and nothing of the stranger's request but the refusal.
+    let refusals = only(&trail, "REFUSED");
+    let desk_refused = find(&refusals, "the desk's refused allergies", |e| {
+        e["username"] == "front.desk" && e["operation"] == "allergies"
+    });
+    assert_eq!(desk_refused["peer"], "127.0.0.1");
+    find(&refusals, "the stranger's refused record", |e| {
+        e["username"] == "dr.ouma" && e["operation"] == "patient" && e["kind"] == "patient"
+    });
+    assert!(
+        !reads.iter().any(|e| e["username"] == "dr.ouma"),
+        "the stranger was shown nothing: {reads:#?}"
+    );
+
+    // A subscription event is a read too, recorded before it is sent.
+    let token = doctor.token.clone().unwrap_or_default();
+    let mut ws = Ws::connect_with_token(&c.node.base, &token).await?;
+    ws.subscribe(
+        "mine",
+        "subscription($p: ID!) { patientUpdated(id: $p) { id phone } }",
+        json!({ "p": amina }),
+    )
+    .await?;
+    // Until the subscription is listening, a change goes unseen: change the phone
+    // until an event arrives (bounded).
+    let mut seen = false;
+    for n in 0..60 {
+        c.admin
+            .ok(
+                "mutation($p: ID!, $ph: String!) { updatePatient(id: $p, input: {phone: $ph}) { id } }",
+                json!({ "p": amina, "ph": format!("+2547000{n:05}") }),
+            )
+            .await?;
+        if let Ok(event) = ws.next_event(std::time::Duration::from_millis(500)).await {
+            let WsEvent::Next { payload, .. } = event else {
+                panic!("the subscription failed: {event:?}");
+            };
+            assert_eq!(payload["data"]["patientUpdated"]["id"], amina.as_str());
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "no patientUpdated event");
+    let trail = events(&c.admin.ok(EVENTS, json!({ "p": amina, "l": 500 })).await?);
+    find(&only(&trail, "READ"), "the subscription's event", |e| {
+        e["username"] == "dr.kamau" && e["operation"] == "patientUpdated"
+    });
+
+    // Reads join the same chain as writes: it verifies.
+    verifies(&c).await
+}
+
+/// `healsync-node audit verify` beside the running node finds the chain intact.
+async fn verifies(c: &Clinic) -> Result<()> {
+    let data_dir = c._dir.path().to_str().unwrap_or_default().to_string();
+    let out = c
+        .node
+        .run(&["audit", "verify", "--data-dir", &data_dir], None)
+        .await?;
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success() && said.contains("intact"), "{said}");
     Ok(())
 }

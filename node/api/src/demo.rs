@@ -364,6 +364,7 @@ fn doctor_session(id: DoctorId, licence: &str) -> Session {
         role: Role::Doctor,
         patient_id: None,
         doctor_id: Some(id),
+        peer: None,
     }
 }
 
@@ -390,6 +391,7 @@ pub async fn seed(node: &Node, password: &str, patients_count: usize) -> Result<
         role: Role::Admin,
         patient_id: None,
         doctor_id: None,
+        peer: None,
     };
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
 

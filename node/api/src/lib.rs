@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use healsync_auth::SessionKeys;
-use healsync_store::audit::AuditContext;
+use healsync_store::audit::{AuditContext, Reads};
 use healsync_store::{Connection, Incoming, Store, StoreError, WriteTx};
 
 pub use error::ApiError;
@@ -40,7 +40,12 @@ struct Inner {
     login: healsync_auth::Login,
     /// Whether this process has tried the held changes again (see `retry_held`).
     held_retried: std::sync::atomic::AtomicBool,
+    /// Reads waiting to be recorded, and the turn to record them (see `record_reads`).
+    reads: std::sync::Mutex<Vec<(Vec<Reads>, ReadsDone)>>,
+    reads_turn: tokio::sync::Mutex<()>,
 }
+
+type ReadsDone = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 impl Node {
     pub fn new(store: Arc<Store>, keys: SessionKeys) -> Result<Node, ApiError> {
@@ -52,6 +57,8 @@ impl Node {
                 events: EventBus::new(),
                 login,
                 held_retried: std::sync::atomic::AtomicBool::new(false),
+                reads: std::sync::Mutex::new(Vec::new()),
+                reads_turn: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -99,6 +106,51 @@ impl Node {
             .await
             .map_err(ApiError::internal)?
             .map_err(ApiError::from)
+    }
+
+    /// Records reads in the audit trail and returns once they are committed. Requests
+    /// that finish together share one transaction: whoever takes the turn records
+    /// everything queued by then, the others find theirs done.
+    pub async fn record_reads(&self, reads: Vec<Reads>) -> Result<(), ApiError> {
+        if reads.iter().all(|r| r.records.is_empty()) {
+            return Ok(());
+        }
+        let (done, recorded) = tokio::sync::oneshot::channel();
+        self.inner
+            .reads
+            .lock()
+            .map_err(|_| ApiError::internal("the read queue is poisoned"))?
+            .push((reads, done));
+        {
+            let _turn = self.inner.reads_turn.lock().await;
+            let queued = std::mem::take(
+                &mut *self
+                    .inner
+                    .reads
+                    .lock()
+                    .map_err(|_| ApiError::internal("the read queue is poisoned"))?,
+            );
+            if !queued.is_empty() {
+                let store = self.inner.store.clone();
+                let now = self.now();
+                // The waiters travel with the work: if this request goes away, the
+                // others still hear how it went.
+                let work = tokio::task::spawn_blocking(move || {
+                    let (batches, waiters): (Vec<Vec<Reads>>, Vec<ReadsDone>) =
+                        queued.into_iter().unzip();
+                    let all: Vec<Reads> = batches.into_iter().flatten().collect();
+                    let outcome = store.record_reads(now, &all).map_err(|e| e.to_string());
+                    for w in waiters {
+                        let _ = w.send(outcome.clone());
+                    }
+                });
+                work.await.map_err(ApiError::internal)?;
+            }
+        }
+        recorded
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)
     }
 
     /// Merges changes received from the hub (one transaction, cursor included) and

@@ -17,6 +17,9 @@ pub struct Session {
     pub role: Role,
     pub patient_id: Option<PatientId>,
     pub doctor_id: Option<DoctorId>,
+    /// The client's address, when the session came over the network: the audit trail
+    /// records it with every access.
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl From<Claims> for Session {
@@ -27,6 +30,7 @@ impl From<Claims> for Session {
             role: c.role,
             patient_id: c.patient_id,
             doctor_id: c.doctor_id,
+            peer: None,
         }
     }
 }
@@ -49,6 +53,14 @@ pub enum Auth {
 }
 
 impl Auth {
+    /// The same authentication, its session (if any) tagged with the client's address.
+    pub fn from_peer(self, peer: Option<std::net::IpAddr>) -> Auth {
+        match self {
+            Auth::Session(s) => Auth::Session(Session { peer, ..s }),
+            other => other,
+        }
+    }
+
     pub fn session(&self) -> Result<&Session, ApiError> {
         match self {
             Auth::Session(s) => Ok(s),
@@ -70,7 +82,7 @@ impl Session {
                 role: Some(self.role),
             },
             operation: operation.to_string(),
-            peer: None,
+            peer: self.peer.map(|ip| ip.to_string()),
             reason: None,
         }
     }

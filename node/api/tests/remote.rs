@@ -23,6 +23,7 @@ fn admin() -> Session {
         role: Role::Admin,
         patient_id: None,
         doctor_id: None,
+        peer: None,
     }
 }
 

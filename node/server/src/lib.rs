@@ -54,6 +54,7 @@ impl GraphqlApp for App {
 
     fn prepare(&self, request: async_graphql::Request, incoming: Incoming<'_>) -> Prepared {
         let (auth, loaders) = request_data(&self.node, incoming.bearer);
+        let auth = auth.from_peer(incoming.peer);
         let signed_in = matches!(auth, Auth::Session(_));
         let refused = match &auth {
             Auth::Invalid(why) => Some(why.clone()),
@@ -74,7 +75,7 @@ impl GraphqlApp for App {
         match authenticate_until(&self.node, incoming.bearer) {
             (auth @ Auth::Session(_), expires_at) => {
                 let mut data = Data::default();
-                data.insert(auth);
+                data.insert(auth.from_peer(incoming.peer));
                 data.insert(new_loaders(&self.node));
                 Ok(Connected { data, expires_at })
             }

@@ -9,7 +9,7 @@ use healsync_domain::audit::{
     Access, Actor, AuditEvent, ChainBreak, Hash, Verified, Verifier, link,
 };
 use healsync_domain::{PatientId, Role, UserId};
-use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, TransactionBehavior, params};
 use uuid::Uuid;
 
 use crate::StoreError;
@@ -41,7 +41,8 @@ impl AuditContext {
 }
 
 /// One record touched by an access: its kind, id and the patient it is about.
-pub(crate) struct Touched {
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Touched {
     pub kind: String,
     pub id: Uuid,
     pub patient: Option<PatientId>,
@@ -235,17 +236,45 @@ pub fn events(conn: &Connection, f: &AuditFilter) -> Result<Vec<AuditEvent>> {
         "SELECT * FROM audit_log WHERE {} ORDER BY seq DESC LIMIT ? OFFSET ?",
         cond.join(" AND ")
     );
-    let mut stmt = conn
-        .prepare(&sql)
-        .map_err(StoreError::sqlite("list audit events"))?;
-    let params: Vec<&dyn ToSql> = args.iter().map(|a| a.as_ref()).collect();
-    let rows = stmt
-        .query_map(params.as_slice(), event_row)
-        .map_err(StoreError::sqlite("list audit events"))?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (_, event, _) = row.map_err(StoreError::sqlite("read an audit event"))?;
-        out.extend(event);
-    }
-    Ok(out)
+    let rows = crate::queries::boxed(conn, "list audit events", &sql, &args, event_row)?;
+    Ok(rows.into_iter().filter_map(|(_, event, _)| event).collect())
+}
+
+/// The reads one request (or one subscription event) made, by the operation that made
+/// them: [`record_reads`] appends them together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reads {
+    pub who: AuditContext,
+    pub access: Access,
+    pub records: Vec<Touched>,
+}
+
+/// Appends the events of many requests' reads in one transaction (group commit: the
+/// reads of concurrent requests share it). The commit is made with
+/// `synchronous=NORMAL`: it survives the process dying at once, and reaches the disk
+/// with the next write's or checkpoint's sync (a read leaves no data of its own to
+/// lose, so the cost of a sync per read buys little); the writer's own setting
+/// (`FULL`) is restored whatever happens.
+pub(crate) fn record_reads(
+    conn: &mut Connection,
+    site: &str,
+    at: DateTime<Utc>,
+    batches: &[Reads],
+) -> Result<()> {
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(StoreError::sqlite("set synchronous=NORMAL"))?;
+    let done = (|| {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::sqlite("begin recording reads"))?;
+        for b in batches {
+            append(&tx, site, at, &b.who, b.access, &b.records)?;
+        }
+        tx.commit()
+            .map_err(StoreError::sqlite("commit recorded reads"))
+    })();
+    let restored = conn
+        .pragma_update(None, "synchronous", "FULL")
+        .map_err(StoreError::sqlite("set synchronous=FULL"));
+    done.and(restored)
 }

@@ -210,6 +210,20 @@ impl Store {
         Ok((value, changed))
     }
 
+    /// Appends the audit events of reads (many requests' at once), in one transaction
+    /// of their own: see [`audit::record_reads`].
+    pub fn record_reads(
+        &self,
+        now: DateTime<Utc>,
+        batches: &[audit::Reads],
+    ) -> Result<(), StoreError> {
+        if batches.iter().all(|b| b.records.is_empty()) {
+            return Ok(());
+        }
+        let mut conn = self.writer()?;
+        audit::record_reads(&mut conn, self.identity.site.as_str(), now, batches)
+    }
+
     /// Runs a read-only query on one of the reader connections.
     pub fn read<T>(
         &self,

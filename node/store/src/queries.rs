@@ -9,6 +9,18 @@ use crate::StoreError;
 
 pub mod billing;
 
+/// Runs a query built at run time with its boxed arguments.
+pub(crate) fn boxed<T>(
+    conn: &Connection,
+    action: &'static str,
+    sql: &str,
+    args: &[Box<dyn ToSql>],
+    f: fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let args: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
+    all(conn, action, sql, &args, f)
+}
+
 type Result<T> = std::result::Result<T, StoreError>;
 
 pub(crate) fn ms(t: DateTime<Utc>) -> i64 {

@@ -26,6 +26,7 @@ fn admin() -> Session {
         role: Role::Admin,
         patient_id: None,
         doctor_id: None,
+        peer: None,
     }
 }
 

@@ -21,11 +21,13 @@ pub type Hash = [u8; 32];
 /// What the first event's hash follows.
 pub const GENESIS: Hash = [0; 32];
 
-/// Whether an event is a read or a write.
+/// Whether an event is a read, a write, or an attempt the access policy refused (the
+/// record, or the part of it asked for, was not shown).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Access {
     Read,
     Write,
+    Refused,
 }
 
 impl Access {
@@ -33,6 +35,7 @@ impl Access {
         match self {
             Access::Read => "READ",
             Access::Write => "WRITE",
+            Access::Refused => "REFUSED",
         }
     }
 
@@ -40,6 +43,7 @@ impl Access {
         match s {
             "READ" => Some(Access::Read),
             "WRITE" => Some(Access::Write),
+            "REFUSED" => Some(Access::Refused),
             _ => None,
         }
     }

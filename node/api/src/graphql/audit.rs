@@ -17,6 +17,8 @@ use crate::ApiError;
 pub enum GqlAccess {
     Read,
     Write,
+    /// An access the policy refused: nothing of the record was shown.
+    Refused,
 }
 
 impl From<Access> for GqlAccess {
@@ -24,6 +26,7 @@ impl From<Access> for GqlAccess {
         match a {
             Access::Read => GqlAccess::Read,
             Access::Write => GqlAccess::Write,
+            Access::Refused => GqlAccess::Refused,
         }
     }
 }

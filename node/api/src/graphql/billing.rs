@@ -7,6 +7,7 @@
 //! invoice looks like a missing one; a refused list is `FORBIDDEN`. Money is a decimal
 //! string in its currency (`"2495.16"`), never a float.
 
+use super::read_audit::{self, audited};
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::Duration;
 use healsync_domain::billing::{
@@ -105,8 +106,14 @@ impl InvoiceLineObj {
 /// A payment taken on an invoice, or a refund (a negative amount).
 pub struct PaymentObj(pub Payment);
 
+/// How a `Payment` resolves its fields; each output of [`PaymentObj`] is noted as a read
+/// first (`read_audit`).
+pub struct PaymentView(pub Payment);
+
+audited!(PaymentObj => PaymentView, |r| ("payment", r.id.0, Some(r.patient_id)));
+
 #[Object(name = "Payment")]
-impl PaymentObj {
+impl PaymentView {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -152,7 +159,13 @@ pub struct InvoiceVoidObj {
 /// An invoice the session may read.
 pub struct InvoiceObj(pub InvoiceRow);
 
-impl InvoiceObj {
+/// How a `Invoice` resolves its fields; each output of [`InvoiceObj`] is noted as a read
+/// first (`read_audit`).
+pub struct InvoiceView(pub InvoiceRow);
+
+audited!(InvoiceObj => InvoiceView, |r| ("invoice", r.invoice.id.0, Some(r.invoice.patient_id)));
+
+impl InvoiceView {
     fn inv(&self) -> &Invoice {
         &self.0.invoice
     }
@@ -162,7 +175,7 @@ impl InvoiceObj {
 }
 
 #[Object(name = "Invoice")]
-impl InvoiceObj {
+impl InvoiceView {
     async fn id(&self) -> ID {
         ID(self.inv().id.to_string())
     }
@@ -293,8 +306,14 @@ impl PriceItemObj {
 /// A patient's cover with a payer.
 pub struct CoverageObj(pub Coverage);
 
+/// How a `Coverage` resolves its fields; each output of [`CoverageObj`] is noted as a read
+/// first (`read_audit`).
+pub struct CoverageView(pub Coverage);
+
+audited!(CoverageObj => CoverageView, |r| ("coverage", r.id.0, Some(r.patient_id)));
+
 #[Object(name = "Coverage")]
-impl CoverageObj {
+impl CoverageView {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -335,8 +354,14 @@ impl CoverageObj {
 /// A claim on a payer for an invoice.
 pub struct ClaimObj(pub Claim);
 
+/// How a `Claim` resolves its fields; each output of [`ClaimObj`] is noted as a read
+/// first (`read_audit`).
+pub struct ClaimView(pub Claim);
+
+audited!(ClaimObj => ClaimView, |r| ("claim", r.id.0, Some(r.patient_id)));
+
 #[Object(name = "Claim")]
-impl ClaimObj {
+impl ClaimView {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -525,11 +550,19 @@ impl BillingQuery {
         let s = session(ctx)?;
         let patient: PatientId = parse_id(&patient_id).map_err(ApiError::from)?;
         if !may_read(s, patient) {
+            read_audit::refused(ctx, "patientBalance", "invoice", patient);
             return Err(ApiError::not_found("patient").into());
         }
         let rows = node(ctx)?
             .read(move |c| q::patient_balance(c, patient))
             .await?;
+        read_audit::shown(
+            ctx,
+            "patientBalance",
+            "patient_balance",
+            patient.0,
+            Some(patient),
+        );
         Ok(rows.iter().map(|(c, owed)| money(*owed, c)).collect())
     }
 
@@ -570,6 +603,7 @@ impl BillingQuery {
         let s = session(ctx)?;
         let patient: PatientId = parse_id(&patient_id).map_err(ApiError::from)?;
         if !may_read(s, patient) {
+            read_audit::refused(ctx, "coverages", "coverage", patient);
             return Err(ApiError::not_found("patient").into());
         }
         let list = node(ctx)?

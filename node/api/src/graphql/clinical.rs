@@ -6,6 +6,7 @@
 //! A refused entry looks like a missing one; a refused history is `FORBIDDEN` (the
 //! patient record itself is visible to the caller, its clinical part is not).
 
+use super::read_audit::{self, audited};
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use healsync_domain::clinical::{
     Allergy, CorrectionKind, Diagnosis, LabOrder, LabResult, MedicationStatus, Note, Prescription,
@@ -26,16 +27,26 @@ use crate::session::ClinicalReader;
 pub const MAX_SUMMARY_ITEMS: usize = 100;
 pub const MAX_CORRECTIONS: usize = 20;
 
-/// Whether the session may read `patient`'s clinical entries now.
+/// Whether the session may read `patient`'s clinical entries now. A refusal is noted
+/// in the audit trail, under the field that asked.
 pub async fn may_read(ctx: &Context<'_>, patient: PatientId) -> Result<bool, ApiError> {
-    Ok(match session(ctx)?.clinical_reader(patient) {
+    let allowed = match session(ctx)?.clinical_reader(patient) {
         ClinicalReader::OwnRecord => true,
         ClinicalReader::IfTreating(doctor) => loader(ctx)?
             .load_one(InCare { doctor, patient })
             .await?
             .unwrap_or(false),
         ClinicalReader::Never => false,
-    })
+    };
+    if !allowed {
+        read_audit::refused(
+            ctx,
+            ctx.item.node.name.node.as_str(),
+            "medical_record",
+            patient,
+        );
+    }
+    Ok(allowed)
 }
 
 gql_enum!(
@@ -153,6 +164,12 @@ pub struct CorrectionObj {
 /// One entry of a patient's medical record, which the session may read.
 pub struct MedicalRecordObj(pub EntryRow);
 
+/// How a `MedicalRecord` resolves its fields; each output of [`MedicalRecordObj`] is noted as a read
+/// first (`read_audit`).
+pub struct MedicalRecordView(pub EntryRow);
+
+audited!(MedicalRecordObj => MedicalRecordView, |r| ("medical_record", r.entry.id.0, Some(r.entry.patient_id)));
+
 impl MedicalRecordObj {
     /// An entry just written (nothing corrects it yet).
     pub fn written(entry: healsync_domain::MedicalRecord) -> MedicalRecordObj {
@@ -164,7 +181,7 @@ impl MedicalRecordObj {
 }
 
 #[Object(name = "MedicalRecord")]
-impl MedicalRecordObj {
+impl MedicalRecordView {
     async fn id(&self) -> ID {
         ID(self.0.entry.id.to_string())
     }

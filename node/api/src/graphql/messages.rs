@@ -1,6 +1,7 @@
 //! Messages to patients over GraphQL: a patient's channels (the patient or the front
 //! desk), and the node's outbox (ADMIN), where failed messages show their reason.
 
+use super::read_audit::audited;
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use healsync_domain::messaging::{Channel, MessageStatus};
 use healsync_domain::{PatientId, Role};
@@ -32,8 +33,14 @@ pub struct PreferencesObj {
 /// A message of this node's outbox.
 pub struct OutboxObj(OutboxRow);
 
+/// How a `OutboundMessage` resolves its fields; each output of [`OutboxObj`] is noted as a read
+/// first (`read_audit`).
+pub struct OutboxView(pub OutboxRow);
+
+audited!(OutboxObj => OutboxView, |r| ("outbound_message", r.id.0, r.patient_id));
+
 #[Object(name = "OutboundMessage")]
-impl OutboxObj {
+impl OutboxView {
     /// Also the message's idempotency key (`Message-ID`, `Idempotency-Key`).
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())

@@ -31,6 +31,7 @@ pub mod loaders;
 pub mod messages;
 mod mutation;
 mod query;
+pub mod read_audit;
 mod subscription;
 pub mod types;
 
@@ -102,6 +103,7 @@ fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, Subscripti
         SubscriptionRoot,
     )
     .extension(Guard::new(limits()))
+    .extension(read_audit::ReadAudit)
     // The guard bounds depth and cost (introspection is deeper than any query
     // of the product); these stay as a second line.
     .limit_depth(24)

@@ -8,6 +8,7 @@ use healsync_store::queries::{self, AppointmentFilter, DoctorFilter, PatientFilt
 
 use super::clinical::{MedicalRecordObj, may_read};
 use super::inputs::parse_id;
+use super::read_audit;
 use super::types::*;
 use super::{node, page, parse_instant, session};
 use crate::ApiError;
@@ -104,10 +105,14 @@ impl CoreQuery {
                     .read(move |c| queries::is_patient_of(c, id, doctor, now))
                     .await?
                 {
+                    read_audit::refused(ctx, "patient", "patient", id);
                     return Err(ApiError::not_found("patient").into());
                 }
             }
-            Role::Patient | Role::Finance => return Err(ApiError::not_found("patient").into()),
+            Role::Patient | Role::Finance => {
+                read_audit::refused(ctx, "patient", "patient", id);
+                return Err(ApiError::not_found("patient").into());
+            }
         }
         node(ctx)?
             .read(move |c| queries::patient(c, id))

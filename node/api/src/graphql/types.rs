@@ -2,6 +2,7 @@
 //! record (its patient, its doctor, free slots) resolve through the request's loaders,
 //! and every field checks the access policy it needs.
 
+use super::read_audit::{self, audited};
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use healsync_domain::{
@@ -146,8 +147,14 @@ pub struct GqlEmergencyContact {
 /// A patient record the session is allowed to see.
 pub struct PatientObj(pub Patient);
 
+/// How a `Patient` resolves its fields; each output of [`PatientObj`] is noted as a read
+/// first (`read_audit`).
+pub struct PatientView(pub Patient);
+
+audited!(PatientObj => PatientView, |r| ("patient", r.id.0, Some(r.id)));
+
 #[Object(name = "Patient")]
-impl PatientObj {
+impl PatientView {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -203,6 +210,7 @@ impl PatientObj {
     async fn allergies(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
         let s = session(ctx)?;
         if !s.reads_clinical() {
+            read_audit::refused(ctx, "allergies", "patient", self.0.id);
             return Err(ApiError::Forbidden("allergies are clinical data".into()).into());
         }
         if let (Role::Doctor, Some(doctor)) = (s.role, s.doctor_id) {
@@ -211,6 +219,7 @@ impl PatientObj {
                 patient: self.0.id,
             };
             if !loader(ctx)?.load_one(key).await?.unwrap_or(false) {
+                read_audit::refused(ctx, "allergies", "patient", self.0.id);
                 return Err(ApiError::Forbidden(
                     "allergies are for the doctors treating this patient".into(),
                 )
@@ -495,8 +504,14 @@ impl DoctorObj {
 
 pub struct AppointmentObj(pub Appointment);
 
+/// How a `Appointment` resolves its fields; each output of [`AppointmentObj`] is noted as a read
+/// first (`read_audit`).
+pub struct AppointmentView(pub Appointment);
+
+audited!(AppointmentObj => AppointmentView, |r| ("appointment", r.id.0, Some(r.patient_id)));
+
 #[Object(name = "Appointment")]
-impl AppointmentObj {
+impl AppointmentView {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -631,8 +646,14 @@ impl LeaveObj {
 
 pub struct NotificationObj(pub Notification);
 
+/// How a `Notification` resolves its fields; each output of [`NotificationObj`] is noted as a read
+/// first (`read_audit`).
+pub struct NotificationView(pub Notification);
+
+audited!(NotificationObj => NotificationView, |r| ("notification", r.id.0, match r.audience { healsync_domain::notification::Audience::Patient(p) => Some(p), _ => None }));
+
 #[Object(name = "Notification")]
-impl NotificationObj {
+impl NotificationView {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -686,8 +707,14 @@ pub enum GqlRequestStatus {
 /// A request to the hub for a patient registered at another clinic.
 pub struct PatientRequestObj(pub PatientRequest);
 
+/// How a `PatientRequest` resolves its fields; each output of [`PatientRequestObj`] is noted as a read
+/// first (`read_audit`).
+pub struct PatientRequestView(pub PatientRequest);
+
+audited!(PatientRequestObj => PatientRequestView, |r| ("patient_request", r.id.0, r.patient_id));
+
 #[Object(name = "PatientRequest")]
-impl PatientRequestObj {
+impl PatientRequestView {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }

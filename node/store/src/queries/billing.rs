@@ -8,7 +8,7 @@ use healsync_domain::billing::{Currency, InvoiceLine, InvoiceStatus, PaymentMeth
 use healsync_domain::*;
 use rusqlite::{Connection, Row, ToSql, params_from_iter};
 
-use super::{all, conv_err, id, ms, one, opt_id, time};
+use super::{all, boxed, conv_err, id, ms, one, opt_id, time};
 use crate::StoreError;
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -146,25 +146,6 @@ pub fn invoices(conn: &Connection, f: &InvoiceFilter) -> Result<Vec<InvoiceRow>>
         with_status(&cond.join(" AND "))
     );
     boxed(conn, action, &sql, &args, invoice_row)
-}
-
-/// Runs a query built at run time with its boxed arguments.
-fn boxed<T>(
-    conn: &Connection,
-    action: &'static str,
-    sql: &str,
-    args: &[Box<dyn ToSql>],
-    f: fn(&Row<'_>) -> rusqlite::Result<T>,
-) -> Result<Vec<T>> {
-    let mut stmt = conn
-        .prepare_cached(sql)
-        .map_err(StoreError::sqlite(action))?;
-    let rows = stmt
-        .query_map(params_from_iter(args.iter().map(|b| b.as_ref())), f)
-        .map_err(StoreError::sqlite(action))?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(StoreError::sqlite(action))?;
-    Ok(rows)
 }
 
 /// One invoice.
