@@ -492,10 +492,10 @@ fn audit_verify(data_dir: PathBuf) -> Result<ExitCode> {
         .context("read the audit trail")?;
     match verdict {
         Ok(v) => {
-            let head: String = v.head.iter().map(|b| format!("{b:02x}")).collect();
             println!(
-                "The audit trail is intact: {} events, head {head}.",
-                v.events
+                "The audit trail is intact: {} events, head {}.",
+                v.events,
+                v.head_hex()
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -715,6 +715,7 @@ fn sync(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
             "{}",
             serde_json::json!({
                 "uploaded": summary.uploaded,
+                "auditEventsShipped": summary.audit_uploaded,
                 "refused": summary.rejected,
                 "downloaded": summary.downloaded,
                 "uploadAcknowledgedThrough": summary.upload_acked,
@@ -723,10 +724,11 @@ fn sync(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
         );
     } else {
         println!(
-            "Sync complete: {} uploaded ({} refused by the hub), {} received.",
+            "Sync complete: {} uploaded ({} refused by the hub), {} received; {} audit events shipped.",
             changes(summary.uploaded),
             summary.rejected,
-            changes(summary.downloaded)
+            changes(summary.downloaded),
+            summary.audit_uploaded
         );
         if summary.rejected > 0 {
             println!("`healsync-node status` shows why the hub refused them.");

@@ -322,3 +322,121 @@ async fn verifies(c: &Clinic) -> Result<()> {
     assert!(out.status.success() && said.contains("intact"), "{said}");
     Ok(())
 }
+
+/// The hub's `audit verify` output for the hub's database.
+async fn hub_verify(hub: &crate::TestHub) -> Result<(bool, String)> {
+    let out = healsync_test_support::run(
+        &hub.bin,
+        &["audit", "verify", "--database-url", &hub.db.url],
+        None,
+    )
+    .await?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trail_is_copied_to_the_hub_where_tampering_is_named() -> Result<()> {
+    let hub = crate::TestHub::start("audit", &[("NBO", "Nairobi")]).await?;
+    let dir = hub.enroll("NBO").await?;
+    let d = dir.path().to_str().unwrap_or_default().to_string();
+    let node = healsync_test_support::NodeProcess::start(
+        binary(),
+        dir.path(),
+        &["--sync-interval", "3600"],
+    )
+    .await?;
+    let c = Clinic::on(node, dir).await?;
+    let amina = id(&c.patient("Amina Njeri").await?);
+    c.book_next(&amina).await?;
+    c.admin
+        .ok(
+            "query($p: ID!) { patient(id: $p) { name } }",
+            json!({ "p": amina }),
+        )
+        .await?;
+    let sync =
+        crate::common::command(binary(), &["sync", "--data-dir", &d, "--json"], None).await?;
+    let summary: Value = serde_json::from_str(&sync)?;
+    assert!(
+        summary["auditEventsShipped"].as_u64().unwrap_or(0) >= 3,
+        "{summary}"
+    );
+
+    // The hub's copy is the node's chain: the same number of events, the same head.
+    let at_node = c
+        .node
+        .run(&["audit", "verify", "--data-dir", &d], None)
+        .await?;
+    let at_node = String::from_utf8_lossy(&at_node.stdout).to_string();
+    let head = at_node
+        .split("head ")
+        .nth(1)
+        .map(|h| h.trim().trim_end_matches('.').to_string())
+        .unwrap_or_default();
+    let (ok, said) = hub_verify(&hub).await?;
+    assert!(
+        ok && said.contains("intact") && said.contains(&head),
+        "{at_node}\n{said}"
+    );
+    assert!(said.starts_with("NBO node "), "{said}");
+
+    // A second round ships nothing again; new reads ship in the next.
+    let again: Value = serde_json::from_str(
+        &crate::common::command(binary(), &["sync", "--data-dir", &d, "--json"], None).await?,
+    )?;
+    assert_eq!(again["auditEventsShipped"], 0, "{again}");
+
+    // Each kind of tampering with the hub's copy is found, and the first bad event named.
+    let pool = sqlx::PgPool::connect(&hub.db.url).await?;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
+        .fetch_one(&pool)
+        .await?;
+    assert!(total >= 3);
+    sqlx::query("CREATE TABLE audit_kept AS SELECT * FROM audit_events")
+        .execute(&pool)
+        .await?;
+    for (what, tamper, first_bad) in [
+        (
+            "edit an event",
+            "UPDATE audit_events SET event = set_byte(event, 40, get_byte(event, 40) # 1) WHERE seq = 2",
+            2,
+        ),
+        (
+            "edit who, in the column admins query",
+            "UPDATE audit_events SET username = 'someone.else' WHERE seq = 3",
+            3,
+        ),
+        (
+            "edit a hash",
+            "UPDATE audit_events SET hash = decode(repeat('00', 32), 'hex') WHERE seq = 3",
+            3,
+        ),
+        ("delete", "DELETE FROM audit_events WHERE seq = 1", 1),
+        (
+            "renumber",
+            "UPDATE audit_events SET seq = seq + 1000 WHERE seq = 2",
+            2,
+        ),
+    ] {
+        sqlx::query(tamper).execute(&pool).await?;
+        let (ok, said) = hub_verify(&hub).await?;
+        assert!(!ok, "{what}: {said}");
+        assert!(
+            said.contains(&format!("First bad event: {first_bad}.")),
+            "{what}: {said}"
+        );
+        sqlx::query("DELETE FROM audit_events")
+            .execute(&pool)
+            .await?;
+        sqlx::query("INSERT INTO audit_events SELECT * FROM audit_kept")
+            .execute(&pool)
+            .await?;
+    }
+    let (ok, said) = hub_verify(&hub).await?;
+    assert!(ok, "restored: {said}");
+    pool.close().await;
+    hub.db.drop_database().await
+}

@@ -71,8 +71,24 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// The nodes' audit trails as the hub holds them.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Print the GraphQL SDL this build serves (committed as schema/hub.graphql).
     Schema,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk every node's audit trail as stored at the hub. Exit 0 if each is intact,
+    /// 1 naming, per node, the first event that was edited, deleted, inserted or moved
+    /// (in PostgreSQL, or in the node's file before it was shipped).
+    Verify {
+        #[command(flatten)]
+        db: Db,
+    },
 }
 
 #[derive(Subcommand)]
@@ -325,6 +341,38 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Schema => print!("{}", healsync_hub_api::schema_sdl()),
+        Command::Audit {
+            command: AuditCommand::Verify { db },
+        } => {
+            let trails = store(&db).await?.verify_audit().await?;
+            let mut intact = true;
+            for t in &trails {
+                match &t.result {
+                    Ok(v) => println!(
+                        "{} node {}: intact, {} events, head {}.",
+                        t.site,
+                        t.node_id,
+                        v.events,
+                        v.head_hex()
+                    ),
+                    Err(bad) => {
+                        intact = false;
+                        println!(
+                            "{} node {}: tampered with: {bad}. First bad event: {}.",
+                            t.site,
+                            t.node_id,
+                            bad.first_bad()
+                        );
+                    }
+                }
+            }
+            if trails.is_empty() {
+                println!("No nodes enrolled.");
+            }
+            if !intact {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         Command::Serve {
             db,
             listen,

@@ -40,6 +40,9 @@ pub enum HubStoreError {
     UnknownDocument(Uuid),
     #[error("the database holds a damaged row: {0}")]
     Corrupt(String),
+    /// A node sent something no node writes.
+    #[error("a node sent {0}")]
+    Malformed(&'static str),
 }
 
 pub(crate) fn db(action: &'static str) -> impl FnOnce(sqlx::Error) -> HubStoreError {

@@ -22,6 +22,8 @@ pub enum Admission {
     Admitted {
         upload_acked: u64,
         rejected: Vec<Rejection>,
+        /// The node's last audit event the hub holds.
+        audit_acked: u64,
     },
     /// No such node is enrolled.
     Unknown,
@@ -149,6 +151,7 @@ impl HubStore {
         Ok(Admission::Admitted {
             upload_acked: to_u64(acked),
             rejected,
+            audit_acked: self.audit_acked(node_id).await?,
         })
     }
 

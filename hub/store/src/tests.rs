@@ -149,6 +149,7 @@ async fn ingest_is_idempotent_scoped_and_refuses_other_sites_documents() {
     let Admission::Admitted {
         upload_acked,
         rejected,
+        ..
     } = s.authenticate(msa, "MSA", 0).await.expect("auth")
     else {
         panic!("MSA's node is admitted");

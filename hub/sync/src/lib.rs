@@ -3,7 +3,8 @@
 //! store does not admit is refused.
 
 use healsync_hub_store::{Admission, HubStore};
-use healsync_sync_protocol::{Change, Refusal, RefusalCode, Rejection, RemoteChange};
+use healsync_sync_protocol::session::Admitted;
+use healsync_sync_protocol::{AuditRecord, Change, Refusal, RefusalCode, Rejection, RemoteChange};
 use healsync_sync_transport::driver::{HubStorage, StorageError};
 use uuid::Uuid;
 
@@ -50,12 +51,20 @@ impl HubStorage for HubSyncStorage {
         node_id: Uuid,
         site: &str,
         node_upload_acked: u64,
-    ) -> Result<Result<(u64, Vec<Rejection>), Refusal>, StorageError> {
+    ) -> Result<Result<Admitted, Refusal>, StorageError> {
         let admission = self
             .store
             .authenticate(node_id, site, node_upload_acked)
             .await?;
         Ok(refusal_of(node_id, site, admission))
+    }
+
+    async fn commit_audit(
+        &self,
+        node_id: Uuid,
+        events: &[AuditRecord],
+    ) -> Result<(), StorageError> {
+        Ok(self.store.commit_audit(node_id, events).await?)
     }
 
     async fn commit(
@@ -84,17 +93,18 @@ impl HubStorage for HubSyncStorage {
 }
 
 /// What the protocol tells a node the store did not admit, in the technician's words.
-fn refusal_of(
-    node_id: Uuid,
-    site: &str,
-    admission: Admission,
-) -> Result<(u64, Vec<Rejection>), Refusal> {
+fn refusal_of(node_id: Uuid, site: &str, admission: Admission) -> Result<Admitted, Refusal> {
     let refuse = |code, message| Err(Refusal { code, message });
     match admission {
         Admission::Admitted {
             upload_acked,
             rejected,
-        } => Ok((upload_acked, rejected)),
+            audit_acked,
+        } => Ok(Admitted {
+            upload_acked,
+            rejected,
+            audit_acked,
+        }),
         Admission::Unknown => refuse(
             RefusalCode::UnknownNode,
             format!("node {node_id} is not enrolled at this hub; enroll it with a token"),
@@ -135,7 +145,15 @@ mod tests {
         let admitted = Admission::Admitted {
             upload_acked: 7,
             rejected: vec![],
+            audit_acked: 3,
         };
-        assert_eq!(refusal_of(node, "NBO", admitted).ok(), Some((7, vec![])));
+        assert_eq!(
+            refusal_of(node, "NBO", admitted).ok(),
+            Some(Admitted {
+                upload_acked: 7,
+                rejected: vec![],
+                audit_acked: 3
+            })
+        );
     }
 }

@@ -192,6 +192,62 @@ pub fn verify(conn: &Connection) -> Result<std::result::Result<Verified, ChainBr
     Ok(Ok(v.verified()))
 }
 
+/// One event as it travels to the hub: its number, canonical bytes and chain hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shipped {
+    pub seq: u64,
+    pub canonical: Vec<u8>,
+    pub hash: Hash,
+}
+
+/// The events after `after`, ascending and numbered on from it, about `max_bytes` of
+/// them (at least one if any is left). Stops before a row that no longer reads as an
+/// event or leaves a gap (the file was edited): the hub's copy of the chain ends where
+/// the node's stopped being trustworthy, and the rest of sync goes on.
+pub fn shipment(conn: &Connection, after: u64, max_bytes: usize) -> Result<Vec<Shipped>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT * FROM audit_log WHERE seq > ?1 ORDER BY seq")
+        .map_err(StoreError::sqlite("read the audit log"))?;
+    let mut rows = stmt
+        .query([i64::try_from(after).unwrap_or(i64::MAX)])
+        .map_err(StoreError::sqlite("read the audit log"))?;
+    let (mut out, mut size) = (Vec::new(), 0);
+    while let Some(row) = rows
+        .next()
+        .map_err(StoreError::sqlite("read the audit log"))?
+    {
+        let (seq, event, hash) =
+            event_row(row).map_err(StoreError::sqlite("read an audit event"))?;
+        let expected = after + out.len() as u64 + 1;
+        let (Some(event), Ok(hash)) = (event, Hash::try_from(hash.as_slice())) else {
+            tracing::error!(
+                seq,
+                "audit event unreadable: not shipped (run `audit verify`)"
+            );
+            break;
+        };
+        if event.seq != expected {
+            tracing::error!(
+                seq,
+                expected,
+                "audit trail has a gap: not shipped (run `audit verify`)"
+            );
+            break;
+        }
+        let canonical = event.canonical();
+        if !out.is_empty() && size + canonical.len() > max_bytes {
+            break;
+        }
+        size += canonical.len();
+        out.push(Shipped {
+            seq: event.seq,
+            canonical,
+            hash,
+        });
+    }
+    Ok(out)
+}
+
 /// What an audit query asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use healsync_node_api::{ApiError, Node};
 use healsync_store::Incoming;
 use healsync_sync_protocol::session::Summary;
-use healsync_sync_protocol::{Change, Rejection, RemoteChange};
+use healsync_sync_protocol::{AuditRecord, Change, Rejection, RemoteChange};
 use healsync_sync_transport::driver::{self, NodePositions, NodeStorage, StorageError, SyncError};
 use uuid::Uuid;
 
@@ -72,6 +72,26 @@ impl NodeStorage for NodeSyncStorage {
                 kind: o.kind,
                 hash: o.hash,
                 bytes: o.bytes,
+            })
+            .collect())
+    }
+
+    async fn audit_batch(
+        &mut self,
+        after: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<AuditRecord>, StorageError> {
+        let store = self.node.store().clone();
+        let out = tokio::task::spawn_blocking(move || {
+            store.read(|c| healsync_store::audit::shipment(c, after, max_bytes))
+        })
+        .await??;
+        Ok(out
+            .into_iter()
+            .map(|e| AuditRecord {
+                seq: e.seq,
+                event: e.canonical,
+                hash: e.hash,
             })
             .collect())
     }

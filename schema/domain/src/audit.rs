@@ -125,6 +125,82 @@ impl AuditEvent {
     }
 }
 
+impl AuditEvent {
+    /// The event whose [`AuditEvent::canonical`] bytes these are: how events travel to
+    /// the hub, which recomputes the chain from them. `None` for bytes that are not
+    /// exactly one event's (truncated, trailing, a value out of range).
+    pub fn from_canonical(bytes: &[u8]) -> Option<AuditEvent> {
+        let mut rest = bytes;
+        let mut field = || -> Option<Option<&[u8]>> {
+            let (&present, tail) = rest.split_first()?;
+            match present {
+                0 => {
+                    rest = tail;
+                    Some(None)
+                }
+                1 => {
+                    let (len, tail) = tail.split_first_chunk::<8>()?;
+                    let len = usize::try_from(u64::from_be_bytes(*len)).ok()?;
+                    if len > tail.len() {
+                        return None;
+                    }
+                    let (value, tail) = tail.split_at(len);
+                    rest = tail;
+                    Some(Some(value))
+                }
+                _ => None,
+            }
+        };
+        let text = |v: &[u8]| std::str::from_utf8(v).ok().map(str::to_string);
+        let uuid = |v: &[u8]| {
+            std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| Uuid::parse_str(s).ok())
+        };
+        let seq = u64::from_be_bytes(field()??.try_into().ok()?);
+        let at = DateTime::from_timestamp_micros(i64::from_be_bytes(field()??.try_into().ok()?))?;
+        let user_id = match field()? {
+            Some(v) => Some(UserId(uuid(v)?)),
+            None => None,
+        };
+        let username = text(field()??)?;
+        let role = match field()? {
+            Some(v) => Some(Role::parse(std::str::from_utf8(v).ok()?).ok()?),
+            None => None,
+        };
+        let site = text(field()??)?;
+        let access = Access::parse(std::str::from_utf8(field()??).ok()?)?;
+        let kind = text(field()??)?;
+        let record_id = Uuid::from_slice(field()??).ok()?;
+        let patient_id = match field()? {
+            Some(v) => Some(PatientId(uuid(v)?)),
+            None => None,
+        };
+        let operation = text(field()??)?;
+        let peer = field()?.map(text).map_or(Some(None), |t| t.map(Some))?;
+        let reason = field()?.map(text).map_or(Some(None), |t| t.map(Some))?;
+        let event = AuditEvent {
+            seq,
+            at,
+            actor: Actor {
+                user_id,
+                username,
+                role,
+            },
+            site,
+            access,
+            kind,
+            record_id,
+            patient_id,
+            operation,
+            peer,
+            reason,
+        };
+        // Exactly one event, written as the store writes it.
+        (rest.is_empty() && event.canonical() == bytes).then_some(event)
+    }
+}
+
 /// The hash of `event` following `prev`.
 pub fn link(prev: &Hash, event: &AuditEvent) -> Hash {
     let mut h = Sha256::new();
@@ -164,6 +240,14 @@ pub struct Verified {
     pub events: u64,
     /// The last event's hash ([`GENESIS`] for an empty chain).
     pub head: Hash,
+}
+
+impl Verified {
+    /// The head hash in hexadecimal, as a person compares it with a copy kept
+    /// elsewhere.
+    pub fn head_hex(&self) -> String {
+        self.head.iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 /// Checks stored events one by one, in stored order, from the first (for a log too
@@ -337,6 +421,31 @@ mod tests {
             e.seq = i as u64 + 1;
         }
         assert_eq!(verify(c), Err(ChainBreak::Hash { seq: 3 }));
+    }
+
+    #[test]
+    fn events_travel_as_their_canonical_bytes_and_nothing_else_reads_as_one() {
+        let mut bare = event(3);
+        (bare.actor.user_id, bare.actor.role, bare.patient_id) = (None, None, None);
+        (bare.peer, bare.reason) = (None, Some("break-glass: unconscious".into()));
+        for e in [event(1), event(2), bare] {
+            let bytes = e.canonical();
+            assert_eq!(AuditEvent::from_canonical(&bytes), Some(e.clone()));
+            // Every truncation, and anything after the event, is refused.
+            for n in 0..bytes.len() {
+                assert_eq!(AuditEvent::from_canonical(&bytes[..n]), None, "{n}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert_eq!(AuditEvent::from_canonical(&longer), None);
+            // A flipped presence byte or a huge length is refused, never a panic.
+            let mut forged = bytes.clone();
+            forged[0] = 7;
+            assert_eq!(AuditEvent::from_canonical(&forged), None);
+            let mut huge = bytes.clone();
+            huge[1..9].copy_from_slice(&u64::MAX.to_be_bytes());
+            assert_eq!(AuditEvent::from_canonical(&huge), None);
+        }
     }
 
     #[test]

@@ -15,8 +15,9 @@ use std::io::{Read, Write};
 use crate::message::Message;
 
 pub const MAGIC: &[u8; 4] = b"HSYN";
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// The protocol version this build speaks (2: the audit trail travels too, and
+/// `Welcome` says how much of it the hub has).
+pub const PROTOCOL_VERSION: u8 = 2;
 pub const HEADER_LEN: usize = 12;
 /// The largest payload accepted on the wire.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;

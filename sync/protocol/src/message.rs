@@ -27,6 +27,18 @@ pub struct RemoteChange {
     pub bytes: Vec<u8>,
 }
 
+/// One event of a node's audit trail, as the node chained it: the hub stores it with
+/// the time it arrived and can walk the node's chain again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// The event's number in the node's chain (1, 2, 3, ... without gaps).
+    pub seq: u64,
+    /// The event's canonical bytes (what its hash covers).
+    pub event: Vec<u8>,
+    /// The chain's hash through this event.
+    pub hash: [u8; 32],
+}
+
 /// An uploaded change the hub refused (for example a document of another site).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
@@ -94,6 +106,8 @@ pub enum Message {
     Welcome {
         upload_acked: u64,
         rejected: Vec<Rejection>,
+        /// The highest audit event of this node the hub has stored.
+        audit_acked: u64,
     },
     /// Hub → node: the session is refused.
     Refused(Refusal),
@@ -105,6 +119,11 @@ pub enum Message {
         through_seq: u64,
         rejected: Vec<Rejection>,
     },
+    /// Node → hub: the next events of the node's audit trail, ascending by `seq`,
+    /// following the last the hub acknowledged.
+    AuditUpload { events: Vec<AuditRecord> },
+    /// Hub → node, after commit: the node's audit events through `through` are stored.
+    AuditAck { through: u64 },
     /// Node → hub: send changes of my scope after `after`, at most about `max_bytes`.
     Pull { after: u64, max_bytes: u32 },
     /// Hub → node: changes after the pulled cursor, through `through`; `more` if the hub
@@ -129,6 +148,8 @@ impl Message {
             Message::Pull { .. } => 6,
             Message::Changes { .. } => 7,
             Message::Done => 8,
+            Message::AuditUpload { .. } => 9,
+            Message::AuditAck { .. } => 10,
         }
     }
 
@@ -149,9 +170,11 @@ impl Message {
             Message::Welcome {
                 upload_acked,
                 rejected,
+                audit_acked,
             } => {
                 e.uint(*upload_acked);
                 e.rejections(rejected);
+                e.uint(*audit_acked);
             }
             Message::Refused(r) => {
                 e.byte(r.code.to_u8());
@@ -195,6 +218,15 @@ impl Message {
                 e.byte(u8::from(*more));
             }
             Message::Done => {}
+            Message::AuditUpload { events } => {
+                e.uint(events.len() as u64);
+                for a in events {
+                    e.uint(a.seq);
+                    e.bytes(&a.event);
+                    e.raw(&a.hash);
+                }
+            }
+            Message::AuditAck { through } => e.uint(*through),
         }
     }
 
@@ -210,6 +242,7 @@ impl Message {
             2 => Message::Welcome {
                 upload_acked: d.uint()?,
                 rejected: d.rejections()?,
+                audit_acked: d.uint()?,
             },
             3 => Message::Refused(Refusal {
                 code: RefusalCode::from_u8(d.byte()?)?,
@@ -263,6 +296,19 @@ impl Message {
                 }
             }
             8 => Message::Done,
+            9 => {
+                let n = d.count(1 + 1 + 32)?;
+                let mut events = Vec::with_capacity(n);
+                for _ in 0..n {
+                    events.push(AuditRecord {
+                        seq: d.uint()?,
+                        event: d.bytes()?.to_vec(),
+                        hash: d.array()?,
+                    });
+                }
+                Message::AuditUpload { events }
+            }
+            10 => Message::AuditAck { through: d.uint()? },
             _ => return Err(FrameError::Malformed("unknown message type")),
         };
         if !d.0.is_empty() {

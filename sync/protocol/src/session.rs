@@ -5,10 +5,14 @@
 //! node                                  hub
 //!  Hello{node, site, upload_acked,    ->   authenticate (enrolled? revoked? site?)
 //!        download_cursor}
-//!                                     <-  Welcome{upload_acked, rejected} | Refused{..}
+//!                                     <-  Welcome{upload_acked, rejected,
+//!                                                 audit_acked} | Refused{..}
 //!  repeat while the change log has entries past upload_acked:
 //!  Upload{changes}                    ->   commit (idempotent by hash) + node cursor
 //!                                     <-  UploadAck{through_seq, rejected}   (after commit)
+//!  repeat while the audit trail has events past audit_acked (from Welcome):
+//!  AuditUpload{events}                ->   commit (idempotent by node and seq)
+//!                                     <-  AuditAck{through}                  (after commit)
 //!  repeat while the hub has more:
 //!  Pull{after, max_bytes}             ->   load the node's scope past `after`
 //!                                     <-  Changes{changes, through, more}
@@ -20,7 +24,7 @@
 //! with the driver; a new session after any cut starts from it and resends at most one
 //! batch, which the hub ignores by hash.
 
-use crate::message::{Change, Message, Refusal, Rejection, RemoteChange};
+use crate::message::{AuditRecord, Change, Message, Refusal, Rejection, RemoteChange};
 
 /// A violation of the protocol by the peer, or a refusal. The session is over.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +50,8 @@ fn violation(what: impl Into<String>) -> SessionError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
     pub uploaded: u64,
+    /// Audit events shipped to the hub.
+    pub audit_uploaded: u64,
     pub rejected: u64,
     pub downloaded: u64,
     pub upload_acked: u64,
@@ -67,6 +73,12 @@ pub enum NodeAction {
         through: u64,
         rejected: Vec<Rejection>,
     },
+    /// Load the audit trail's events with `seq > after`, ascending, about `max_bytes`
+    /// at most; answer with [`NodeSession::audit_loaded`] (empty when none are left).
+    LoadAudit {
+        after: u64,
+        max_bytes: usize,
+    },
     /// Merge these changes and persist `through` as the download cursor in the same
     /// transaction; answer with [`NodeSession::applied`].
     Apply {
@@ -81,6 +93,8 @@ enum NodeState {
     AwaitWelcome,
     Loading,
     AwaitAck { last_seq: u64 },
+    LoadingAudit,
+    AwaitAuditAck { last_seq: u64 },
     AwaitChanges,
     Applying { through: u64, more: bool },
     Done,
@@ -92,6 +106,8 @@ pub struct NodeSession {
     state: NodeState,
     upload_acked: u64,
     download_cursor: u64,
+    /// The hub's last stored audit event of this node (from `Welcome`).
+    audit_acked: u64,
     batch_bytes: usize,
     pull_bytes: u32,
     summary: Summary,
@@ -113,6 +129,7 @@ impl NodeSession {
             state: NodeState::AwaitWelcome,
             upload_acked,
             download_cursor,
+            audit_acked: 0,
             batch_bytes,
             pull_bytes,
             summary: Summary::default(),
@@ -141,8 +158,10 @@ impl NodeSession {
                 Message::Welcome {
                     upload_acked,
                     rejected,
+                    audit_acked,
                 },
             ) => {
+                self.audit_acked = audit_acked;
                 let mut actions = Vec::new();
                 // The hub committed more than the node recorded (a cut came between the
                 // commit and its acknowledgement): record it now, with its refusals. If
@@ -188,6 +207,19 @@ impl NodeSession {
                     },
                 ])
             }
+            (NodeState::AwaitAuditAck { last_seq }, Message::AuditAck { through }) => {
+                if through != last_seq {
+                    return Err(violation(format!(
+                        "the hub acknowledged audit events through {through}, the batch ended at {last_seq}"
+                    )));
+                }
+                self.audit_acked = through;
+                self.state = NodeState::LoadingAudit;
+                Ok(vec![NodeAction::LoadAudit {
+                    after: through,
+                    max_bytes: self.batch_bytes,
+                }])
+            }
             (
                 NodeState::AwaitChanges,
                 Message::Changes {
@@ -223,8 +255,12 @@ impl NodeSession {
             return Err(violation("upload loaded while not loading"));
         }
         let Some(last) = changes.last().map(|c| c.seq) else {
-            self.state = NodeState::AwaitChanges;
-            return Ok(vec![NodeAction::Send(self.pull())]);
+            // The changes are all up: the audit trail's turn.
+            self.state = NodeState::LoadingAudit;
+            return Ok(vec![NodeAction::LoadAudit {
+                after: self.audit_acked,
+                max_bytes: self.batch_bytes,
+            }]);
         };
         let mut prev = self.upload_acked;
         for c in &changes {
@@ -238,6 +274,34 @@ impl NodeSession {
         self.summary.uploaded += changes.len() as u64;
         self.state = NodeState::AwaitAck { last_seq: last };
         Ok(vec![NodeAction::Send(Message::Upload { changes })])
+    }
+
+    /// The driver loaded the next audit events (empty: the hub has them all). They
+    /// must follow the hub's last one without a gap: a chain with a hole cannot be
+    /// walked at the hub.
+    pub fn audit_loaded(
+        &mut self,
+        events: Vec<AuditRecord>,
+    ) -> Result<Vec<NodeAction>, SessionError> {
+        if self.state != NodeState::LoadingAudit {
+            return Err(violation("audit loaded while not loading it"));
+        }
+        let Some(last) = events.last().map(|e| e.seq) else {
+            self.state = NodeState::AwaitChanges;
+            return Ok(vec![NodeAction::Send(self.pull())]);
+        };
+        if events
+            .iter()
+            .zip(self.audit_acked + 1..)
+            .any(|(e, expected)| e.seq != expected)
+        {
+            return Err(violation(
+                "the audit trail does not follow on from what the hub has",
+            ));
+        }
+        self.summary.audit_uploaded += events.len() as u64;
+        self.state = NodeState::AwaitAuditAck { last_seq: last };
+        Ok(vec![NodeAction::Send(Message::AuditUpload { events })])
     }
 
     /// The driver applied the last `Changes` and persisted the cursor.
@@ -287,6 +351,13 @@ pub enum HubAction {
         changes: Vec<Change>,
         through: u64,
     },
+    /// Store the node's audit events (once per node and number), each with the time it
+    /// arrived; answer with [`HubSession::audit_committed`]. Only then are they
+    /// acknowledged.
+    CommitAudit {
+        events: Vec<AuditRecord>,
+        through: u64,
+    },
     /// Load changes of the node's scope after `after`, about `max_bytes` at most (never
     /// more than [`MAX_PULL_BYTES`]); answer with [`HubSession::loaded`].
     Load {
@@ -296,12 +367,24 @@ pub enum HubAction {
     Finished,
 }
 
+/// What the hub tells an admitted node in `Welcome`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Admitted {
+    /// The highest change-log sequence of the node the hub has committed.
+    pub upload_acked: u64,
+    /// The refusals recorded after the position the node said it had recorded.
+    pub rejected: Vec<Rejection>,
+    /// The highest audit event of the node the hub has stored.
+    pub audit_acked: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HubState {
     AwaitHello,
     Authenticating,
     Ready,
     Committing { through: u64 },
+    CommittingAudit { through: u64 },
     Loading,
     Done,
 }
@@ -358,6 +441,16 @@ impl HubSession {
                 self.state = HubState::Committing { through };
                 Ok(vec![HubAction::Commit { changes, through }])
             }
+            (HubState::Ready, Message::AuditUpload { events }) => {
+                let Some(through) = events.last().map(|e| e.seq) else {
+                    return Err(violation("an empty audit upload"));
+                };
+                if events.windows(2).any(|w| w[0].seq + 1 != w[1].seq) {
+                    return Err(violation("an audit upload with a gap or out of order"));
+                }
+                self.state = HubState::CommittingAudit { through };
+                Ok(vec![HubAction::CommitAudit { events, through }])
+            }
             (HubState::Ready, Message::Pull { after, max_bytes }) => {
                 self.state = HubState::Loading;
                 Ok(vec![HubAction::Load {
@@ -376,21 +469,26 @@ impl HubSession {
         }
     }
 
-    /// The node may sync (with the hub's committed upload position for it and the
-    /// refusals the node has not recorded), or not.
+    /// The node may sync (with the hub's committed upload position for it, the
+    /// refusals the node has not recorded, and its last stored audit event), or not.
     pub fn authenticated(
         &mut self,
-        result: Result<(u64, Vec<Rejection>), Refusal>,
+        result: Result<Admitted, Refusal>,
     ) -> Result<Vec<HubAction>, SessionError> {
         if self.state != HubState::Authenticating {
             return Err(violation("authenticated while not authenticating"));
         }
         match result {
-            Ok((upload_acked, rejected)) => {
+            Ok(Admitted {
+                upload_acked,
+                rejected,
+                audit_acked,
+            }) => {
                 self.state = HubState::Ready;
                 Ok(vec![HubAction::Send(Message::Welcome {
                     upload_acked,
                     rejected,
+                    audit_acked,
                 })])
             }
             Err(refusal) => {
@@ -413,6 +511,15 @@ impl HubSession {
             through_seq: through,
             rejected,
         })])
+    }
+
+    /// The audit events are stored.
+    pub fn audit_committed(&mut self) -> Result<Vec<HubAction>, SessionError> {
+        let HubState::CommittingAudit { through } = self.state else {
+            return Err(violation("audit committed while not committing it"));
+        };
+        self.state = HubState::Ready;
+        Ok(vec![HubAction::Send(Message::AuditAck { through })])
     }
 
     /// The changes for the last pull are loaded.
@@ -444,6 +551,8 @@ fn name(m: &Message) -> &'static str {
         Message::Pull { .. } => "Pull",
         Message::Changes { .. } => "Changes",
         Message::Done => "Done",
+        Message::AuditUpload { .. } => "AuditUpload",
+        Message::AuditAck { .. } => "AuditAck",
     }
 }
 

@@ -8,10 +8,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use healsync_sync_protocol::session::{
-    HubAction, HubSession, NodeAction, NodeSession, SessionError, Summary,
+    Admitted, HubAction, HubSession, NodeAction, NodeSession, SessionError, Summary,
 };
 use healsync_sync_protocol::{
-    Change, Decoder, FrameError, Message, Refusal, RefusalCode, Rejection, RemoteChange, encode,
+    AuditRecord, Change, Decoder, FrameError, Message, Refusal, RefusalCode, Rejection,
+    RemoteChange, encode,
 };
 use uuid::Uuid;
 
@@ -78,6 +79,13 @@ pub trait NodeStorage: Send {
         after: u64,
         max_bytes: usize,
     ) -> impl Future<Output = Result<Vec<Change>, StorageError>> + Send;
+    /// The audit trail's events past `after`, ascending from `after + 1` without a
+    /// gap, about `max_bytes`.
+    fn audit_batch(
+        &mut self,
+        after: u64,
+        max_bytes: usize,
+    ) -> impl Future<Output = Result<Vec<AuditRecord>, StorageError>> + Send;
     /// The hub committed through `through`; record it (forward only) with the refusals.
     fn record_ack(
         &mut self,
@@ -99,7 +107,14 @@ pub trait HubStorage: Send + Sync + 'static {
         node_id: Uuid,
         site: &str,
         node_upload_acked: u64,
-    ) -> impl Future<Output = Result<Result<(u64, Vec<Rejection>), Refusal>, StorageError>> + Send;
+    ) -> impl Future<Output = Result<Result<Admitted, Refusal>, StorageError>> + Send;
+    /// Stores the node's audit events (once per node and number) with the time they
+    /// arrived, in one transaction.
+    fn commit_audit(
+        &self,
+        node_id: Uuid,
+        events: &[AuditRecord],
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
     fn commit(
         &self,
         node_id: Uuid,
@@ -181,6 +196,13 @@ pub async fn sync_node<S: NodeStorage>(
                         .await
                         .map_err(SyncError::Storage)?;
                     actions.extend(session.upload_loaded(batch)?);
+                }
+                NodeAction::LoadAudit { after, max_bytes } => {
+                    let batch = storage
+                        .audit_batch(after, max_bytes)
+                        .await
+                        .map_err(SyncError::Storage)?;
+                    actions.extend(session.audit_loaded(batch)?);
                 }
                 NodeAction::UploadAcked { through, rejected } => {
                     storage
@@ -267,6 +289,16 @@ pub async fn serve_connection<S: HubStorage>(
                         .await
                         .map_err(SyncError::Storage)?;
                     actions.extend(session.committed(rejected)?);
+                }
+                HubAction::CommitAudit { events, .. } => {
+                    let (node, _) = who
+                        .as_ref()
+                        .ok_or_else(|| SyncError::Protocol("audit before authentication".into()))?;
+                    storage
+                        .commit_audit(*node, &events)
+                        .await
+                        .map_err(SyncError::Storage)?;
+                    actions.extend(session.audit_committed()?);
                 }
                 HubAction::Load { after, max_bytes } => {
                     let (node, site) = who

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use healsync_sync_protocol::{Change, Refusal, RefusalCode, Rejection, RemoteChange};
+use healsync_sync_protocol::session::Admitted;
+use healsync_sync_protocol::{AuditRecord, Change, Refusal, RefusalCode, Rejection, RemoteChange};
 use healsync_sync_transport::ca::{Credentials, HubCa};
 use healsync_sync_transport::config;
 use healsync_sync_transport::driver::{
@@ -18,6 +19,7 @@ struct MemHub {
     acked: Mutex<BTreeMap<Uuid, u64>>,
     revoked: Mutex<Vec<Uuid>>,
     ca: Mutex<Option<HubCa>>,
+    audit: Mutex<BTreeMap<(Uuid, u64), AuditRecord>>,
 }
 
 impl HubStorage for MemHub {
@@ -43,22 +45,40 @@ impl HubStorage for MemHub {
         node: Uuid,
         _site: &str,
         _known: u64,
-    ) -> Result<Result<(u64, Vec<Rejection>), Refusal>, StorageError> {
+    ) -> Result<Result<Admitted, Refusal>, StorageError> {
         if self.revoked.lock().map_err(|_| "poisoned")?.contains(&node) {
             return Ok(Err(Refusal {
                 code: RefusalCode::Revoked,
                 message: format!("node {node} has been revoked"),
             }));
         }
-        Ok(Ok((
-            self.acked
+        let audit_acked = self
+            .audit
+            .lock()
+            .map_err(|_| "poisoned")?
+            .keys()
+            .filter(|(n, _)| *n == node)
+            .map(|(_, seq)| *seq)
+            .max()
+            .unwrap_or(0);
+        Ok(Ok(Admitted {
+            upload_acked: self
+                .acked
                 .lock()
                 .map_err(|_| "poisoned")?
                 .get(&node)
                 .copied()
                 .unwrap_or(0),
-            vec![],
-        )))
+            rejected: vec![],
+            audit_acked,
+        }))
+    }
+    async fn commit_audit(&self, node: Uuid, events: &[AuditRecord]) -> Result<(), StorageError> {
+        let mut audit = self.audit.lock().map_err(|_| "poisoned")?;
+        for e in events {
+            audit.entry((node, e.seq)).or_insert_with(|| e.clone());
+        }
+        Ok(())
     }
     async fn commit(
         &self,
@@ -111,11 +131,24 @@ struct MemNode {
     acked: u64,
     cursor: u64,
     applied: Vec<RemoteChange>,
+    audit: Vec<AuditRecord>,
 }
 
 impl NodeStorage for MemNode {
     async fn upload_batch(&mut self, after: u64, _max: usize) -> Result<Vec<Change>, StorageError> {
         Ok(self.log.iter().filter(|c| c.seq > after).cloned().collect())
+    }
+    async fn audit_batch(
+        &mut self,
+        after: u64,
+        _max: usize,
+    ) -> Result<Vec<AuditRecord>, StorageError> {
+        Ok(self
+            .audit
+            .iter()
+            .filter(|e| e.seq > after)
+            .cloned()
+            .collect())
     }
     async fn record_ack(
         &mut self,
@@ -211,8 +244,18 @@ async fn two_nodes_exchange_changes_over_mutual_tls() {
         hub.ca.cert_pem(),
         &hub.ca.issue_node(b, "MSA").expect("cert b"),
     );
+    let trail = |n: u64| {
+        (1..=n)
+            .map(|seq| AuditRecord {
+                seq,
+                event: vec![seq as u8; 40],
+                hash: [seq as u8; 32],
+            })
+            .collect::<Vec<_>>()
+    };
     let mut na = MemNode {
         log: changes(1, 50),
+        audit: trail(12),
         ..Default::default()
     };
     let mut nb = MemNode {
@@ -221,11 +264,17 @@ async fn two_nodes_exchange_changes_over_mutual_tls() {
     };
 
     let s = round(&hub, &ep_a, a, &mut na).await.expect("round a");
-    assert_eq!((s.uploaded, s.downloaded), (50, 0));
+    assert_eq!((s.uploaded, s.downloaded, s.audit_uploaded), (50, 0, 12));
     let s = round(&hub, &ep_b, b, &mut nb).await.expect("round b");
     assert_eq!((s.uploaded, s.downloaded), (30, 50));
+    na.audit = trail(15);
     let s = round(&hub, &ep_a, a, &mut na).await.expect("round a again");
-    assert_eq!((s.uploaded, s.downloaded), (0, 30));
+    assert_eq!((s.uploaded, s.downloaded, s.audit_uploaded), (0, 30, 3));
+    assert_eq!(
+        hub.storage.audit.lock().expect("audit").len(),
+        15,
+        "each event once"
+    );
     assert_eq!(hub.storage.log.lock().expect("log").len(), 80);
     assert_eq!((na.acked, nb.acked), (50, 30));
     // A further round moves nothing.

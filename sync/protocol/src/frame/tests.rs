@@ -39,14 +39,32 @@ fn arb_message() -> impl Strategy<Value = Message> {
                     download_cursor
                 }
             ),
-        (any::<u64>(), any::<u64>()).prop_map(|(upload_acked, seq)| Message::Welcome {
-            upload_acked,
-            rejected: vec![Rejection {
-                seq,
-                doc_id: [4; 16],
-                reason: "another site's document".into()
-            }],
+        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(upload_acked, seq, audit_acked)| {
+            Message::Welcome {
+                upload_acked,
+                rejected: vec![Rejection {
+                    seq,
+                    doc_id: [4; 16],
+                    reason: "another site's document".into(),
+                }],
+                audit_acked,
+            }
         }),
+        proptest::collection::vec(
+            (
+                any::<u64>(),
+                proptest::collection::vec(any::<u8>(), 0..200),
+                any::<[u8; 32]>()
+            ),
+            0..20
+        )
+        .prop_map(|events| Message::AuditUpload {
+            events: events
+                .into_iter()
+                .map(|(seq, event, hash)| AuditRecord { seq, event, hash })
+                .collect(),
+        }),
+        any::<u64>().prop_map(|through| Message::AuditAck { through }),
         ".{0,80}".prop_map(|message| Message::Refused(Refusal {
             code: RefusalCode::Revoked,
             message
@@ -149,12 +167,21 @@ proptest! {
 #[test]
 fn another_version_is_named_in_the_error() {
     let mut frame = encode(&Message::Done);
-    frame[4] = 2;
+    frame[4] = PROTOCOL_VERSION + 1;
     let mut d = Decoder::new();
     d.push(&frame);
     let err = d.next_message().expect_err("refused");
-    assert_eq!(err, FrameError::UnsupportedVersion { ours: 1, theirs: 2 });
-    assert!(err.to_string().contains("version 2"));
+    assert_eq!(
+        err,
+        FrameError::UnsupportedVersion {
+            ours: PROTOCOL_VERSION,
+            theirs: PROTOCOL_VERSION + 1
+        }
+    );
+    assert!(
+        err.to_string()
+            .contains(&format!("version {}", PROTOCOL_VERSION + 1))
+    );
     // A failed decoder stays failed.
     d.push(&encode(&Message::Done));
     assert!(d.next_message().is_err());

@@ -1,8 +1,8 @@
 //! Deterministic simulation of sync rounds between a node and the hub, through the real
 //! frame codec, with the connection cut at random points (mid-frame included) and the
 //! hub crashing between commit and acknowledgement. Every seed must converge with each
-//! node change stored at the hub exactly once and every hub change applied at the node
-//! exactly once.
+//! node change stored at the hub exactly once, every hub change applied at the node
+//! exactly once, and the node's whole audit trail at the hub, in order, once.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -40,6 +40,7 @@ struct NodeStore {
     cursor: u64,
     applied: BTreeMap<[u8; 32], u64>,
     rejected: BTreeSet<u64>,
+    audit: Vec<AuditRecord>,
 }
 
 /// The hub's durable state.
@@ -48,6 +49,8 @@ struct HubStore {
     by_hash: BTreeSet<[u8; 32]>,
     acked: u64,
     rejections: Vec<Rejection>,
+    /// The node's audit events by number (a second copy of one is ignored).
+    audit: BTreeMap<u64, AuditRecord>,
 }
 
 impl HubStore {
@@ -103,6 +106,19 @@ impl HubStore {
     }
 }
 
+fn load_audit(node: &NodeStore, after: u64, max_bytes: usize) -> Vec<AuditRecord> {
+    let mut out = Vec::new();
+    let mut size = 0;
+    for e in node.audit.iter().filter(|e| e.seq > after) {
+        if !out.is_empty() && size + e.event.len() > max_bytes {
+            break;
+        }
+        size += e.event.len();
+        out.push(e.clone());
+    }
+    out
+}
+
 fn load_upload(node: &NodeStore, after: u64, max_bytes: usize) -> Vec<Change> {
     let mut out = Vec::new();
     let mut size = 0;
@@ -153,6 +169,10 @@ fn attempt(
                     let batch = load_upload(node, after, max_bytes);
                     node_actions.extend(ns.upload_loaded(batch)?);
                 }
+                NodeAction::LoadAudit { after, max_bytes } => {
+                    let batch = load_audit(node, after, max_bytes);
+                    node_actions.extend(ns.audit_loaded(batch)?);
+                }
                 NodeAction::UploadAcked { through, rejected } => {
                     assert!(
                         through > node.upload_acked,
@@ -196,7 +216,21 @@ fn attempt(
                         .filter(|r| r.seq > node_upload_acked)
                         .cloned()
                         .collect();
-                    hub_actions.extend(hs.authenticated(Ok((hub.acked, unreported)))?);
+                    let audit_acked = hub.audit.keys().next_back().copied().unwrap_or(0);
+                    hub_actions.extend(hs.authenticated(Ok(Admitted {
+                        upload_acked: hub.acked,
+                        rejected: unreported,
+                        audit_acked,
+                    }))?);
+                }
+                HubAction::CommitAudit { events, .. } => {
+                    for e in events {
+                        hub.audit.entry(e.seq).or_insert(e);
+                    }
+                    if rng.chance(cut) {
+                        return Ok(None); // stored, not acknowledged
+                    }
+                    hub_actions.extend(hs.audit_committed()?);
                 }
                 HubAction::Commit { changes, through } => {
                     let rejected = hub.commit(&changes);
@@ -247,11 +281,19 @@ fn world(seed: u64) -> (NodeStore, HubStore) {
             bytes: vec![seq as u8; 20 + (rng.next() % 120) as usize],
         })
         .collect();
+    let audit = (1..=(rng.next() % 90))
+        .map(|seq| AuditRecord {
+            seq,
+            event: vec![seq as u8; 30 + (rng.next() % 60) as usize],
+            hash: hash(3, seq),
+        })
+        .collect();
     let mut hub = HubStore {
         log: Vec::new(),
         by_hash: BTreeSet::new(),
         acked: 0,
         rejections: Vec::new(),
+        audit: BTreeMap::new(),
     };
     // Changes from other sites, already at the hub.
     for i in 0..(10 + rng.next() % 50) {
@@ -275,6 +317,7 @@ fn world(seed: u64) -> (NodeStore, HubStore) {
             cursor: 0,
             applied: BTreeMap::new(),
             rejected: BTreeSet::new(),
+            audit,
         },
         hub,
     )
@@ -340,6 +383,12 @@ fn converge(seed: u64, cut: u64) -> usize {
     assert_eq!(node.upload_acked, node.log.last().map_or(0, |c| c.seq));
     assert_eq!(summary.upload_acked, node.upload_acked);
     assert_eq!(node.cursor, hub.log.len() as u64);
+    // The whole audit trail is at the hub, each event as the node chained it.
+    assert_eq!(
+        hub.audit.values().cloned().collect::<Vec<_>>(),
+        node.audit,
+        "seed {seed}: the audit trail"
+    );
     connections
 }
 
@@ -402,9 +451,33 @@ fn out_of_order_messages_are_protocol_errors() {
     ns.on_message(Message::Welcome {
         upload_acked: 0,
         rejected: vec![],
+        audit_acked: 3,
     })
     .expect("welcome");
     ns.upload_loaded(vec![]).expect("nothing to upload");
+    // Audit events must follow the hub's last one without a gap.
+    let event = |seq| AuditRecord {
+        seq,
+        event: vec![1],
+        hash: [0; 32],
+    };
+    assert!(ns.clone().audit_loaded(vec![event(5)]).is_err());
+    assert!(ns.clone().audit_loaded(vec![event(4), event(6)]).is_err());
+    let sent = ns
+        .clone()
+        .audit_loaded(vec![event(4), event(5)])
+        .expect("in order");
+    assert!(
+        matches!(&sent[0], NodeAction::Send(Message::AuditUpload { events }) if events.len() == 2)
+    );
+    ns.audit_loaded(vec![]).expect("nothing to ship");
+    let mut hs = HubSession::new();
+    assert!(
+        hs.on_message(Message::AuditUpload {
+            events: vec![event(1)]
+        })
+        .is_err()
+    );
     // The hub may not move the cursor backwards or send changes at or before it.
     let stale = RemoteChange {
         cursor: 5,
@@ -431,7 +504,7 @@ fn a_pull_is_capped_whatever_the_node_asks() {
     };
     let mut hs = HubSession::new();
     hs.on_message(hello.clone()).expect("hello");
-    hs.authenticated(Ok((0, vec![]))).expect("welcome");
+    hs.authenticated(Ok(Admitted::default())).expect("welcome");
     for (asked, loaded) in [
         (1000, 1000),
         (MAX_PULL_BYTES, MAX_PULL_BYTES),
