@@ -239,6 +239,23 @@ impl TestHub {
         })
     }
 
+    /// A central account of `role` limited to `sites` (comma-separated), logged in.
+    pub async fn central(&self, name: &str, role: &str, sites: &str) -> Result<Gql> {
+        let args = [
+            "users",
+            "add",
+            name,
+            "--role",
+            role,
+            "--sites",
+            sites,
+            "--database-url",
+            &self.db.url,
+        ];
+        command(&self.bin, &args, Some("long-enough-password\n")).await?;
+        self.process.gql().login(name, "long-enough-password").await
+    }
+
     /// A new clinic data directory enrolled for `site`.
     pub async fn enroll(&self, site: &str) -> Result<tempfile::TempDir> {
         let data = self.dir.path().to_str().unwrap_or_default();

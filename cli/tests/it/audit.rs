@@ -339,7 +339,7 @@ async fn hub_verify(hub: &crate::TestHub) -> Result<(bool, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_trail_is_copied_to_the_hub_where_tampering_is_named() -> Result<()> {
-    let hub = crate::TestHub::start("audit", &[("NBO", "Nairobi")]).await?;
+    let hub = crate::TestHub::start("audit", &[("NBO", "Nairobi"), ("MSA", "Mombasa")]).await?;
     let dir = hub.enroll("NBO").await?;
     let d = dir.path().to_str().unwrap_or_default().to_string();
     let node = healsync_test_support::NodeProcess::start(
@@ -382,6 +382,44 @@ async fn the_trail_is_copied_to_the_hub_where_tampering_is_named() -> Result<()>
         "{at_node}\n{said}"
     );
     assert!(said.starts_with("NBO node "), "{said}");
+
+    // Central admins read the copied trail at the hub: an admin of every site sees
+    // Amina's events with the node and the time they arrived; one limited to another
+    // site sees none of them; FINANCE is refused.
+    let hub_events = "query($p: ID, $s: String, $l: Int = 50) { auditEvents(patientId: $p, site: $s, limit: $l) { seq at receivedAt nodeId username role site access kind patientId operation peer } }";
+    let central = hub.process.admin().await?;
+    let seen = central
+        .ok(hub_events, json!({ "p": amina, "l": 500 }))
+        .await?;
+    let seen = events(&seen);
+    assert!(seen.len() >= 3, "{seen:#?}");
+    assert!(
+        seen.iter()
+            .all(|e| e["patientId"] == amina.as_str() && e["site"] == "NBO")
+    );
+    let read = find(&seen, "the admin's read at the clinic", |e| {
+        e["access"] == "READ" && e["operation"] == "patient" && e["username"] == "admin"
+    });
+    assert_eq!(read["peer"], "127.0.0.1");
+    assert!(
+        read["receivedAt"].is_string() && read["nodeId"].is_string(),
+        "{read}"
+    );
+    let coast = hub.central("coast.admin", "ADMIN", "MSA").await?;
+    let finance = hub.central("coast.finance", "FINANCE", "MSA").await?;
+    let theirs = coast.ok(hub_events, json!({ "p": amina })).await?;
+    assert!(events(&theirs).is_empty(), "{theirs}");
+    let other = coast.query(hub_events, json!({ "s": "NBO" })).await?;
+    assert_eq!(other.code(), Some("FORBIDDEN"), "{}", other.body);
+    for (who, vars, code) in [
+        (&finance, json!({}), "FORBIDDEN"),
+        (&central, json!({ "l": 0 }), "BAD_USER_INPUT"),
+        (&central, json!({ "p": "not-an-id" }), "BAD_USER_INPUT"),
+    ] {
+        let a = who.query(hub_events, vars.clone()).await?;
+        assert_eq!(a.code(), Some(code), "{vars}: {}", a.body);
+        assert!(!a.body.to_string().contains(&amina), "{}", a.body);
+    }
 
     // A second round ships nothing again; new reads ship in the next.
     let again: Value = serde_json::from_str(

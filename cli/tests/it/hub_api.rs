@@ -11,7 +11,7 @@ use anyhow::{Result, anyhow, bail};
 use healsync_test_support::{Gql, NodeProcess, Ws, WsEvent};
 use serde_json::{Value, json};
 
-use crate::{Clinic, TestHub, binary, command, eventually};
+use crate::{Clinic, TestHub, binary, eventually};
 
 const HUB_BOOK: &str = "mutation($s: String!, $p: ID!, $d: ID!, $at: String!, $r: String) { bookAppointment(input: {site: $s, patientId: $p, doctorId: $d, scheduledAt: $at, reason: $r}) { id site status scheduledAt patient { name } doctor { name } } }";
 const NODE_BOOK: &str = "mutation($p: ID!, $d: ID!, $at: String!, $r: String) { bookAppointment(input: {patientId: $p, doctorId: $d, scheduledAt: $at, reason: $r}) { id site status scheduledAt } }";
@@ -53,24 +53,7 @@ async fn limited_admin(w: &World, name: &str, site: &str) -> Result<Gql> {
 
 /// A central account of `role` limited to `site`, logged in.
 async fn central_account(w: &World, name: &str, role: &str, site: &str) -> Result<Gql> {
-    let args = [
-        "users",
-        "add",
-        name,
-        "--role",
-        role,
-        "--sites",
-        site,
-        "--database-url",
-    ];
-    let mut args: Vec<&str> = args.to_vec();
-    args.push(&w.hub.db.url);
-    command(&w.hub.bin, &args, Some("long-enough-password\n")).await?;
-    w.hub
-        .process
-        .gql()
-        .login(name, "long-enough-password")
-        .await
+    w.hub.central(name, role, site).await
 }
 
 /// Waits until the hub holds the record `query` finds (its answer not NOT_FOUND).

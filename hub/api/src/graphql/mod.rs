@@ -9,6 +9,7 @@
 //! `query`, `mutation` and `subscription` hold the three roots, `types` the objects,
 //! `loaders` the batch loaders that keep nested fields to one query per field.
 
+mod audit;
 mod billing;
 mod loaders;
 mod mutation;
@@ -29,7 +30,7 @@ pub use query::CoreQuery;
 /// The query root: the node's types across sites, and the billing roll-ups.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(CoreQuery, billing::BillingQuery);
+pub struct QueryRoot(CoreQuery, billing::BillingQuery, audit::AuditQuery);
 pub use subscription::SubscriptionRoot;
 
 use crate::{Hub, HubApiError};
