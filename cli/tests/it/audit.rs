@@ -478,3 +478,119 @@ async fn the_trail_is_copied_to_the_hub_where_tampering_is_named() -> Result<()>
     pool.close().await;
     hub.db.drop_database().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn break_glass_opens_a_record_with_a_reason_flagged_and_the_admins_are_told() -> Result<()> {
+    let c = Clinic::start().await?;
+    let amina = id(&c.patient("Amina Njeri").await?);
+    let baraka = id(&c.patient("Baraka Otieno").await?);
+    let visit = c.book_next(&amina).await?;
+    let treating = c
+        .user("dr.kamau", "DOCTOR", json!({ "doctorId": c.doctor_id }))
+        .await?;
+    treating
+        .ok(
+            "mutation($i: MedicalRecordInput!) { addMedicalRecord(input: $i) { id } }",
+            json!({ "i": { "patientId": amina, "appointmentId": visit, "allergy": { "substance": "Penicillin", "reaction": "Anaphylaxis", "severity": "SEVERE" } } }),
+        )
+        .await?;
+    let other = c.doctor("Dr. Otieno Ouma", "Emergency").await?;
+    let er = c
+        .user("dr.ouma", "DOCTOR", json!({ "doctorId": other }))
+        .await?;
+    let desk = c.user("front.desk", "RECEPTIONIST", json!({})).await?;
+    let chart =
+        "query($p: ID!) { patient(id: $p) { name allergies medicalHistory { description } } }";
+    let glass = "mutation($p: ID!, $r: String!) { breakGlass(patientId: $p, reason: $r) { patientId reason expiresAt } }";
+    let why = "Unconscious in A&E, allergies unknown";
+
+    // Outside their care the emergency doctor finds nothing.
+    let before = er.query(chart, json!({ "p": amina })).await?;
+    assert_eq!(before.code(), Some("NOT_FOUND"), "{}", before.body);
+    assert!(!before.body.to_string().contains("Penicillin"));
+
+    // Break-glass needs a clinician, a patient that exists and a real reason.
+    for (who, p, reason, code) in [
+        (&er, amina.as_str(), "urgent", "BAD_USER_INPUT"),
+        (&er, "not-an-id", why, "BAD_USER_INPUT"),
+        (
+            &er,
+            "00000000-0000-7000-8000-000000000000",
+            why,
+            "NOT_FOUND",
+        ),
+        (&desk, amina.as_str(), why, "FORBIDDEN"),
+        (&c.admin, amina.as_str(), why, "FORBIDDEN"),
+    ] {
+        let a = who.query(glass, json!({ "p": p, "r": reason })).await?;
+        assert_eq!(a.code(), Some(code), "{p} {reason}: {}", a.body);
+    }
+
+    let opened = er.ok(glass, json!({ "p": amina, "r": why })).await?;
+    let until = opened["breakGlass"]["expiresAt"]
+        .as_str()
+        .unwrap_or_default();
+    let until = chrono::DateTime::parse_from_rfc3339(until)?;
+    let hours = (until.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_minutes();
+    assert!((235..=240).contains(&hours), "about four hours: {opened}");
+
+    // Now the record opens, for Amina only, and every read of it carries the reason.
+    let seen = er.ok(chart, json!({ "p": amina })).await?;
+    assert_eq!(
+        seen["patient"]["allergies"],
+        json!(["Penicillin"]),
+        "{seen}"
+    );
+    assert!(
+        seen.to_string().contains("Penicillin: Anaphylaxis"),
+        "{seen}"
+    );
+    let still = er.query(chart, json!({ "p": baraka })).await?;
+    assert_eq!(still.code(), Some("NOT_FOUND"), "{}", still.body);
+
+    let flagged = events(
+        &c.admin
+            .ok(EVENTS, json!({ "p": amina, "bg": true, "l": 500 }))
+            .await?,
+    );
+    find(&flagged, "the break-glass itself", |e| {
+        e["kind"] == "break_glass" && e["access"] == "WRITE" && e["operation"] == "breakGlass"
+    });
+    for op in ["patient", "medicalHistory"] {
+        let read = find(&flagged, op, |e| {
+            e["access"] == "READ" && e["operation"] == op && e["username"] == "dr.ouma"
+        });
+        assert_eq!(read["reason"], why);
+    }
+    assert!(
+        flagged
+            .iter()
+            .all(|e| e["username"] == "dr.ouma" && e["reason"] == why),
+        "only the emergency doctor's accesses are flagged: {flagged:#?}"
+    );
+    // The treating doctor's reads carry no reason.
+    treating.ok(chart, json!({ "p": amina })).await?;
+    let theirs = events(
+        &c.admin
+            .ok(EVENTS, json!({ "u": "dr.kamau", "l": 500 }))
+            .await?,
+    );
+    assert!(theirs.iter().all(|e| e["reason"].is_null()), "{theirs:#?}");
+
+    // The site's administrators are told, by notification.
+    let notices = c
+        .admin
+        .ok("{ notifications { type title body } }", json!({}))
+        .await?;
+    let notice = notices["notifications"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["type"] == "BREAK_GLASS"))
+        .cloned()
+        .unwrap_or_default();
+    let body = notice["body"].as_str().unwrap_or_default();
+    assert!(
+        body.contains("dr.ouma") && body.contains("Amina Njeri") && body.contains(why),
+        "{notices}"
+    );
+    verifies(&c).await
+}

@@ -192,6 +192,37 @@ pub fn verify(conn: &Connection) -> Result<std::result::Result<Verified, ChainBr
     Ok(Ok(v.verified()))
 }
 
+/// When `user` last opened `patient`'s record by break-glass at or after `since`, and
+/// why (the newest such event of the trail).
+pub fn break_glass(
+    conn: &Connection,
+    user: UserId,
+    patient: PatientId,
+    since: DateTime<Utc>,
+) -> Result<Option<(DateTime<Utc>, String)>> {
+    let row: Option<(i64, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT at, reason FROM audit_log
+             WHERE patient_id = ?1 AND kind = ?2 AND user_id = ?3 AND access = 'WRITE'
+               AND at >= ?4
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                params![
+                    patient.to_string(),
+                    healsync_domain::audit::BREAK_GLASS,
+                    user.to_string(),
+                    since.timestamp_micros()
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })
+        .map_err(StoreError::sqlite("look up a break-glass"))?;
+    Ok(row.and_then(|(at, reason)| Some((DateTime::from_timestamp_micros(at)?, reason?))))
+}
+
 /// One event as it travels to the hub: its number, canonical bytes and chain hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shipped {

@@ -21,6 +21,8 @@ pub struct WriteTx<'c> {
     /// Who writes: each record of health data the write changes leaves an audit event
     /// in this transaction.
     who: &'c AuditContext,
+    /// Accesses the write names beyond the records it changes (a break-glass).
+    noted: Vec<Touched>,
 }
 
 impl<'c> WriteTx<'c> {
@@ -38,7 +40,19 @@ impl<'c> WriteTx<'c> {
             channels,
             changed: Vec::new(),
             who,
+            noted: Vec::new(),
         }
+    }
+
+    /// Adds an audit event for an access this write stands for beyond the records it
+    /// changes (opening a patient's record by break-glass), in this transaction, as
+    /// the writer's.
+    pub fn note_access(&mut self, kind: &str, id: uuid::Uuid, patient: healsync_domain::PatientId) {
+        self.noted.push(Touched {
+            kind: kind.to_string(),
+            id,
+            patient: Some(patient),
+        });
     }
 
     /// The channels this node delivers messages on.
@@ -197,8 +211,8 @@ impl<'c> WriteTx<'c> {
         Ok(next)
     }
 
-    pub(crate) fn commit(self) -> Result<Vec<AnyRecord>, StoreError> {
-        let touched: Vec<Touched> = self
+    pub(crate) fn commit(mut self) -> Result<Vec<AnyRecord>, StoreError> {
+        let mut touched: Vec<Touched> = self
             .changed
             .iter()
             .filter_map(|r| {
@@ -209,6 +223,7 @@ impl<'c> WriteTx<'c> {
                 })
             })
             .collect();
+        touched.append(&mut self.noted);
         crate::audit::append(
             &self.tx,
             self.identity.site.as_str(),

@@ -32,10 +32,13 @@ pub const MAX_CORRECTIONS: usize = 20;
 pub async fn may_read(ctx: &Context<'_>, patient: PatientId) -> Result<bool, ApiError> {
     let allowed = match session(ctx)?.clinical_reader(patient) {
         ClinicalReader::OwnRecord => true,
-        ClinicalReader::IfTreating(doctor) => loader(ctx)?
-            .load_one(InCare { doctor, patient })
-            .await?
-            .unwrap_or(false),
+        ClinicalReader::IfTreating(doctor) => {
+            loader(ctx)?
+                .load_one(InCare { doctor, patient })
+                .await?
+                .unwrap_or(false)
+                || by_break_glass(ctx, patient).await?
+        }
         ClinicalReader::Never => false,
     };
     if !allowed {
@@ -47,6 +50,35 @@ pub async fn may_read(ctx: &Context<'_>, patient: PatientId) -> Result<bool, Api
         );
     }
     Ok(allowed)
+}
+
+/// Whether this session holds a break-glass on `patient` now (a DOCTOR who gave a
+/// reason, within its hours); if so, this request's reads of them carry the reason in
+/// the audit.
+pub async fn by_break_glass(ctx: &Context<'_>, patient: PatientId) -> Result<bool, ApiError> {
+    let reason = crate::service::medical_records::break_glass_reason(
+        super::node(ctx)?,
+        session(ctx)?,
+        patient,
+    )
+    .await?;
+    Ok(match reason {
+        Some(r) => {
+            read_audit::under_break_glass(ctx, patient, &r);
+            true
+        }
+        None => false,
+    })
+}
+
+/// A break-glass access just opened.
+#[derive(SimpleObject)]
+#[graphql(name = "BreakGlass")]
+pub struct BreakGlassObj {
+    pub patient_id: ID,
+    pub reason: String,
+    /// Until when it holds (RFC 3339).
+    pub expires_at: String,
 }
 
 gql_enum!(

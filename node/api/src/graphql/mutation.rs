@@ -355,6 +355,27 @@ impl CoreMutation {
         Ok(MedicalRecordObj::written(written))
     }
 
+    /// Opens a patient's record outside the doctor's care (an emergency), with the
+    /// reason (10 to 500 characters): for `BREAK_GLASS_HOURS` (4) hours the doctor
+    /// reads it as a treating doctor would (not writes), each read flagged in the audit
+    /// with the reason, and the site's administrators get a notice. DOCTOR only; works
+    /// with no hub, and the notice and the audit sync.
+    async fn break_glass(
+        &self,
+        ctx: &Context<'_>,
+        patient_id: ID,
+        reason: String,
+    ) -> Result<super::clinical::BreakGlassObj> {
+        let s = session(ctx)?;
+        let patient = parse_id(&patient_id)?;
+        let until = medical_records::break_glass(node(ctx)?, s, patient, &reason).await?;
+        Ok(super::clinical::BreakGlassObj {
+            patient_id,
+            reason: reason.trim().to_string(),
+            expires_at: super::types::ts(until),
+        })
+    }
+
     /// Withdraws an entry that was wrong, with the reason: a retraction is a new entry,
     /// and the retracted one stays in the history (no longer current).
     async fn retract_medical_record(

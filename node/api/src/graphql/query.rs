@@ -104,6 +104,7 @@ impl CoreQuery {
                 if !node(ctx)?
                     .read(move |c| queries::is_patient_of(c, id, doctor, now))
                     .await?
+                    && !super::clinical::by_break_glass(ctx, id).await?
                 {
                     read_audit::refused(ctx, "patient", "patient", id);
                     return Err(ApiError::not_found("patient").into());

@@ -6,7 +6,8 @@
 //! is resolved through [`audited!`], which notes the record in the request's
 //! [`ReadLog`] before any of its fields is resolved, whichever query, nested field,
 //! alias, fragment, mutation result or subscription event led there. A refusal notes
-//! itself ([`refused`]).
+//! itself ([`refused`]); a read by break-glass carries its reason
+//! ([`under_break_glass`]).
 //!
 //! The [`ReadAudit`] extension gives each request (and each subscription) its log and,
 //! before the response leaves (each event of a subscription included), has the node
@@ -14,7 +15,7 @@
 //! transaction shared by the requests that finish together). If that fails, the
 //! response is replaced by an error: nothing is shown that was not recorded.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{
@@ -35,6 +36,9 @@ use crate::session::Auth;
 #[derive(Default)]
 pub struct ReadLog {
     noted: Mutex<Noted>,
+    /// Patients this request reads by break-glass, with the reason given: their
+    /// events carry it.
+    glass: Mutex<HashMap<PatientId, String>>,
 }
 
 #[derive(Default)]
@@ -50,6 +54,11 @@ impl ReadLog {
         if n.seen.insert((access, field.to_string(), touched.id)) {
             n.order.push((access, field.to_string(), touched));
         }
+    }
+
+    fn glass(&self, patient: Option<PatientId>) -> Option<String> {
+        let p = patient?;
+        self.glass.lock().ok()?.get(&p).cloned()
     }
 
     fn take(&self) -> Vec<(Access, String, Touched)> {
@@ -79,6 +88,16 @@ pub fn shown<T>(
             patient,
         };
         log.note(Access::Read, field, touched);
+    }
+}
+
+/// Notes that the current request reads `patient`'s record by break-glass, for
+/// `reason`: every event of this request about them carries it.
+pub fn under_break_glass<T>(ctx: &ContextBase<'_, T>, patient: PatientId, reason: &str) {
+    if let Some(log) = ctx.data_opt::<Arc<ReadLog>>()
+        && let Ok(mut g) = log.glass.lock()
+    {
+        g.insert(patient, reason.to_string());
     }
 }
 
@@ -150,22 +169,25 @@ struct ReadAuditExtension {
     log: Arc<ReadLog>,
 }
 
-/// The reads noted so far, grouped by access and field, as the session's.
-fn batches(auth: Option<&Auth>, noted: Vec<(Access, String, Touched)>) -> Vec<Reads> {
+/// The reads noted so far, grouped by access, field and break-glass reason, as the
+/// session's.
+fn batches(auth: Option<&Auth>, log: &ReadLog) -> Vec<Reads> {
     let mut out: Vec<Reads> = Vec::new();
-    for (access, field, touched) in noted {
+    for (access, field, touched) in log.take() {
+        let reason = log.glass(touched.patient);
         match out
             .iter_mut()
-            .find(|r| r.access == access && r.who.operation == field)
+            .find(|r| r.access == access && r.who.operation == field && r.who.reason == reason)
         {
             Some(r) => r.records.push(touched),
             None => {
-                let who = match auth {
+                let mut who = match auth {
                     Some(Auth::Session(s)) => s.acting(&field),
                     // Only a session is ever shown a record; should that change, the
                     // trail still says something was shown to someone unnamed.
                     _ => healsync_store::audit::AuditContext::system("anonymous"),
                 };
+                who.reason = reason;
                 out.push(Reads {
                     who,
                     access,
@@ -178,12 +200,12 @@ fn batches(auth: Option<&Auth>, noted: Vec<(Access, String, Touched)>) -> Vec<Re
 }
 
 async fn flush(node: Option<&Node>, auth: Option<&Auth>, log: &ReadLog) -> Result<(), ServerError> {
-    let noted = log.take();
-    if noted.is_empty() {
+    let reads = batches(auth, log);
+    if reads.is_empty() {
         return Ok(());
     }
     let node = node.ok_or_else(|| ServerError::new("the schema has no node", None))?;
-    node.record_reads(batches(auth, noted)).await.map_err(|e| {
+    node.record_reads(reads).await.map_err(|e| {
         tracing::error!(error = ?e, "could not record reads in the audit trail");
         let mut err = ServerError::new(
             "the audit trail could not record this read, so nothing is shown; try again",

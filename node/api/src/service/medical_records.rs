@@ -325,3 +325,76 @@ pub async fn migrate_intake_allergies(node: &Node) -> Result<usize, ApiError> {
         }
     }
 }
+
+/// Opens `patient`'s record outside the doctor's care, for
+/// [`healsync_domain::audit::BREAK_GLASS_HOURS`], with a reason: in one transaction, an
+/// audit event naming the reason (the grant: what later reads look up) and a notice to
+/// the site's administrators. Works with no hub; the notice and the event sync. Returns
+/// until when it holds.
+pub async fn break_glass(
+    node: &Node,
+    session: &Session,
+    patient: PatientId,
+    reason: &str,
+) -> Result<DateTime<Utc>, ApiError> {
+    if clinician(session).is_err() {
+        return Err(ApiError::Forbidden(format!(
+            "break-glass is for clinicians; a {} may not open records outside their role",
+            session.role.as_str()
+        )));
+    }
+    let reason = healsync_domain::audit::parse_break_glass_reason(reason)?;
+    let session = session.clone();
+    let who = AuditContext {
+        reason: Some(reason.clone()),
+        ..session.acting("breakGlass")
+    };
+    node.write(who, move |tx| {
+        let p =
+            queries::patient(tx.conn(), patient)?.ok_or_else(|| ApiError::not_found("patient"))?;
+        let now = tx.now();
+        let until = healsync_domain::audit::break_glass_until(now);
+        let notice = Notification {
+            id: new_id(),
+            audience: Audience::Admins,
+            kind: "BREAK_GLASS".into(),
+            title: "Break-glass access".into(),
+            body: format!(
+                "{} opened the record of {} ({}) outside their care until {} UTC: {reason}",
+                session.username,
+                p.name,
+                p.mrn,
+                until.format("%Y-%m-%d %H:%M")
+            ),
+            appointment_id: None,
+            created_at: now,
+            read: false,
+        };
+        let id = notice.id.0;
+        super::messages::notify(tx, notice)?;
+        tx.note_access(healsync_domain::audit::BREAK_GLASS, id, patient);
+        Ok(until)
+    })
+    .await
+}
+
+/// The reason of `session`'s break-glass on `patient` while it holds, if it has one:
+/// the access it grants is flagged with it in the audit.
+pub async fn break_glass_reason(
+    node: &Node,
+    session: &Session,
+    patient: PatientId,
+) -> Result<Option<String>, ApiError> {
+    if clinician(session).is_err() {
+        return Ok(None);
+    }
+    let user = session.user_id;
+    let now = node.now();
+    let since = now - Duration::hours(healsync_domain::audit::BREAK_GLASS_HOURS);
+    let found = node
+        .read(move |c| healsync_store::audit::break_glass(c, user, patient, since))
+        .await?;
+    Ok(found
+        .filter(|(opened, _)| healsync_domain::audit::break_glass_holds(*opened, now))
+        .map(|(_, reason)| reason))
+}
