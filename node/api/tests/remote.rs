@@ -199,6 +199,29 @@ async fn conflicts_are_listed_and_resolved_through_graphql() {
         .map(|l| l.iter().filter_map(|c| c["field"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(fields, ["allergies", "phone"], "{list}");
+    // Showing the two values of Amina's fields is a read of her record: audited.
+    let patient = p.id;
+    let trail = b
+        .read(move |c| {
+            healsync_store::audit::events(
+                c,
+                &healsync_store::audit::AuditFilter {
+                    patient: Some(patient),
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+        .expect("audit");
+    assert!(
+        trail.iter().any(|e| e.operation == "conflicts"
+            && e.access == healsync_domain::audit::Access::Read
+            && e.kind == "patient"
+            && e.record_id == patient.0
+            && e.actor.username == "admin"),
+        "{trail:#?}"
+    );
     let desk = Session {
         role: Role::Receptionist,
         ..admin()

@@ -798,7 +798,20 @@ pub struct Conflict {
     pub kind: String,
     pub field: String,
     pub values: Vec<String>,
+    /// The patient the record is about, when it is about one: showing its values is a
+    /// read of health data.
+    pub patient_id: Option<PatientId>,
 }
+
+/// The conflicts' columns and the patient each record is about (from the
+/// projections of the kinds about a patient that can conflict).
+const CONFLICT_COLUMNS: &str = "c.*, COALESCE(
+        (SELECT id FROM patients WHERE id = c.doc_id),
+        (SELECT patient_id FROM appointments WHERE id = c.doc_id),
+        (SELECT patient_id FROM invoices WHERE id = c.doc_id),
+        (SELECT patient_id FROM payments WHERE id = c.doc_id),
+        (SELECT patient_id FROM coverages WHERE id = c.doc_id),
+        (SELECT patient_id FROM claims WHERE id = c.doc_id)) AS subject";
 
 fn conflict_row(row: &Row<'_>) -> rusqlite::Result<Conflict> {
     let id: String = row.get("doc_id")?;
@@ -808,6 +821,7 @@ fn conflict_row(row: &Row<'_>) -> rusqlite::Result<Conflict> {
         kind: row.get("kind")?,
         field: row.get("field")?,
         values: serde_json::from_str(&values).map_err(conv_err)?,
+        patient_id: opt_id(row, "subject")?,
     })
 }
 
@@ -816,7 +830,9 @@ pub fn conflicts(conn: &Connection, limit: u32, offset: u32) -> Result<Vec<Confl
     all(
         conn,
         "list conflicts",
-        "SELECT * FROM conflicts ORDER BY doc_id, field LIMIT ?1 OFFSET ?2",
+        &format!(
+            "SELECT {CONFLICT_COLUMNS} FROM conflicts c ORDER BY doc_id, field LIMIT ?1 OFFSET ?2"
+        ),
         &[&limit, &offset],
         conflict_row,
     )
@@ -827,7 +843,7 @@ pub fn conflicts_of(conn: &Connection, doc_id: uuid::Uuid) -> Result<Vec<Conflic
     all(
         conn,
         "list a record's conflicts",
-        "SELECT * FROM conflicts WHERE doc_id = ?1 ORDER BY field",
+        &format!("SELECT {CONFLICT_COLUMNS} FROM conflicts c WHERE doc_id = ?1 ORDER BY field"),
         &[&doc_id.to_string()],
         conflict_row,
     )

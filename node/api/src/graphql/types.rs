@@ -803,25 +803,36 @@ pub struct NodeInfo {
     pub version: String,
 }
 
-/// A field of a record edited differently at two places. Pick one of `values` with
-/// `resolveConflict`; the other stays in the record's history.
-#[derive(SimpleObject)]
-#[graphql(name = "Conflict")]
-pub struct ConflictObj {
-    pub record_id: ID,
-    /// The record's kind: `patient`, `appointment`, ...
-    pub kind: String,
-    pub field: String,
-    pub values: Vec<String>,
-}
+/// A field of a record edited differently at two places, as shown to staff: showing
+/// the values of a record about a patient is a read of it (`audited!`).
+pub struct ConflictObj(pub healsync_store::queries::Conflict);
 
 impl From<healsync_store::queries::Conflict> for ConflictObj {
     fn from(c: healsync_store::queries::Conflict) -> Self {
-        ConflictObj {
-            record_id: ID(c.doc_id.to_string()),
-            kind: c.kind,
-            field: c.field,
-            values: c.values,
-        }
+        ConflictObj(c)
+    }
+}
+
+/// How a `Conflict` resolves its fields.
+pub struct ConflictView(pub healsync_store::queries::Conflict);
+
+audited!(ConflictObj => ConflictView, |r| (r.kind.as_str(), r.doc_id, r.patient_id));
+
+/// A field of a record edited differently at two places. Pick one of `values` with
+/// `resolveConflict`; the other stays in the record's history.
+#[Object(name = "Conflict")]
+impl ConflictView {
+    async fn record_id(&self) -> ID {
+        ID(self.0.doc_id.to_string())
+    }
+    /// The record's kind: `patient`, `appointment`, ...
+    async fn kind(&self) -> &str {
+        &self.0.kind
+    }
+    async fn field(&self) -> &str {
+        &self.0.field
+    }
+    async fn values(&self) -> &[String] {
+        &self.0.values
     }
 }
