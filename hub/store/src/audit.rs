@@ -38,13 +38,21 @@ impl HubStore {
     }
 
     /// Stores a node's audit events in one transaction; an event already held (same
-    /// node and number) is left as it was. Events whose bytes are not one event are
-    /// refused whole: nothing of the batch is stored.
+    /// node and number) is left as it was. A batch holding bytes that are not one
+    /// event, or an event of another site than the node's (a node speaks for its own
+    /// site only: admins of a site read its events by that field), is refused whole:
+    /// nothing of it is stored.
     pub async fn commit_audit(
         &self,
         node_id: Uuid,
         events: &[AuditRecord],
     ) -> Result<(), HubStoreError> {
+        let site: Option<String> = sqlx::query_scalar("SELECT site FROM nodes WHERE id = $1")
+            .bind(node_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("look up a node"))?;
+        let site = site.ok_or(HubStoreError::UnknownNode(node_id))?;
         let mut decoded = Vec::with_capacity(events.len());
         for r in events {
             let e = AuditEvent::from_canonical(&r.event)
@@ -52,6 +60,9 @@ impl HubStore {
                 .ok_or(HubStoreError::Malformed(
                     "an audit event that does not decode",
                 ))?;
+            if e.site != site {
+                return Err(HubStoreError::Malformed("an audit event of another site"));
+            }
             decoded.push(e);
         }
         let seqs: Vec<i64> = events.iter().map(|r| to_i64(r.seq)).collect();

@@ -607,3 +607,72 @@ async fn a_doctor_cannot_be_turned_into_an_account() {
     );
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn a_node_ships_its_own_sites_audit_events_only_once_each() {
+    use healsync_domain::audit::{Access, Actor, AuditEvent, GENESIS, link};
+    use healsync_sync_protocol::AuditRecord;
+    let db = TestDb::new().await;
+    let s = &db.store;
+    s.add_site("NBO", "Nairobi").await.expect("site");
+    s.add_site("MSA", "Mombasa").await.expect("site");
+    let node = enrolled(s, "NBO").await;
+    let event = |seq: u64, site: &str| AuditEvent {
+        seq,
+        at: chrono::DateTime::from_timestamp_micros(1_764_000_000_000_000 + seq as i64)
+            .unwrap_or_default(),
+        actor: Actor::system("test"),
+        site: site.into(),
+        access: Access::Read,
+        kind: "patient".into(),
+        record_id: Uuid::now_v7(),
+        patient_id: None,
+        operation: "patient".into(),
+        peer: None,
+        reason: None,
+    };
+    let chain = |events: Vec<AuditEvent>| {
+        let mut prev = GENESIS;
+        events
+            .into_iter()
+            .map(|e| {
+                prev = link(&prev, &e);
+                AuditRecord {
+                    seq: e.seq,
+                    event: e.canonical(),
+                    hash: prev,
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    // A node of Nairobi cannot put an event into Mombasa's trail, nor send bytes that
+    // are not an event: the batch is refused whole.
+    let forged = chain(vec![event(1, "NBO"), event(2, "MSA")]);
+    assert!(matches!(
+        s.commit_audit(node, &forged).await,
+        Err(HubStoreError::Malformed(_))
+    ));
+    let mut garbage = chain(vec![event(1, "NBO")]);
+    garbage[0].event.push(0);
+    assert!(matches!(
+        s.commit_audit(node, &garbage).await,
+        Err(HubStoreError::Malformed(_))
+    ));
+    assert_eq!(s.audit_acked(node).await.expect("acked"), 0);
+    // Its own events are kept once: a second copy of event 1 (say, rewritten at the
+    // clinic since) leaves the first as it was.
+    let own = chain(vec![event(1, "NBO"), event(2, "NBO")]);
+    s.commit_audit(node, &own).await.expect("commit");
+    let mut rewritten = chain(vec![event(1, "NBO")]);
+    rewritten[0].hash = [7; 32];
+    s.commit_audit(node, &rewritten).await.expect("ignored");
+    assert_eq!(s.audit_acked(node).await.expect("acked"), 2);
+    let trails = s.verify_audit().await.expect("verify");
+    assert_eq!(trails.len(), 1);
+    assert_eq!(trails[0].result.as_ref().map(|v| v.events), Ok(2));
+    assert!(matches!(
+        s.commit_audit(Uuid::now_v7(), &own).await,
+        Err(HubStoreError::UnknownNode(_))
+    ));
+    db.drop_db().await;
+}
