@@ -202,16 +202,17 @@ pub fn break_glass(
 ) -> Result<Option<(DateTime<Utc>, String)>> {
     let row: Option<(i64, Option<String>)> = conn
         .prepare_cached(
+            // `kind` is spelled out so the partial index `audit_break_glass` applies
+            // (a test checks it is `healsync_domain::audit::BREAK_GLASS`).
             "SELECT at, reason FROM audit_log
-             WHERE patient_id = ?1 AND kind = ?2 AND user_id = ?3 AND access = 'WRITE'
-               AND at >= ?4
-             ORDER BY seq DESC LIMIT 1",
+             WHERE patient_id = ?1 AND kind = 'break_glass' AND user_id = ?2
+               AND access = 'WRITE' AND at >= ?3
+             ORDER BY at DESC LIMIT 1",
         )
         .and_then(|mut s| {
             s.query_row(
                 params![
                     patient.to_string(),
-                    healsync_domain::audit::BREAK_GLASS,
                     user.to_string(),
                     since.timestamp_micros()
                 ],

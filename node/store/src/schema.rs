@@ -397,6 +397,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_patient ON audit_log(patient_id, seq);
     CREATE INDEX audit_user ON audit_log(username, seq);
     "#,
+    // 12: break-glass grants looked up without walking a patient's whole trail (the
+    // common answer, "no grant", otherwise read every event about the patient).
+    r#"
+    CREATE INDEX audit_break_glass ON audit_log(patient_id, user_id, at)
+        WHERE kind = 'break_glass';
+    "#,
 ];
 
 /// Brings the database to the newest schema, one migration per transaction.

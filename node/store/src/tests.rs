@@ -681,3 +681,35 @@ fn invoice_status_in_sql_agrees_with_the_domain_rule() {
     }
     assert!(store.check_projections().expect("check").is_consistent());
 }
+
+#[test]
+fn a_break_glass_lookup_reads_its_own_index() {
+    assert_eq!(healsync_domain::audit::BREAK_GLASS, "break_glass");
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(dir.path(), None).expect("store");
+    let plan: Vec<String> = store
+        .read(|c| {
+            let mut s = c
+                .prepare(
+                    "EXPLAIN QUERY PLAN SELECT at, reason FROM audit_log
+                     WHERE patient_id = ?1 AND kind = 'break_glass' AND user_id = ?2
+                       AND access = 'WRITE' AND at >= ?3 ORDER BY at DESC LIMIT 1",
+                )
+                .map_err(StoreError::sqlite("plan"))?;
+            let rows = s
+                .query_map(["p", "u", "0"], |r| r.get::<_, String>(3))
+                .map_err(StoreError::sqlite("plan"))?;
+            Ok(rows.filter_map(Result::ok).collect())
+        })
+        .expect("plan");
+    assert!(
+        plan.iter().any(|d| d.contains("audit_break_glass")),
+        "{plan:?}"
+    );
+    let none = store
+        .read(|c| {
+            crate::audit::break_glass(c, UserId(Uuid::now_v7()), PatientId(Uuid::now_v7()), now())
+        })
+        .expect("lookup");
+    assert_eq!(none, None);
+}
