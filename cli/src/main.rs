@@ -371,6 +371,7 @@ fn serve(
             println!("Recorded {migrated} intake allergies as allergy entries of the charts.");
         }
         spawn_sync_loop(&node, &data_dir, std::time::Duration::from_secs(sync_interval.max(1)));
+        spawn_account_reload(&node);
         tracing::info!("messages to patients: {}", messaging.describe());
         healsync_messaging::start(node.clone(), messaging).context("start the outbox")?;
         let listener = tokio::net::TcpListener::bind(listen)
@@ -389,6 +390,24 @@ fn serve(
         println!("HealSync node stopped.");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// How often the server reloads its session gate: account changes merged by another
+/// process (`healsync-node sync`, `users add`) reach open sessions within this.
+const ACCOUNT_RELOAD: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn spawn_account_reload(node: &Node) {
+    let node = node.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(ACCOUNT_RELOAD);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if let Err(e) = node.refresh_accounts().await {
+                tracing::warn!("could not reload the accounts: {e:?}");
+            }
+        }
+    });
 }
 
 /// Registers the SIGTERM and SIGINT handlers now (so a signal that arrives right after

@@ -222,6 +222,7 @@ async fn missing_expired_forged_and_tampered_tokens_are_refused() -> Result<()> 
         sites: None,
         iss: issuer.clone(),
         iat: now - 3600,
+        iat_ms: None,
         exp: now - 30,
     };
     let expired = keys.sign(&claims)?;

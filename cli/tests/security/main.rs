@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod accounts;
 mod conformance;
 mod dos;
 mod surface;

@@ -56,6 +56,9 @@ impl From<HubStoreError> for HubApiError {
             }
             HubStoreError::Busy(m) => HubApiError::Conflict(m),
             HubStoreError::Rule(e) => e.into(),
+            HubStoreError::UnknownAccount(u) => {
+                HubApiError::NotFound(format!("there is no account {u}"))
+            }
             HubStoreError::UserExists(u) => {
                 HubApiError::Conflict(format!("user {u} already exists"))
             }

@@ -5,6 +5,7 @@
 //! fan-out that feeds this replica's subscriptions from every replica's announcements.
 //! Knows nothing of HTTP.
 
+pub mod accounts;
 pub mod error;
 pub mod fanout;
 pub mod graphql;
@@ -35,6 +36,7 @@ pub struct Hub {
 struct Inner {
     store: HubStore,
     keys: SessionKeys,
+    accounts: healsync_auth::gate::Gate<accounts::Central>,
     events: broadcast::Sender<HubEvent>,
     wake: Arc<Notify>,
     login: Login,
@@ -49,6 +51,7 @@ impl Hub {
             inner: Arc::new(Inner {
                 store,
                 keys,
+                accounts: healsync_auth::gate::Gate::default(),
                 events: broadcast::channel(1024).0,
                 wake,
                 login,
@@ -62,6 +65,22 @@ impl Hub {
 
     pub fn keys(&self) -> &SessionKeys {
         &self.inner.keys
+    }
+
+    /// The hub's session gate (see [`accounts`]).
+    pub fn accounts(&self) -> &healsync_auth::gate::Gate<accounts::Central> {
+        &self.inner.accounts
+    }
+
+    /// Reloads the session gate from the store: at start, at every login, after an
+    /// account change made here, and periodically (the `users` commands run in
+    /// another process).
+    pub async fn refresh_accounts(&self) -> Result<(), HubApiError> {
+        let all = self.inner.store.central_accounts().await?;
+        self.inner
+            .accounts
+            .load(all.into_iter().map(accounts::Central::entry));
+        Ok(())
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<HubEvent> {

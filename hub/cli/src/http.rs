@@ -71,11 +71,11 @@ impl GraphqlApp for App {
     fn connect(&self, incoming: Incoming<'_>) -> Result<Connected, String> {
         match authenticate(&self.hub, incoming.bearer) {
             HubAuth::Central(claims) => {
-                let expires_at = Some(claims.exp);
+                let ends = session_ends(self.hub.clone(), claims.clone());
                 let mut data = Data::default();
                 data.insert(new_loaders(&self.hub, claims.sites.clone()));
                 data.insert(HubAuth::Central(claims));
-                Ok(Connected { data, expires_at })
+                Ok(Connected { data, ends })
             }
             HubAuth::Invalid(why) => Err(why),
             HubAuth::Anonymous => {
@@ -153,4 +153,16 @@ async fn metrics(
         c.websockets_open.load(Ordering::Relaxed),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// A WebSocket's session ends when its token expires or the hub's session gate ends
+/// it (the account disabled, changed or its password reset).
+fn session_ends(hub: Hub, claims: healsync_auth::Claims) -> healsync_graphql_http::SessionEnds {
+    Box::pin(async move {
+        let expiry = healsync_graphql_http::expires(Some(claims.exp));
+        tokio::select! {
+            why = expiry => why,
+            end = hub.accounts().ended(claims) => end.message().to_string(),
+        }
+    })
 }

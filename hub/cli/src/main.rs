@@ -11,7 +11,7 @@ mod http;
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
 use healsync_auth::SessionKeys;
-use healsync_domain::{Role, User};
+use healsync_domain::{Role, SiteCode, User};
 use healsync_hub_api::Hub;
 use healsync_hub_store::HubStore;
 use healsync_hub_sync::HubSyncStorage;
@@ -115,6 +115,38 @@ enum UsersCommand {
         /// The doctor record a DOCTOR account belongs to.
         #[arg(long)]
         doctor_id: Option<String>,
+        #[command(flatten)]
+        db: Db,
+    },
+    /// Disable an account (user name, or id): refused at the hub at once, and at its
+    /// clinics' nodes from their next sync, which also ends its open sessions there.
+    Disable {
+        account: String,
+        #[command(flatten)]
+        db: Db,
+    },
+    /// Enable a disabled account again (its old sessions stay ended).
+    Enable {
+        account: String,
+        #[command(flatten)]
+        db: Db,
+    },
+    /// Change an account's role and/or sites. For a clinic account, --sites lists the
+    /// clinics where it works, its own clinic first (NBO,MSA); for a central account,
+    /// the sites it is limited to (--sites "" lifts the limit). Its sessions end.
+    Update {
+        account: String,
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long, value_delimiter = ',')]
+        sites: Option<Vec<String>>,
+        #[command(flatten)]
+        db: Db,
+    },
+    /// Set a new password, read from standard input; the account's sessions end, at
+    /// its clinics from their next sync.
+    ResetPassword {
+        account: String,
         #[command(flatten)]
         db: Db,
     },
@@ -340,6 +372,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 (None, None) => println!("Added {} ({}) at the hub.", user.username, user.role),
             }
         }
+        Command::Users { command } => change_account(command).await?,
         Command::Schema => print!("{}", healsync_hub_api::schema_sdl()),
         Command::Audit {
             command: AuditCommand::Verify { db },
@@ -413,7 +446,117 @@ fn new_user(
         patient_id,
         doctor_id,
         active: true,
+        sites: Vec::new(),
+        credentials_changed_at: None,
     })
+}
+
+/// `users disable|enable|update|reset-password`.
+async fn change_account(command: UsersCommand) -> Result<()> {
+    use healsync_hub_store::accounts::AccountChange;
+    let (account, db, change, done) = match command {
+        UsersCommand::Disable { account, db } => (
+            account,
+            db,
+            AccountChange {
+                active: Some(false),
+                ..AccountChange::default()
+            },
+            "disabled",
+        ),
+        UsersCommand::Enable { account, db } => (
+            account,
+            db,
+            AccountChange {
+                active: Some(true),
+                ..AccountChange::default()
+            },
+            "enabled",
+        ),
+        UsersCommand::Update {
+            account,
+            role,
+            sites,
+            db,
+        } => {
+            let role = role
+                .map(|r| Role::parse(&r).map_err(|e| anyhow!("{e}")))
+                .transpose()?;
+            let sites = sites
+                .map(|list| {
+                    list.iter()
+                        .filter(|s| !s.trim().is_empty())
+                        .map(|s| SiteCode::parse(s).map_err(|e| anyhow!("{e}")))
+                        .collect::<Result<Vec<_>>>()
+                })
+                .transpose()?;
+            if role.is_none() && sites.is_none() {
+                return Err(anyhow!("say what to change: --role, --sites or both"));
+            }
+            let change = AccountChange {
+                role,
+                sites,
+                ..AccountChange::default()
+            };
+            (account, db, change, "updated")
+        }
+        UsersCommand::ResetPassword { account, db } => {
+            let password = read_password()?;
+            healsync_domain::user::check_password(&password).map_err(|e| anyhow!("{e}"))?;
+            let change = AccountChange {
+                password_hash: Some(
+                    healsync_auth::hash_password(&password).context("hash the password")?,
+                ),
+                ..AccountChange::default()
+            };
+            (account, db, change, "given a new password")
+        }
+        UsersCommand::Add { .. } => return Err(anyhow!("not an account change")),
+    };
+    let changed = store(&db)
+        .await?
+        .update_account(&account, change, chrono::Utc::now())
+        .await?;
+    let u = &changed.user;
+    let sites: Vec<String> = u.sites.iter().map(|s| s.to_string()).collect();
+    match changed.site {
+        Some(site) => println!(
+            "Account {} ({}, {}, site {site}, works at {}) {done}; its clinics' nodes apply it at their next sync, ending its sessions there.",
+            u.username,
+            u.role,
+            if u.active { "active" } else { "disabled" },
+            sites.join(", ")
+        ),
+        None => println!(
+            "Central account {} ({}, {}{}) {done}; its sessions end.",
+            u.username,
+            u.role,
+            if u.active { "active" } else { "disabled" },
+            changed
+                .limited_to
+                .map(|s| format!(", limited to {}", s.join(", ")))
+                .unwrap_or_default()
+        ),
+    }
+    Ok(())
+}
+
+/// How often the hub reloads its session gate: `users` commands run in another
+/// process, and reach open sessions within this.
+const ACCOUNT_RELOAD: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn spawn_account_reload(hub: &Hub) {
+    let hub = hub.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(ACCOUNT_RELOAD);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if let Err(e) = hub.refresh_accounts().await {
+                tracing::warn!("could not reload the accounts: {}", e.code());
+            }
+        }
+    });
 }
 
 /// One line from standard input (a terminal shows a prompt).
@@ -482,6 +625,13 @@ async fn serve(
     if backfilled > 0 {
         tracing::info!(records = backfilled, "projected earlier records");
     }
+    let scoped = store
+        .adopt_unscoped_accounts()
+        .await
+        .context("give earlier clinic accounts their site")?;
+    if scoped > 0 {
+        tracing::info!(accounts = scoped, "clinic accounts scoped to their site");
+    }
     let keys =
         SessionKeys::load_or_create(&data_dir, "healsync-hub").context("load the session key")?;
     let wake = Arc::new(tokio::sync::Notify::new());
@@ -489,6 +639,10 @@ async fn serve(
         .map_err(|e| anyhow!("start the API: {}", e.code()))?;
     tokio::spawn(healsync_hub_api::projector::run(hub.clone()));
     tokio::spawn(healsync_hub_api::fanout::run(hub.clone()));
+    hub.refresh_accounts()
+        .await
+        .map_err(|e| anyhow!("load the accounts: {}", e.code()))?;
+    spawn_account_reload(&hub);
 
     let server = config::server(ca.cert_pem(), &ca.issue_hub()?)?;
     let endpoint = quinn::Endpoint::server(server, sync_listen)

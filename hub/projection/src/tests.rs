@@ -72,6 +72,8 @@ fn concurrent_edits_show_as_conflicts_and_secrets_stay_out() {
         patient_id: None,
         doctor_id: None,
         active: true,
+        sites: Vec::new(),
+        credentials_changed_at: None,
     };
     let mut a = new_document(&actor(1));
     write_record(&mut a, &user).expect("write");

@@ -229,6 +229,18 @@ impl HubStore {
                 .await
                 .map_err(db("limit an account to sites"))?;
         }
+        // A clinic account holds its role at its own clinic; the hub may add others.
+        let scoped;
+        let user = match site {
+            Some(code) if user.sites.is_empty() => {
+                scoped = User {
+                    sites: vec![SiteCode::parse(code)?],
+                    ..user.clone()
+                };
+                &scoped
+            }
+            _ => user,
+        };
         write_record_at_hub(&mut tx, &actor, site.unwrap_or(HUB_ONLY), false, user).await?;
         tx.commit().await.map_err(db("commit a user"))?;
         Ok(())

@@ -28,6 +28,8 @@ pub enum HubStoreError {
     Random,
     #[error("user {0} already exists")]
     UserExists(String),
+    #[error("there is no account {0}")]
+    UnknownAccount(String),
     #[error("{0}")]
     Busy(String),
     #[error("a record could not be written")]

@@ -8,6 +8,7 @@
 //! and `billing` the reads; `central` the writes central admins make; `scope` what each
 //! site receives; `materialize` the fold; `events` the announcements.
 
+pub mod accounts;
 pub mod audit;
 mod backfill;
 pub mod billing;

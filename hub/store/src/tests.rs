@@ -434,6 +434,8 @@ async fn every_replica_hears_what_another_committed_and_nothing_rolled_back() {
         patient_id: None,
         doctor_id: None,
         active: true,
+        sites: Vec::new(),
+        credentials_changed_at: None,
     };
     writer
         .add_user(&user, None, None)

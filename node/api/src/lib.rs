@@ -7,6 +7,7 @@
 //! [`events::EventBus`], which feeds every GraphQL subscription. Changes merged from the
 //! hub ([`Node::apply_remote`]) go to the same bus. This crate knows nothing of HTTP.
 
+pub mod accounts;
 pub mod demo;
 pub mod error;
 pub mod events;
@@ -24,7 +25,7 @@ use healsync_store::{Connection, Incoming, Store, StoreError, WriteTx};
 pub use error::ApiError;
 pub use events::EventBus;
 pub use graphql::{NodeSchema, build_schema, schema_sdl};
-pub use healsync_auth::Peer;
+pub use healsync_auth::{Claims, Peer};
 pub use session::Session;
 
 /// Everything a request needs: the store, the session keys, the event bus.
@@ -36,6 +37,7 @@ pub struct Node {
 struct Inner {
     store: Arc<Store>,
     keys: SessionKeys,
+    accounts: accounts::Accounts,
     events: EventBus,
     login: healsync_auth::Login,
     /// Whether this process has tried the held changes again (see `retry_held`).
@@ -50,10 +52,13 @@ type ReadsDone = tokio::sync::oneshot::Sender<Result<(), String>>;
 impl Node {
     pub fn new(store: Arc<Store>, keys: SessionKeys) -> Result<Node, ApiError> {
         let login = healsync_auth::Login::new().map_err(ApiError::internal)?;
+        let accounts = accounts::Accounts::new(store.identity().site.clone());
+        accounts.load(store.read(healsync_store::queries::accounts)?);
         Ok(Node {
             inner: Arc::new(Inner {
                 store,
                 keys,
+                accounts,
                 events: EventBus::new(),
                 login,
                 held_retried: std::sync::atomic::AtomicBool::new(false),
@@ -75,6 +80,34 @@ impl Node {
         &self.inner.events
     }
 
+    /// The session gate (see [`accounts`]).
+    pub fn accounts(&self) -> &accounts::Accounts {
+        &self.inner.accounts
+    }
+
+    /// Reloads the session gate from the store. Called after every write or merge that
+    /// changes an account, and periodically by the server for merges made by another
+    /// process.
+    pub async fn refresh_accounts(&self) -> Result<(), ApiError> {
+        let all = self.read(healsync_store::queries::accounts).await?;
+        self.inner.accounts.load(all);
+        Ok(())
+    }
+
+    /// Publishes committed changes; an account among them reloads the gate first, so
+    /// the next request already meets the account as it now is. (The write is
+    /// committed whatever happens here: a failed reload is retried by the periodic
+    /// one.)
+    async fn committed(&self, changed: Vec<healsync_records::AnyRecord>) {
+        let accounts_changed = changed
+            .iter()
+            .any(|r| matches!(r, healsync_records::AnyRecord::User(_)));
+        if accounts_changed && let Err(e) = self.refresh_accounts().await {
+            tracing::warn!("could not reload the accounts after a change: {e:?}");
+        }
+        self.inner.events.publish(changed);
+    }
+
     pub fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
@@ -91,7 +124,7 @@ impl Node {
         let (value, changed) = tokio::task::spawn_blocking(move || store.write_as(now, &who, f))
             .await
             .map_err(ApiError::internal)??;
-        self.inner.events.publish(changed);
+        self.committed(changed).await;
         Ok(value)
     }
 
@@ -168,7 +201,7 @@ impl Node {
                 .await
                 .map_err(ApiError::internal)??;
         let n = changed.len();
-        self.inner.events.publish(changed);
+        self.committed(changed).await;
         Ok(n)
     }
 
@@ -188,7 +221,7 @@ impl Node {
             .await
             .map_err(ApiError::internal)??;
         let n = changed.len();
-        self.inner.events.publish(changed);
+        self.committed(changed).await;
         Ok(n)
     }
 }

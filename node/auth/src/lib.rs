@@ -101,7 +101,29 @@ pub struct Claims {
     pub sites: Option<Vec<String>>,
     pub iss: String,
     pub iat: i64,
+    /// When the session opened, in unix milliseconds: a session opened in the same
+    /// second as a password change, but before it, still ends with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat_ms: Option<i64>,
     pub exp: i64,
+}
+
+impl Claims {
+    /// What the session says about its account, for the account's rule.
+    pub fn facts(&self) -> healsync_domain::user::SessionFacts {
+        healsync_domain::user::SessionFacts {
+            role: self.role,
+            patient_id: self.patient_id,
+            doctor_id: self.doctor_id,
+            issued_ms: self.issued_ms(),
+        }
+    }
+
+    /// When the session opened, unix milliseconds (from `iat` for a token without
+    /// `iat_ms`).
+    pub fn issued_ms(&self) -> i64 {
+        self.iat_ms.unwrap_or(self.iat.saturating_mul(1000))
+    }
 }
 
 /// The node's session signing and verification keys.
@@ -155,13 +177,14 @@ impl SessionKeys {
             .map_err(|e| AuthError::InvalidToken(e.to_string()))
     }
 
-    /// Claims for a new session of `SESSION_SECS` starting at `now` (unix seconds).
+    /// Claims for a new session of `SESSION_SECS` starting at `now_ms` (unix
+    /// milliseconds).
     pub fn issue(
         &self,
         user: &healsync_domain::User,
-        now: i64,
+        now_ms: i64,
     ) -> Result<(String, Claims), AuthError> {
-        self.issue_for_sites(user, None, now)
+        self.issue_for_sites(user, None, now_ms)
     }
 
     /// [`SessionKeys::issue`] for a hub administrator limited to `sites` (`None`: every
@@ -170,8 +193,9 @@ impl SessionKeys {
         &self,
         user: &healsync_domain::User,
         sites: Option<Vec<String>>,
-        now: i64,
+        now_ms: i64,
     ) -> Result<(String, Claims), AuthError> {
+        let now = now_ms.div_euclid(1000);
         let claims = Claims {
             sites,
             sub: user.id,
@@ -181,6 +205,7 @@ impl SessionKeys {
             doctor_id: user.doctor_id,
             iss: self.issuer.clone(),
             iat: now,
+            iat_ms: Some(now_ms),
             exp: now + SESSION_SECS,
         };
         Ok((self.sign(&claims)?, claims))
@@ -248,6 +273,8 @@ mod tests {
             patient_id: Some(PatientId(Uuid::now_v7())),
             doctor_id: None,
             active: true,
+            sites: Vec::new(),
+            credentials_changed_at: None,
         }
     }
 
@@ -273,7 +300,7 @@ mod tests {
         let keys = SessionKeys::load_or_create(dir.path(), "node-a").expect("keys");
         let again = SessionKeys::load_or_create(dir.path(), "node-a").expect("reload");
         let u = user();
-        let (token, claims) = keys.issue(&u, now()).expect("issue");
+        let (token, claims) = keys.issue(&u, now() * 1000).expect("issue");
         assert_eq!(again.verify(&token).expect("verify"), claims);
 
         let mut old = claims.clone();
@@ -283,11 +310,11 @@ mod tests {
 
         let other_dir = tempfile::tempdir().expect("tempdir");
         let forger = SessionKeys::load_or_create(other_dir.path(), "node-a").expect("keys");
-        let (forged, _) = forger.issue(&u, now()).expect("issue");
+        let (forged, _) = forger.issue(&u, now() * 1000).expect("issue");
         assert!(keys.verify(&forged).is_err());
 
         let other_issuer = SessionKeys::load_or_create(dir.path(), "node-b").expect("keys");
-        let (foreign, _) = other_issuer.issue(&u, now()).expect("issue");
+        let (foreign, _) = other_issuer.issue(&u, now() * 1000).expect("issue");
         assert!(keys.verify(&foreign).is_err());
 
         // An unsigned token ("alg": "none") is refused.
@@ -314,6 +341,7 @@ mod tests {
     }
 }
 
+pub mod gate;
 pub mod login;
 
 pub use login::{Login, LoginRefusal, Peer};

@@ -188,6 +188,8 @@ mod tests {
             patient_id: None,
             doctor_id: None,
             active: true,
+            sites: Vec::new(),
+            credentials_changed_at: None,
         }
     }
 

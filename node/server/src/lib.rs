@@ -73,12 +73,16 @@ impl GraphqlApp for App {
 
     fn connect(&self, incoming: Incoming<'_>) -> Result<Connected, String> {
         match authenticate_until(&self.node, incoming.bearer) {
-            (auth @ Auth::Session(_), expires_at) => {
+            (auth @ Auth::Session(_), Some(claims)) => {
                 let mut data = Data::default();
                 data.insert(auth.from_peer(incoming.peer));
                 data.insert(new_loaders(&self.node));
-                Ok(Connected { data, expires_at })
+                Ok(Connected {
+                    data,
+                    ends: session_ends(self.node.clone(), claims),
+                })
             }
+            (Auth::Session(_), None) => Err("the session could not be opened".into()),
             (Auth::Invalid(why), _) => Err(why),
             (Auth::Anonymous, _) => {
                 Err("send {\"Authorization\": \"Bearer <token>\"} in connection_init".into())
@@ -97,6 +101,21 @@ impl GraphqlApp for App {
     fn count_websocket(&self, open: bool) {
         self.metrics.websocket(open);
     }
+}
+
+/// A WebSocket's session ends when its token expires or the session gate ends it (the
+/// account disabled, moved, changed or its password reset).
+fn session_ends(
+    node: Node,
+    claims: healsync_node_api::Claims,
+) -> healsync_graphql_http::SessionEnds {
+    Box::pin(async move {
+        let expiry = healsync_graphql_http::expires(Some(claims.exp));
+        tokio::select! {
+            why = expiry => why,
+            end = node.accounts().ended(claims) => end.message().to_string(),
+        }
+    })
 }
 
 /// The node's router, ready to serve.

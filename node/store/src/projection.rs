@@ -226,8 +226,8 @@ pub fn project(conn: &Connection, record: &AnyRecord) -> Result<(), StoreError> 
         AnyRecord::User(u) => {
             conn.prepare_cached(
                 "INSERT OR REPLACE INTO users(id, username, role, password_hash, patient_id,
-                    doctor_id, active)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    doctor_id, active, sites, credentials_changed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .map_err(sql("prepare the user projection"))?
             .execute(params![
@@ -238,6 +238,8 @@ pub fn project(conn: &Connection, record: &AnyRecord) -> Result<(), StoreError> 
                 u.patient_id.map(|p| p.to_string()),
                 u.doctor_id.map(|d| d.to_string()),
                 u.active,
+                serde_json::to_string(&u.sites).unwrap_or_else(|_| "[]".into()),
+                u.credentials_changed_at.map(|t| t.timestamp_millis()),
             ])
             .map_err(sql("project a user"))?;
         }

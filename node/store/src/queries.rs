@@ -213,6 +213,10 @@ fn user_row(row: &Row<'_>) -> rusqlite::Result<User> {
         patient_id: opt_id(row, "patient_id")?,
         doctor_id: opt_id(row, "doctor_id")?,
         active: row.get("active")?,
+        sites: serde_json::from_str(&row.get::<_, String>("sites")?).map_err(conv_err)?,
+        credentials_changed_at: row
+            .get::<_, Option<i64>>("credentials_changed_at")?
+            .and_then(DateTime::from_timestamp_millis),
     })
 }
 
@@ -751,6 +755,21 @@ pub fn users_named(conn: &Connection, username: &str) -> Result<Vec<User>> {
     )
 }
 
+/// Every account with whether this node wrote its first version (`created_here`, what
+/// [`User::admitted_at`] asks of an account older than site-scoped roles). The node's
+/// session gate holds this in memory; a clinic has hundreds of accounts, not millions.
+pub fn accounts(conn: &Connection) -> Result<Vec<(User, bool)>> {
+    all(
+        conn,
+        "list accounts",
+        "SELECT u.*, coalesce((SELECT c.local FROM change_log c WHERE c.doc_id = u.id
+                                ORDER BY c.seq LIMIT 1), 0) AS created_here
+         FROM users u",
+        &[],
+        |row| Ok((user_row(row)?, row.get("created_here")?)),
+    )
+}
+
 pub fn user(conn: &Connection, id: UserId) -> Result<Option<User>> {
     one(
         conn,
@@ -761,12 +780,20 @@ pub fn user(conn: &Connection, id: UserId) -> Result<Option<User>> {
     )
 }
 
-pub fn users(conn: &Connection, limit: u32, offset: u32) -> Result<Vec<User>> {
+/// The accounts that hold a role at `site` (its own, and those the hub let work
+/// there; an account older than site-scoped roles when this node created it): what a
+/// clinic's administrator administers. Other clinics' accounts synced here are not
+/// theirs to see.
+pub fn users(conn: &Connection, site: &SiteCode, limit: u32, offset: u32) -> Result<Vec<User>> {
     all(
         conn,
         "list users",
-        "SELECT * FROM users ORDER BY username, id LIMIT ?1 OFFSET ?2",
-        &[&limit, &offset],
+        "SELECT * FROM users u
+         WHERE EXISTS (SELECT 1 FROM json_each(u.sites) WHERE value = ?1)
+            OR (u.sites = '[]' AND coalesce((SELECT c.local FROM change_log c
+                    WHERE c.doc_id = u.id ORDER BY c.seq LIMIT 1), 0) = 1)
+         ORDER BY username, id LIMIT ?2 OFFSET ?3",
+        &[&site.as_str(), &limit, &offset],
         user_row,
     )
 }

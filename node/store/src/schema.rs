@@ -403,6 +403,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_break_glass ON audit_log(patient_id, user_id, at)
         WHERE kind = 'break_glass';
     "#,
+    // 13: roles scoped to sites, and the moment an account's credentials last changed
+    // (sessions opened before it end). Accounts written before have no sites: '[]'.
+    r#"
+    ALTER TABLE users ADD COLUMN sites TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE users ADD COLUMN credentials_changed_at INTEGER;
+    "#,
 ];
 
 /// Brings the database to the newest schema, one migration per transaction.

@@ -1,6 +1,8 @@
 //! Login accounts and the roles that decide what each may see and do.
 
-use crate::{DoctorId, DomainError, PatientId, UserId};
+use chrono::{DateTime, Utc};
+
+use crate::{DoctorId, DomainError, PatientId, SiteCode, UserId};
 
 /// A role carried in the session token. RECEPTIONIST is the front desk: registers
 /// patients and books appointments, but reads no clinical detail. FINANCE is central
@@ -75,6 +77,102 @@ pub struct User {
     /// Set for DOCTOR accounts: the doctor record this login belongs to.
     pub doctor_id: Option<DoctorId>,
     pub active: bool,
+    /// The clinics where this account holds its role (a clinic account; a central
+    /// account's limits are the hub's, not the record's). Empty on accounts written
+    /// before roles were scoped to sites: see [`User::admitted_at`].
+    pub sites: Vec<SiteCode>,
+    /// When the password, the role, the sites or the account's standing last changed:
+    /// sessions opened before it end.
+    pub credentials_changed_at: Option<DateTime<Utc>>,
+}
+
+/// Why a session of an account no longer holds (or a login is not admitted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The account is not held here (never was, or not yet).
+    Unknown,
+    Disabled,
+    NotAtThisSite,
+    /// The role or the linked record changed since the session opened.
+    Changed,
+    /// The password changed (or sessions were ended) since the session opened.
+    CredentialsChanged,
+}
+
+impl SessionEnd {
+    /// The sentence a client is shown.
+    pub fn message(self) -> &'static str {
+        match self {
+            SessionEnd::Unknown => "the account is not known here",
+            SessionEnd::Disabled => "the account is disabled",
+            SessionEnd::NotAtThisSite => "the account holds no role at this clinic",
+            SessionEnd::Changed => "the account's role changed; log in again",
+            SessionEnd::CredentialsChanged => {
+                "the account's password changed or its sessions were ended; log in again"
+            }
+        }
+    }
+}
+
+/// What a session token says about its account, for [`User::session_holds`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionFacts {
+    pub role: Role,
+    pub patient_id: Option<PatientId>,
+    pub doctor_id: Option<DoctorId>,
+    /// When the session opened, unix milliseconds.
+    pub issued_ms: i64,
+}
+
+impl User {
+    /// Whether the account signs in at a node of `site`: active, a clinic role, and
+    /// that site among its sites. An account written before roles were scoped to sites
+    /// (no sites) signs in only at the node that created it (`created_here`), as it
+    /// did then; the hub gives such accounts their owning site (`adopt`), which then
+    /// syncs down.
+    pub fn admitted_at(&self, site: &SiteCode, created_here: bool) -> Result<(), SessionEnd> {
+        if !self.active {
+            return Err(SessionEnd::Disabled);
+        }
+        let here = if self.sites.is_empty() {
+            created_here
+        } else {
+            self.sites.contains(site)
+        };
+        if self.role.is_hub_only() || !here {
+            return Err(SessionEnd::NotAtThisSite);
+        }
+        Ok(())
+    }
+
+    /// Whether a session opened as `facts` still holds for this account at `site`:
+    /// admitted there, with the same role and linked record, and opened no earlier
+    /// than the last change of its credentials (to the millisecond).
+    pub fn session_holds(
+        &self,
+        site: &SiteCode,
+        created_here: bool,
+        facts: SessionFacts,
+    ) -> Result<(), SessionEnd> {
+        self.admitted_at(site, created_here)?;
+        self.still_as_opened(facts)
+    }
+
+    /// Whether the account is still as the session `facts` describe opened it: the
+    /// same role and linked record, and no change of its credentials since.
+    pub fn still_as_opened(&self, facts: SessionFacts) -> Result<(), SessionEnd> {
+        if (facts.role, facts.patient_id, facts.doctor_id)
+            != (self.role, self.patient_id, self.doctor_id)
+        {
+            return Err(SessionEnd::Changed);
+        }
+        match self.credentials_changed_at {
+            Some(at) if facts.issued_ms < at.timestamp_millis() => {
+                Err(SessionEnd::CredentialsChanged)
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// 3 to 64 characters: lower-case letters, digits, `.`, `_`, `-`.

@@ -74,11 +74,33 @@ pub struct Prepared {
     pub refused: Option<String>,
 }
 
-/// What a WebSocket's `connection_init` opens: the connection's request data, and when
-/// its session ends (unix seconds), at which the server closes the connection.
+/// What a WebSocket's `connection_init` opens: the connection's request data, and the
+/// end of its session (it expires, or the account is disabled, changed or signed out),
+/// at which the server closes the connection with [`SESSION_EXPIRED_CLOSE`] and the
+/// reason the future gives.
 pub struct Connected {
     pub data: Data,
-    pub expires_at: Option<i64>,
+    pub ends: SessionEnds,
+}
+
+/// Resolves, with the reason, when a WebSocket's session ends.
+pub type SessionEnds = std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>;
+
+/// A session that ends when it expires at `exp` (unix seconds), or never (`None`).
+pub fn expires(exp: Option<i64>) -> SessionEnds {
+    Box::pin(async move {
+        match exp {
+            Some(exp) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                let left = u64::try_from(exp.saturating_sub(now)).unwrap_or(0);
+                tokio::time::sleep(std::time::Duration::from_secs(left)).await;
+                "the session has expired; log in again".to_string()
+            }
+            None => std::future::pending().await,
+        }
+    })
 }
 
 /// The transport's own state: the bound on concurrent operations.

@@ -83,10 +83,15 @@ pub(crate) fn upgrade<A: GraphqlApp>(
         .into_response()
 }
 
+/// A close frame; its reason is cut to the 123 bytes a frame may carry.
 fn close(code: u16, reason: &str) -> Message {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
     Message::Close(Some(CloseFrame {
         code,
-        reason: reason.to_string().into(),
+        reason: reason[..end].to_string().into(),
     }))
 }
 
@@ -140,12 +145,6 @@ enum Out {
     Done(String),
 }
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 async fn serve<A: GraphqlApp>(app: A, mut socket: WebSocket, peer: Option<IpAddr>) {
     if socket.protocol().is_none() {
         let _ = socket.send(close(4406, "Subprotocol not acceptable")).await;
@@ -153,7 +152,7 @@ async fn serve<A: GraphqlApp>(app: A, mut socket: WebSocket, peer: Option<IpAddr
     }
     let (mut to_client, mut from_client) = socket.split();
     // Before the connection is acknowledged: connection_init within the time, pings.
-    let (data, expires_at) = {
+    let (data, ends) = {
         let deadline = tokio::time::Instant::now() + INIT_TIMEOUT;
         loop {
             let msg = match tokio::time::timeout_at(deadline, from_client.next()).await {
@@ -192,7 +191,7 @@ async fn serve<A: GraphqlApp>(app: A, mut socket: WebSocket, peer: Option<IpAddr
                                 signed_in: true,
                                 refused: None,
                             });
-                            break (Arc::new(data), c.expires_at);
+                            break (Arc::new(data), c.ends);
                         }
                         Err(why) => {
                             app.count_error("UNAUTHENTICATED");
@@ -216,20 +215,11 @@ async fn serve<A: GraphqlApp>(app: A, mut socket: WebSocket, peer: Option<IpAddr
 
     let (out_tx, mut out_rx) = mpsc::channel::<Out>(64);
     let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
-    let expiry = async {
-        match expires_at {
-            Some(exp) => {
-                let left = u64::try_from(exp.saturating_sub(now_secs())).unwrap_or(0);
-                tokio::time::sleep(Duration::from_secs(left)).await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    };
-    tokio::pin!(expiry);
+    let mut expiry = ends;
     let ending: Option<Message> = loop {
         tokio::select! {
-            () = &mut expiry => {
-                break Some(close(SESSION_EXPIRED_CLOSE, "the session has expired; log in again"));
+            why = &mut expiry => {
+                break Some(close(SESSION_EXPIRED_CLOSE, &why));
             }
             out = out_rx.recv() => match out {
                 Some(Out::Send(m)) => {

@@ -177,6 +177,14 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// [`Reader::latest_time`] of a field that may be absent.
+    pub fn opt_latest_time(&self, key: &'static str) -> Result<Option<DateTime<Utc>>, RecordError> {
+        match self.scalar(key)? {
+            None | Some(ScalarValue::Null) => Ok(None),
+            Some(_) => self.latest_time(key).map(Some),
+        }
+    }
+
     pub fn date(&self, key: &'static str) -> Result<Option<NaiveDate>, RecordError> {
         self.opt_str(key)?
             .map(|s| {

@@ -546,7 +546,12 @@ impl Record for User {
             self.patient_id.map(|p| p.to_string()).as_deref(),
         )?;
         w.opt_str("doctorId", self.doctor_id.map(|d| d.to_string()).as_deref())?;
-        w.bool("active", self.active)
+        w.bool("active", self.active)?;
+        w.json("sites", &json!(self.sites))?;
+        match self.credentials_changed_at {
+            Some(at) => w.time("credentialsChangedAt", at),
+            None => w.clear("credentialsChangedAt"),
+        }
     }
 
     fn read(r: &Reader<'_>) -> Result<Self, RecordError> {
@@ -558,6 +563,14 @@ impl Record for User {
             patient_id: r.opt_uuid("patientId")?,
             doctor_id: r.opt_uuid("doctorId")?,
             active: r.bool("active")?,
+            // Absent on accounts written before roles were scoped to sites.
+            sites: match r.opt_str("sites")? {
+                Some(_) => r.json("sites")?,
+                None => Vec::new(),
+            },
+            // Concurrent changes (a reset at the hub, a change at the clinic) end the
+            // sessions opened before either.
+            credentials_changed_at: r.opt_latest_time("credentialsChangedAt")?,
         })
     }
 }

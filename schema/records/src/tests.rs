@@ -157,6 +157,11 @@ fn every_kind_round_trips() {
         patient_id: Some(PatientId(Uuid::now_v7())),
         doctor_id: None,
         active: true,
+        sites: vec![
+            healsync_domain::SiteCode::parse("NBO").expect("site"),
+            healsync_domain::SiteCode::parse("MSA").expect("site"),
+        ],
+        credentials_changed_at: Some(t("2026-11-23T09:00:00Z")),
     });
     billing_kinds_round_trip();
 }

@@ -222,6 +222,7 @@ fn admin() -> HubAuth {
         sites: None,
         iss: "healsync-hub".into(),
         iat: now,
+        iat_ms: None,
         exp: now + 3600,
     })
 }

@@ -92,10 +92,14 @@ pub enum HubAuth {
 }
 
 /// Turns an `Authorization` value into a [`HubAuth`]: only central roles (ADMIN,
-/// FINANCE) are admitted.
+/// FINANCE) are admitted, and only while the session gate says the account still
+/// holds the session.
 pub fn authenticate(hub: &Hub, header: Option<&str>) -> HubAuth {
     match hub.keys().bearer(header) {
-        Ok(Some(c)) if c.role.is_central() => HubAuth::Central(c),
+        Ok(Some(c)) if c.role.is_central() => match hub.accounts().check(&c) {
+            Ok(()) => HubAuth::Central(c),
+            Err(end) => HubAuth::Invalid(end.message().to_string()),
+        },
         Ok(Some(c)) => HubAuth::Invalid(format!("a {} may not use the hub", c.role.as_str())),
         Ok(None) => HubAuth::Anonymous,
         Err(why) => HubAuth::Invalid(why),

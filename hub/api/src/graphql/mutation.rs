@@ -80,9 +80,14 @@ impl MutationRoot {
             .admin_sites(user.id.0)
             .await
             .map_err(HubApiError::from)?;
+        hub.refresh_accounts().await?;
+        let opened = Utc::now().timestamp_millis().max(
+            user.credentials_changed_at
+                .map_or(i64::MIN, |t| t.timestamp_millis()),
+        );
         let (token, claims) = hub
             .keys()
-            .issue_for_sites(&user, sites, Utc::now().timestamp())
+            .issue_for_sites(&user, sites, opened)
             .map_err(HubApiError::internal)?;
         Ok(AuthPayload {
             token,

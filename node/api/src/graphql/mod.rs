@@ -37,6 +37,7 @@ pub mod types;
 
 use async_graphql::{Context, Schema};
 use chrono::{DateTime, Utc};
+use healsync_auth::Claims;
 use healsync_graphql_guard::{Guard, Limits};
 
 pub use loaders::{Loaders, new_loaders};
@@ -163,19 +164,19 @@ pub fn authenticate(node: &Node, header: Option<&str>) -> Auth {
     authenticate_until(node, header).0
 }
 
-/// [`authenticate`], with the session's expiry (unix seconds) when it is one: a
-/// WebSocket connection must end when its session does.
-pub fn authenticate_until(node: &Node, header: Option<&str>) -> (Auth, Option<i64>) {
+/// [`authenticate`], with the claims of the session when it is one: a WebSocket
+/// connection must end when its session does (it expires, or the session gate ends it).
+pub fn authenticate_until(node: &Node, header: Option<&str>) -> (Auth, Option<Claims>) {
     match node.keys().bearer(header) {
         // A hub-only role is no session at a clinic, whoever signed it.
         Ok(Some(claims)) if claims.role.is_hub_only() => (
             Auth::Invalid(format!("a {} account signs in at the hub", claims.role)),
             None,
         ),
-        Ok(Some(claims)) => {
-            let exp = claims.exp;
-            (Auth::Session(claims.into()), Some(exp))
-        }
+        Ok(Some(claims)) => match node.accounts().check(&claims) {
+            Ok(()) => (Auth::Session(claims.clone().into()), Some(claims)),
+            Err(end) => (Auth::Invalid(end.message().to_string()), None),
+        },
         Ok(None) => (Auth::Anonymous, None),
         Err(why) => (Auth::Invalid(why), None),
     }

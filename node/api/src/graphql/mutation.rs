@@ -29,6 +29,18 @@ fn opt_text(
     healsync_domain::patient::parse_opt_text(field, v.as_deref(), max).map_err(ApiError::from)
 }
 
+fn auth_payload(token: String, claims: healsync_auth::Claims) -> AuthPayload {
+    let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0)
+        .map(ts)
+        .unwrap_or_default();
+    let session: crate::Session = claims.into();
+    AuthPayload {
+        token,
+        expires_at,
+        user: (&session).into(),
+    }
+}
+
 #[Object]
 impl CoreMutation {
     /// Exchanges a user name and password for a session token.
@@ -43,15 +55,25 @@ impl CoreMutation {
         }
         let peer = ctx.data_opt::<healsync_auth::Peer>().copied();
         let (token, claims) = users::login(node(ctx)?, &username, &password, peer).await?;
-        let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0)
-            .map(ts)
-            .unwrap_or_default();
-        let session: crate::Session = claims.into();
-        Ok(AuthPayload {
-            token,
-            expires_at,
-            user: (&session).into(),
-        })
+        Ok(auth_payload(token, claims))
+    }
+
+    /// Changes the signed-in user's own password, at the clinic, offline too: every
+    /// session opened before ends (on every device), and this one is replaced by the
+    /// session returned. The change syncs to the hub and the account's other clinics.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        current_password: String,
+        new_password: String,
+    ) -> Result<AuthPayload> {
+        let s = session(ctx)?;
+        if current_password.len() > 1024 {
+            return Err(ApiError::Unauthenticated("invalid user name or password".into()).into());
+        }
+        let (token, claims) =
+            users::change_password(node(ctx)?, s, &current_password, &new_password).await?;
+        Ok(auth_payload(token, claims))
     }
 
     async fn create_patient(&self, ctx: &Context<'_>, input: PatientInput) -> Result<PatientObj> {

@@ -298,7 +298,7 @@ impl CoreQuery {
         Ok(list.into_iter().map(Into::into).collect())
     }
 
-    /// Accounts (ADMIN only).
+    /// The accounts that work at this clinic (ADMIN only).
     async fn users(
         &self,
         ctx: &Context<'_>,
@@ -307,8 +307,10 @@ impl CoreQuery {
     ) -> Result<Vec<UserObj>> {
         session(ctx)?.require(&[Role::Admin])?;
         let (limit, offset) = page(limit, offset)?;
-        let list = node(ctx)?
-            .read(move |c| queries::users(c, limit, offset))
+        let node = node(ctx)?;
+        let site = node.store().identity().site.clone();
+        let list = node
+            .read(move |c| queries::users(c, &site, limit, offset))
             .await?;
         Ok(list.into_iter().map(Into::into).collect())
     }

@@ -50,6 +50,9 @@ pub fn create_in_store(store: &Store, input: NewUser) -> Result<User, ApiError> 
             patient_id: input.patient_id,
             doctor_id: input.doctor_id,
             active: true,
+            // A clinic's account holds its role at this clinic; the hub adds others.
+            sites: vec![tx.site().clone()],
+            credentials_changed_at: None,
         };
         tx.put(&user)?;
         Ok(user)
@@ -60,9 +63,11 @@ pub fn create_in_store(store: &Store, input: NewUser) -> Result<User, ApiError> 
 pub async fn create(node: &Node, session: &Session, input: NewUser) -> Result<User, ApiError> {
     session.require(&[Role::Admin])?;
     let store = node.store().clone();
-    tokio::task::spawn_blocking(move || create_in_store(&store, input))
+    let user = tokio::task::spawn_blocking(move || create_in_store(&store, input))
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)??;
+    node.refresh_accounts().await?;
+    Ok(user)
 }
 
 /// Creates the first ADMIN if the store has no user yet. Returns whether it did.
@@ -100,10 +105,76 @@ pub async fn login(
     let user = node
         .inner
         .login
-        // A hub-only role never signs in at a clinic, whatever reached its store.
-        .verify(admitted, password, candidates, |u| !u.role.is_hub_only())
+        // Only an account that holds a role at this clinic signs in here (a hub-only
+        // role never does, whatever reached its store).
+        .verify(admitted, password, candidates, |u| {
+            node.accounts().admits(u).is_ok()
+        })
+        .await?;
+    // The gate reloads on its own every few seconds; a login reloads it now, so that
+    // the session it opens meets the account as the login just did (an account
+    // changed by `healsync-node sync` in another process, say).
+    node.refresh_accounts().await?;
+    // A session opens no earlier than the account's last change: a change stamped by
+    // a hub whose clock runs ahead of this node's must not refuse the sessions opened
+    // after it arrived.
+    let opened = node.now().timestamp_millis().max(
+        user.credentials_changed_at
+            .map_or(i64::MIN, |t| t.timestamp_millis()),
+    );
+    node.keys().issue(&user, opened).map_err(ApiError::internal)
+}
+
+/// Changes the session's own password, offline: the current password is checked with
+/// the login's limits, the new hash and the moment of the change are written (every
+/// session opened before ends, this one included) and a new session is returned. The
+/// change syncs to the hub and the account's other clinics. Only the account's home
+/// clinic (its first site) writes it: the hub accepts account changes from the site
+/// that owns the account.
+pub async fn change_password(
+    node: &Node,
+    session: &Session,
+    current: &str,
+    new: &str,
+) -> Result<(String, healsync_auth::Claims), ApiError> {
+    check_password(new)?;
+    let admitted = node
+        .inner
+        .login
+        .admit(&session.username, session.peer.map(healsync_auth::Peer))?;
+    let id = session.user_id;
+    let account = node
+        .read(move |c| queries::user(c, id))
+        .await?
+        .ok_or_else(|| ApiError::Unauthenticated("the account no longer exists".into()))?;
+    let site = node.store().identity().site.clone();
+    if account.sites.first().is_some_and(|home| *home != site) {
+        return Err(ApiError::Forbidden(format!(
+            "change the password at {} (the account's home clinic) or ask the hub",
+            account.sites[0]
+        )));
+    }
+    node.inner
+        .login
+        .verify(admitted, current, vec![account], |u| {
+            node.accounts().admits(u).is_ok()
+        })
+        .await?;
+    let hash = healsync_auth::hash_password(new).map_err(ApiError::internal)?;
+    let now = node.now();
+    let user = node
+        .write(session.acting("changePassword"), move |tx| {
+            let user = queries::user(tx.conn(), id)?.ok_or_else(|| ApiError::not_found("user"))?;
+            let user = User {
+                password_hash: hash,
+                credentials_changed_at: Some(now),
+                ..user
+            };
+            tx.put(&user)?;
+            Ok(user)
+        })
         .await?;
     node.keys()
-        .issue(&user, node.now().timestamp())
+        .issue(&user, now.timestamp_millis())
         .map_err(ApiError::internal)
 }
