@@ -93,6 +93,57 @@ impl MessagingArgs {
     }
 }
 
+/// HTTPS and WSS on the clinic LAN.
+#[derive(clap::Args)]
+struct TlsArgs {
+    /// Serve HTTPS and WSS with a certificate this node issues itself on first start
+    /// (tls-cert.pem in the data directory; its fingerprint is printed at start).
+    #[arg(long)]
+    tls: bool,
+    /// Serve HTTPS and WSS with this certificate chain (PEM) instead.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Another name (host name or address) the self-issued certificate covers, besides
+    /// localhost, this machine's name and the listening address. Repeatable.
+    #[arg(long)]
+    tls_name: Vec<String>,
+    /// Serve plain HTTP on an address other clinic machines reach: passwords and
+    /// health records then cross the LAN unencrypted.
+    #[arg(long)]
+    allow_plain_http: bool,
+}
+
+impl TlsArgs {
+    fn options(&self) -> healsync_node_server::tls::TlsOptions {
+        healsync_node_server::tls::TlsOptions {
+            self_issued: self.tls,
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            names: self.tls_name.clone(),
+            allow_plain_http: self.allow_plain_http,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Replace the session signing key; the server uses the new one from its next
+    /// start. The old key still verifies the sessions it signed until they expire (12
+    /// hours), so nobody is logged out, unless --end-sessions (a key that may have
+    /// been copied): then every session ends.
+    Rotate {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        end_sessions: bool,
+    },
+}
+
+// Parsed once at start: the size of `serve`'s options costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the clinic node: GraphQL API, subscriptions and the console on one port.
@@ -113,8 +164,24 @@ enum Command {
         /// five minutes).
         #[arg(long, default_value_t = 30)]
         sync_interval: u64,
+        /// Minutes a session may go without a request before it must log in again
+        /// (0: no limit; a WebSocket's live updates do not count as requests).
+        #[arg(long, default_value_t = 30)]
+        idle_minutes: u64,
+        /// Days the hub's last confirmation of the accounts lasts (an enrolled node's
+        /// last completed sync): past it, nobody signs in until a sync succeeds. 0 (the
+        /// default): a clinic cut off for any time goes on signing its staff in.
+        #[arg(long, default_value_t = 0.0)]
+        max_offline_days: f64,
+        #[command(flatten)]
+        tls: TlsArgs,
         #[command(flatten)]
         messaging: MessagingArgs,
+    },
+    /// The key that signs session tokens.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Manage login accounts.
     Users {
@@ -262,15 +329,40 @@ fn run(cli: Cli) -> Result<ExitCode> {
             site,
             demo,
             sync_interval,
+            idle_minutes,
+            max_offline_days,
+            tls,
             messaging,
-        } => serve(
-            dir.data_dir,
-            listen,
-            site,
-            demo,
-            sync_interval,
-            messaging.config()?,
-        ),
+        } => {
+            // Refused before anything is created: plain HTTP off loopback.
+            tls.options().check(listen).map_err(|why| anyhow!(why))?;
+            serve(
+                dir.data_dir,
+                (listen, tls),
+                site,
+                demo,
+                (sync_interval, idle_minutes, max_offline_days),
+                messaging.config()?,
+            )
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate { dir, end_sessions },
+        } => {
+            if !dir.data_dir.join(healsync_store::DB_FILE).exists() {
+                return Err(anyhow!("{} holds no HealSync node", dir.data_dir.display()));
+            }
+            let kid = healsync_auth::rotate(&dir.data_dir, !end_sessions)
+                .context("rotate the session key")?;
+            println!(
+                "New session key {kid}; restart the server to sign with it. {}",
+                if end_sessions {
+                    "The old key is gone: every session ends."
+                } else {
+                    "Sessions signed by the old key stay valid until they expire."
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Users {
             command:
                 UsersCommand::Add {
@@ -297,6 +389,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// The node's session keys: issued by this node, for its clinic's API.
+fn session_keys(
+    data_dir: &std::path::Path,
+    identity: &healsync_store::Identity,
+) -> Result<SessionKeys> {
+    Ok(
+        SessionKeys::load_or_create(data_dir, &format!("healsync-node:{}", identity.node_id))
+            .context("load the session key")?
+            .for_audience(&format!("healsync:{}", identity.site)),
+    )
+}
+
 fn open_store(data_dir: &std::path::Path, site: Option<&str>) -> Result<Store> {
     let site = site
         .map(SiteCode::parse)
@@ -308,17 +412,24 @@ fn open_store(data_dir: &std::path::Path, site: Option<&str>) -> Result<Store> {
 
 fn serve(
     data_dir: PathBuf,
-    listen: SocketAddr,
+    (listen, tls): (SocketAddr, TlsArgs),
     site: Option<String>,
     demo: bool,
-    sync_interval: u64,
+    (sync_interval, idle_minutes, max_offline_days): (u64, u64, f64),
     messaging: healsync_messaging::Config,
 ) -> Result<ExitCode> {
     let store = Arc::new(open_store(&data_dir, site.as_deref())?);
     let identity = store.identity().clone();
-    let keys =
-        SessionKeys::load_or_create(&data_dir, &format!("healsync-node:{}", identity.node_id))
-            .context("load the session key")?;
+    let keys = session_keys(&data_dir, &identity)?;
+    let certificate = tls
+        .options()
+        .certificate(&data_dir, listen)
+        .context("set up TLS")?;
+    let tls_config = certificate
+        .as_ref()
+        .map(|c| c.server_config())
+        .transpose()
+        .context("configure TLS")?;
 
     let (password, generated) = match std::env::var("HEALSYNC_ADMIN_PASSWORD") {
         Ok(p) if !p.is_empty() => (p, false),
@@ -346,6 +457,13 @@ fn serve(
         .context("start the async runtime")?;
     runtime.block_on(async move {
         let node = Node::new(store, keys).map_err(api)?;
+        node.accounts().gate().set_idle_limit(
+            (idle_minutes > 0).then(|| std::time::Duration::from_secs(idle_minutes * 60)),
+        );
+        node.set_max_offline(
+            (max_offline_days.is_finite() && max_offline_days > 0.0)
+                .then(|| std::time::Duration::from_secs_f64(max_offline_days * 86_400.0)),
+        );
         // The demo data goes in before the first sync round: a second clinic of a demo
         // hub would otherwise receive the first one's doctors mid-seed and stay half
         // seeded.
@@ -379,14 +497,26 @@ fn serve(
             .with_context(|| format!("listen on {listen}"))?;
         let addr = listener.local_addr().context("read the listening address")?;
         let shutdown = shutdown_signal()?;
+        let scheme = if tls_config.is_some() { "https" } else { "http" };
+        if let Some(c) = &certificate {
+            println!(
+                "TLS certificate SHA-256 fingerprint: {}",
+                c.fingerprint().context("read the TLS certificate")?
+            );
+        }
         println!(
-            "HealSync node, site {}, serving on http://{addr}/ (GraphQL console: http://{addr}/graphiql)",
+            "HealSync node, site {}, serving on {scheme}://{addr}/ (GraphQL console: {scheme}://{addr}/graphiql)",
             identity.site
         );
         std::io::stdout().flush().ok();
-        healsync_node_server::serve(listener, node, shutdown)
-            .await
-            .context("serve HTTP")?;
+        match tls_config {
+            Some(config) => healsync_node_server::serve_tls(listener, node, config, shutdown)
+                .await
+                .context("serve HTTPS")?,
+            None => healsync_node_server::serve(listener, node, shutdown)
+                .await
+                .context("serve HTTP")?,
+        }
         println!("HealSync node stopped.");
         Ok(ExitCode::SUCCESS)
     })
@@ -674,11 +804,7 @@ fn sync(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
         return Err(anyhow!("{} holds no HealSync node", data_dir.display()));
     }
     let store = Arc::new(open_store(&data_dir, None)?);
-    let keys = SessionKeys::load_or_create(
-        &data_dir,
-        &format!("healsync-node:{}", store.identity().node_id),
-    )
-    .context("load the session key")?;
+    let keys = session_keys(&data_dir, store.identity())?;
     let node = Node::new(store, keys).map_err(api)?;
     let bar = (!json && std::io::stderr().is_terminal()).then(|| {
         eprintln!("Syncing with the hub...");

@@ -210,7 +210,12 @@ async fn missing_expired_forged_and_tampered_tokens_are_refused() -> Result<()> 
         .as_str()
         .map(|id| format!("healsync-node:{id}"))
         .unwrap_or_default();
-    let keys = SessionKeys::from_pkcs8(&key, &issuer)?;
+    let site = c.admin.ok("{ node { site } }", json!({})).await?["node"]["site"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let audience = format!("healsync:{site}");
+    let keys = SessionKeys::from_pkcs8(&key, &issuer)?.for_audience(&audience);
     let me = c.admin.ok("{ me { id } }", json!({})).await?;
     let now = chrono::Utc::now().timestamp();
     let claims = Claims {
@@ -221,6 +226,8 @@ async fn missing_expired_forged_and_tampered_tokens_are_refused() -> Result<()> 
         doctor_id: None,
         sites: None,
         iss: issuer.clone(),
+        aud: Some(audience.clone()),
+        sid: None,
         iat: now - 3600,
         iat_ms: None,
         exp: now - 30,
@@ -232,7 +239,7 @@ async fn missing_expired_forged_and_tampered_tokens_are_refused() -> Result<()> 
 
     // Signed with another key, for the same issuer and a valid expiry.
     let forger_dir = tempfile::tempdir()?;
-    let forger = SessionKeys::load_or_create(forger_dir.path(), &issuer)?;
+    let forger = SessionKeys::load_or_create(forger_dir.path(), &issuer)?.for_audience(&audience);
     let forged = forger.sign(&Claims {
         exp: now + 3600,
         ..claims.clone()

@@ -170,7 +170,11 @@ fn dependency_direction() -> Result<()> {
                 "healsync-hub",
             ][..],
         ),
-        ("rustls", &["healsync-sync-transport"][..]),
+        // Sync's mutual TLS, and the LAN's HTTPS.
+        (
+            "rustls",
+            &["healsync-sync-transport", "healsync-graphql-http"][..],
+        ),
     ] {
         for p in meta["packages"].as_array().into_iter().flatten() {
             let name = p["name"].as_str().unwrap_or_default();

@@ -268,6 +268,16 @@ async fn a_role_holds_at_its_clinics_only_and_the_hub_governs_accounts() -> Resu
     let central = sites.hub.process.gql();
     let coast = central.login("coast.admin", "coast-admin-password").await?;
     coast.ok("{ me }", json!({})).await?;
+    let other = central.login("coast.admin", "coast-admin-password").await?;
+    assert_eq!(
+        other.ok("mutation { logout }", json!({})).await?["logout"],
+        true
+    );
+    assert_eq!(
+        other.query("{ me }", json!({})).await?.code(),
+        Some("UNAUTHENTICATED")
+    );
+    coast.ok("{ me }", json!({})).await?;
     sites
         .hub_users_ok(&["update", "coast.admin", "--sites", "MSA"], None)
         .await?;
@@ -376,6 +386,231 @@ async fn a_role_holds_at_its_clinics_only_and_the_hub_governs_accounts() -> Resu
     assert_eq!(from_msa.code(), Some("FORBIDDEN"), "{}", from_msa.body);
 
     drop((nbo, msa));
+    db.drop_database().await?;
+    Ok(())
+}
+
+/// The `kid` a token's header names.
+fn key_id(token: &str) -> String {
+    let header = token.split('.').next().unwrap_or_default();
+    let decoded = base64url(header);
+    serde_json::from_slice::<Value>(&decoded).unwrap_or_default()["kid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn base64url(s: &str) -> Vec<u8> {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let vals: Vec<u32> = s
+        .bytes()
+        .filter_map(|c| A.iter().position(|a| *a == c).map(|p| p as u32))
+        .collect();
+    let mut out = Vec::new();
+    for chunk in vals.chunks(4) {
+        let n = chunk.iter().fold(0u32, |n, v| (n << 6) | v) << (6 * (4 - chunk.len()));
+        for i in 0..chunk.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ends_by_logout_or_an_administrator_and_survives_a_key_rotation() -> Result<()> {
+    let _load = crate::beside().await;
+    let dir = tempfile::tempdir()?;
+    let start = |d: std::path::PathBuf| async move { NodeProcess::start(binary(), &d, &[]).await };
+    let node = start(dir.path().to_path_buf()).await?;
+    let admin = node.admin().await?;
+    admin
+        .ok(
+            "mutation { createUser(input: {username: \"front.desk\", password: \"front-desk-password\", role: RECEPTIONIST}) { id } }",
+            json!({}),
+        )
+        .await?;
+    let token = |node: &NodeProcess| {
+        let node_base = node.base.clone();
+        async move {
+            let a = Gql::new(&node_base)
+                .ok(
+                    LOGIN,
+                    json!({ "u": "front.desk", "p": "front-desk-password" }),
+                )
+                .await?;
+            anyhow::Ok(a["login"]["token"].as_str().unwrap_or_default().to_string())
+        }
+    };
+    let (first, second) = (token(&node).await?, token(&node).await?);
+
+    // Logging out ends this session only, its WebSocket included.
+    let mut ws = Ws::connect_with_token(&node.base, &first).await?;
+    ws.subscribe("p", "subscription { patientUpdated { name } }", json!({}))
+        .await?;
+    let out = node
+        .gql()
+        .with_token(&first)
+        .ok("mutation { logout }", json!({}))
+        .await?;
+    assert_eq!(out["logout"], true);
+    assert_eq!(
+        with_token(&node, &first).await?,
+        Err("UNAUTHENTICATED".into())
+    );
+    match ws.next_event(std::time::Duration::from_secs(30)).await? {
+        WsEvent::Closed { code, reason } => {
+            assert_eq!(code, 4401);
+            assert!(reason.contains("ended"), "{reason:?}");
+        }
+        other => bail!("expected the WebSocket to close, got {other:?}"),
+    }
+    assert!(with_token(&node, &second).await?.is_ok());
+
+    // The administrator sees the other session and ends it; a receptionist may not.
+    let clerk = node.gql().with_token(&second);
+    let refused = clerk.query("{ sessions { id } }", json!({})).await?;
+    assert_eq!(refused.code(), Some("FORBIDDEN"), "{}", refused.body);
+    leaks_nothing("sessions", &refused.body, &["front.desk"]);
+    let listed = admin
+        .ok(
+            "{ sessions { id username role current address } }",
+            json!({}),
+        )
+        .await?;
+    let list = listed["sessions"].as_array().cloned().unwrap_or_default();
+    let theirs: Vec<&Value> = list
+        .iter()
+        .filter(|s| s["username"] == "front.desk")
+        .collect();
+    assert_eq!(
+        theirs.len(),
+        1,
+        "the logged-out session is not listed: {listed}"
+    );
+    assert!(
+        list.iter()
+            .any(|s| s["username"] == "admin" && s["current"] == true),
+        "{listed}"
+    );
+    let id = theirs[0]["id"].as_str().unwrap_or_default().to_string();
+    let ended = admin
+        .ok(
+            "mutation($id: ID!) { endSession(id: $id) }",
+            json!({ "id": id }),
+        )
+        .await?;
+    assert_eq!(ended["endSession"], true);
+    assert_eq!(
+        with_token(&node, &second).await?,
+        Err("UNAUTHENTICATED".into())
+    );
+    let again = admin
+        .ok(
+            "mutation($id: ID!) { endSession(id: $id) }",
+            json!({ "id": "no-such-session" }),
+        )
+        .await?;
+    assert_eq!(again["endSession"], false);
+
+    // A rotated key: sessions it signed hold after the restart, new ones carry the new
+    // key's id; ended sessions stay ended.
+    let third = token(&node).await?;
+    assert!(node.terminate().await?, "the node stops cleanly");
+    let d = dir.path().to_str().unwrap_or_default();
+    let said = command(binary(), &["keys", "rotate", "--data-dir", d], None).await?;
+    assert!(said.contains("stay valid"), "{said}");
+    let node = start(dir.path().to_path_buf()).await?;
+    assert!(
+        with_token(&node, &third).await?.is_ok(),
+        "signed by the previous key"
+    );
+    assert_eq!(
+        with_token(&node, &first).await?,
+        Err("UNAUTHENTICATED".into())
+    );
+    assert_eq!(
+        with_token(&node, &second).await?,
+        Err("UNAUTHENTICATED".into())
+    );
+    let fourth = token(&node).await?;
+    assert!(with_token(&node, &fourth).await?.is_ok());
+    assert_ne!(key_id(&third), key_id(&fourth));
+    assert_eq!(key_id(&fourth).len(), 16);
+
+    // A key that may have been copied: rotating it with --end-sessions ends them all.
+    assert!(node.terminate().await?);
+    command(
+        binary(),
+        &["keys", "rotate", "--end-sessions", "--data-dir", d],
+        None,
+    )
+    .await?;
+    let node = start(dir.path().to_path_buf()).await?;
+    for t in [&third, &fourth] {
+        assert_eq!(with_token(&node, t).await?, Err("UNAUTHENTICATED".into()));
+    }
+    assert!(with_token(&node, &token(&node).await?).await?.is_ok());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_the_hub_has_not_confirmed_for_too_long_sign_in_again_after_a_sync() -> Result<()>
+{
+    let _load = crate::beside().await;
+    let hub = TestHub::start("security_offline_age", &[("NBO", "Nairobi")]).await?;
+    let dir = hub.enroll("NBO").await?;
+    let d = dir.path().to_str().unwrap_or_default().to_string();
+    command(binary(), &["sync", "--data-dir", &d, "--json"], None).await?;
+    // A confirmation that lasts about seventeen seconds (0.0002 days), so the test can
+    // see it lapse; the node does not sync by itself meanwhile.
+    let node = NodeProcess::start(
+        binary(),
+        dir.path(),
+        &["--sync-interval", "3600", "--max-offline-days", "0.0002"],
+    )
+    .await?;
+    let attempt = || async {
+        static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(10);
+        let n = NEXT
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .max(10);
+        let from = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 2, n));
+        Gql::from_address(&node.base, from)?
+            .query(
+                LOGIN,
+                json!({ "u": "admin", "p": healsync_test_support::ADMIN_PASSWORD }),
+            )
+            .await
+    };
+    let refused = eventually("the accounts' confirmation to lapse", || async {
+        let a = attempt().await?;
+        Ok((a.code() == Some("UNAUTHENTICATED")).then_some(a))
+    })
+    .await?;
+    assert!(
+        refused.body.to_string().contains("confirmed again"),
+        "{}",
+        refused.body
+    );
+    leaks_nothing("lapsed", &refused.body, &["token\":\"ey"]);
+    // A wrong password learns nothing about the hub.
+    let wrong = Gql::new(&node.base)
+        .query(LOGIN, json!({ "u": "admin", "p": "not the password" }))
+        .await?;
+    assert!(!wrong.body.to_string().contains("hub"), "{}", wrong.body);
+
+    command(binary(), &["sync", "--data-dir", &d, "--json"], None).await?;
+    // (The probing above spent the account's login allowance: wait it out.)
+    let a = eventually("a login after the sync", || async {
+        let a = attempt().await?;
+        Ok((a.code() != Some("RATE_LIMITED")).then_some(a))
+    })
+    .await?;
+    assert!(a.body["data"]["login"]["token"].is_string(), "{}", a.body);
+
+    drop(node);
+    let TestHub { process, db, .. } = hub;
+    drop(process);
     db.drop_database().await?;
     Ok(())
 }

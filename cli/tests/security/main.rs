@@ -11,6 +11,7 @@ mod accounts;
 mod conformance;
 mod dos;
 mod surface;
+mod tls;
 mod trust;
 
 pub use common::*;

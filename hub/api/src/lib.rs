@@ -77,9 +77,11 @@ impl Hub {
     /// another process).
     pub async fn refresh_accounts(&self) -> Result<(), HubApiError> {
         let all = self.inner.store.central_accounts().await?;
+        let ended = self.inner.store.ended_sessions(chrono::Utc::now()).await?;
         self.inner
             .accounts
             .load(all.into_iter().map(accounts::Central::entry));
+        self.inner.accounts.load_ended(ended);
         Ok(())
     }
 

@@ -47,7 +47,7 @@ impl GraphqlApp for App {
     }
 
     fn prepare(&self, request: async_graphql::Request, incoming: Incoming<'_>) -> Prepared {
-        let auth = authenticate(&self.hub, incoming.bearer);
+        let auth = authenticate(&self.hub, incoming.bearer, incoming.peer);
         let signed_in = matches!(auth, HubAuth::Central(_));
         let refused = match &auth {
             HubAuth::Invalid(why) => Some(why.clone()),
@@ -69,7 +69,7 @@ impl GraphqlApp for App {
     }
 
     fn connect(&self, incoming: Incoming<'_>) -> Result<Connected, String> {
-        match authenticate(&self.hub, incoming.bearer) {
+        match authenticate(&self.hub, incoming.bearer, incoming.peer) {
             HubAuth::Central(claims) => {
                 let ends = session_ends(self.hub.clone(), claims.clone());
                 let mut data = Data::default();

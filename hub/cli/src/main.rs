@@ -55,6 +55,8 @@ enum Command {
         /// Sync sessions served at once; more wait their turn.
         #[arg(long, default_value_t = 16)]
         max_sessions: usize,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Manage clinic sites.
     Sites {
@@ -78,6 +80,61 @@ enum Command {
     },
     /// Print the GraphQL SDL this build serves (committed as schema/hub.graphql).
     Schema,
+    /// The key that signs central admins' session tokens.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+/// HTTPS and WSS for central admins.
+#[derive(clap::Args)]
+struct TlsArgs {
+    /// Serve HTTPS and WSS with a certificate the hub issues itself on first start
+    /// (tls-cert.pem in the data directory; its fingerprint is printed at start).
+    #[arg(long)]
+    tls: bool,
+    /// Serve HTTPS and WSS with this certificate chain (PEM) instead.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Another name (host name or address) the self-issued certificate covers.
+    /// Repeatable.
+    #[arg(long)]
+    tls_name: Vec<String>,
+    /// Serve plain HTTP on an address other machines reach (behind a TLS-terminating
+    /// proxy on the same network, say): passwords and records then travel unencrypted
+    /// to it.
+    #[arg(long)]
+    allow_plain_http: bool,
+}
+
+impl TlsArgs {
+    fn options(&self) -> healsync_graphql_http::tls::TlsOptions {
+        healsync_graphql_http::tls::TlsOptions {
+            self_issued: self.tls,
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            names: self.tls_name.clone(),
+            allow_plain_http: self.allow_plain_http,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Replace the session signing key; the hub uses the new one from its next start.
+    /// The old key still verifies the sessions it signed until they expire (12 hours),
+    /// unless --end-sessions (a key that may have been copied): then every session
+    /// ends.
+    Rotate {
+        #[arg(long, default_value = "./healsync-hub-data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        end_sessions: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -406,14 +463,34 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Keys {
+            command:
+                KeysCommand::Rotate {
+                    data_dir,
+                    end_sessions,
+                },
+        } => {
+            let kid = healsync_auth::rotate(&data_dir, !end_sessions)
+                .context("rotate the session key")?;
+            println!(
+                "New session key {kid}; restart the hub to sign with it. {}",
+                if end_sessions {
+                    "The old key is gone: every session ends."
+                } else {
+                    "Sessions signed by the old key stay valid until they expire."
+                }
+            );
+        }
         Command::Serve {
             db,
             listen,
             sync_listen,
             data_dir,
             max_sessions,
+            tls,
         } => {
-            serve(db, listen, sync_listen, data_dir, max_sessions).await?;
+            tls.options().check(listen).map_err(|why| anyhow!(why))?;
+            serve(db, (listen, tls), sync_listen, data_dir, max_sessions).await?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -609,7 +686,7 @@ async fn ensure_first_admin(store: &HubStore) -> Result<()> {
 
 async fn serve(
     db: Db,
-    listen: SocketAddr,
+    (listen, tls): (SocketAddr, TlsArgs),
     sync_listen: SocketAddr,
     data_dir: PathBuf,
     max_sessions: usize,
@@ -632,8 +709,9 @@ async fn serve(
     if scoped > 0 {
         tracing::info!(accounts = scoped, "clinic accounts scoped to their site");
     }
-    let keys =
-        SessionKeys::load_or_create(&data_dir, "healsync-hub").context("load the session key")?;
+    let keys = SessionKeys::load_or_create(&data_dir, "healsync-hub")
+        .context("load the session key")?
+        .for_audience("healsync:hub");
     let wake = Arc::new(tokio::sync::Notify::new());
     let hub = Hub::new(store.clone(), keys, wake.clone())
         .map_err(|e| anyhow!("start the API: {}", e.code()))?;
@@ -663,17 +741,41 @@ async fn serve(
         .with_context(|| format!("listen on {listen}"))?;
     let http_addr = listener.local_addr().context("read the HTTP address")?;
     let shutdown = shutdown_signal()?;
+    std::fs::create_dir_all(&data_dir).context("create the data directory")?;
+    let certificate = tls
+        .options()
+        .certificate(&data_dir, listen)
+        .context("set up TLS")?;
+    if let Some(c) = &certificate {
+        println!(
+            "TLS certificate SHA-256 fingerprint: {}",
+            c.fingerprint().context("read the TLS certificate")?
+        );
+    }
+    let scheme = if certificate.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     println!(
-        "HealSync hub serving sync on {sync_addr} (QUIC) and HTTP on http://{http_addr}/ (GraphQL console: http://{http_addr}/graphiql)"
+        "HealSync hub serving sync on {sync_addr} (QUIC) and HTTP on {scheme}://{http_addr}/ (GraphQL console: {scheme}://{http_addr}/graphiql)"
     );
     std::io::Write::flush(&mut std::io::stdout()).ok();
-    axum::serve(
-        listener,
-        http::router(hub).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("serve HTTP")?;
+    match certificate {
+        Some(c) => {
+            let config = c.server_config().context("configure TLS")?;
+            healsync_graphql_http::tls::serve_tls(listener, http::router(hub), config, shutdown)
+                .await
+                .context("serve HTTPS")?;
+        }
+        None => axum::serve(
+            listener,
+            http::router(hub).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serve HTTP")?,
+    }
     endpoint.close(0u32.into(), b"hub stopping");
     Ok(())
 }

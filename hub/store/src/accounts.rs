@@ -143,6 +143,47 @@ impl HubStore {
         Ok(out)
     }
 
+    /// Ends a central admin's session for good (kept until `expires_at`, unix
+    /// seconds); the expired ones are forgotten here.
+    pub async fn end_session(
+        &self,
+        id: &str,
+        user: Uuid,
+        expires_at: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), HubStoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(db("begin ending a session"))?;
+        sqlx::query("DELETE FROM ended_sessions WHERE expires_at < $1")
+            .bind(now.timestamp())
+            .execute(&mut *tx)
+            .await
+            .map_err(db("forget expired sessions"))?;
+        sqlx::query(
+            "INSERT INTO ended_sessions (id, user_id, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(user)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("end a session"))?;
+        tx.commit().await.map_err(db("commit an ended session"))
+    }
+
+    /// The ids of the sessions ended one by one that have not expired yet.
+    pub async fn ended_sessions(&self, now: DateTime<Utc>) -> Result<Vec<String>, HubStoreError> {
+        sqlx::query_scalar("SELECT id FROM ended_sessions WHERE expires_at >= $1")
+            .bind(now.timestamp())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("list ended sessions"))
+    }
+
     /// Gives each clinic account written before roles were scoped to sites its owning
     /// site, once, at start: such an account otherwise signs in only at the node that
     /// created it. Returns how many it changed.

@@ -14,7 +14,7 @@ use healsync_domain::{SiteCode, User};
 /// An account as the node's gate keeps it: the record, less its password hash, and
 /// whether this node created it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct AtClinic {
+pub struct AtClinic {
     user: User,
     created_here: bool,
     site: SiteCode,
@@ -73,6 +73,11 @@ impl Accounts {
         self.gate.check(claims)
     }
 
+    /// The gate itself: ended sessions, the idle limit, the list of sessions.
+    pub fn gate(&self) -> &Gate<AtClinic> {
+        &self.gate
+    }
+
     /// Resolves with the reason once the session of `claims` no longer holds.
     pub fn ended(&self, claims: Claims) -> impl std::future::Future<Output = SessionEnd> + use<'_> {
         self.gate.ended(claims)
@@ -112,6 +117,8 @@ mod tests {
             doctor_id: u.doctor_id,
             sites: None,
             iss: "node".into(),
+            aud: None,
+            sid: Some(format!("s-{iat}")),
             iat,
             iat_ms: None,
             exp: iat + 3600,

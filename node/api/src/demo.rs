@@ -365,6 +365,7 @@ fn doctor_session(id: DoctorId, licence: &str) -> Session {
         patient_id: None,
         doctor_id: Some(id),
         peer: None,
+        opened: None,
     }
 }
 
@@ -392,6 +393,7 @@ pub async fn seed(node: &Node, password: &str, patients_count: usize) -> Result<
         patient_id: None,
         doctor_id: None,
         peer: None,
+        opened: None,
     };
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
 

@@ -38,6 +38,9 @@ struct Inner {
     store: Arc<Store>,
     keys: SessionKeys,
     accounts: accounts::Accounts,
+    /// How long the hub's last confirmation of the accounts lasts, in seconds (0: for
+    /// ever).
+    max_offline_secs: std::sync::atomic::AtomicI64,
     events: EventBus,
     login: healsync_auth::Login,
     /// Whether this process has tried the held changes again (see `retry_held`).
@@ -59,6 +62,7 @@ impl Node {
                 store,
                 keys,
                 accounts,
+                max_offline_secs: std::sync::atomic::AtomicI64::new(0),
                 events: EventBus::new(),
                 login,
                 held_retried: std::sync::atomic::AtomicBool::new(false),
@@ -89,8 +93,53 @@ impl Node {
     /// changes an account, and periodically by the server for merges made by another
     /// process.
     pub async fn refresh_accounts(&self) -> Result<(), ApiError> {
-        let all = self.read(healsync_store::queries::accounts).await?;
+        let now = self.now();
+        let (all, ended) = self
+            .read(move |c| {
+                Ok((
+                    healsync_store::queries::accounts(c)?,
+                    healsync_store::queries::ended_sessions(c, now)?,
+                ))
+            })
+            .await?;
         self.inner.accounts.load(all);
+        self.inner.accounts.gate().load_ended(ended);
+        Ok(())
+    }
+
+    /// Sets how long the accounts count as confirmed after the last sync round with
+    /// the hub (`None`: for ever). Past it, nobody signs in until a sync succeeds.
+    pub fn set_max_offline(&self, max: Option<std::time::Duration>) {
+        let secs = max.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        self.inner
+            .max_offline_secs
+            .store(secs, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The maximum offline credential age, if any.
+    pub fn max_offline(&self) -> Option<chrono::Duration> {
+        let secs = self
+            .inner
+            .max_offline_secs
+            .load(std::sync::atomic::Ordering::Relaxed);
+        (secs > 0).then(|| chrono::Duration::seconds(secs))
+    }
+
+    /// Ends one session for good (persisted first, then at once in the gate: its next
+    /// request is refused and its WebSockets close).
+    pub async fn end_session(
+        &self,
+        id: String,
+        user: healsync_domain::UserId,
+        expires_at: i64,
+    ) -> Result<(), ApiError> {
+        let store = self.inner.store.clone();
+        let now = self.now();
+        let key = id.clone();
+        tokio::task::spawn_blocking(move || store.end_session(&key, user, expires_at, now))
+            .await
+            .map_err(ApiError::internal)??;
+        self.inner.accounts.gate().end_sessions([id]);
         Ok(())
     }
 

@@ -20,11 +20,27 @@ pub struct Session {
     /// The client's address, when the session came over the network: the audit trail
     /// records it with every access.
     pub peer: Option<std::net::IpAddr>,
+    /// The token this session came with (absent for the node's own work).
+    pub opened: Option<Opened>,
+}
+
+/// Which token a session came with: what `logout` and an administrator end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// `healsync_auth::gate::session_key`.
+    pub key: String,
+    /// Unix seconds.
+    pub expires: i64,
 }
 
 impl From<Claims> for Session {
     fn from(c: Claims) -> Self {
+        let opened = Some(Opened {
+            key: healsync_auth::gate::session_key(&c),
+            expires: c.exp,
+        });
         Session {
+            opened,
             user_id: c.sub,
             username: c.username,
             role: c.role,

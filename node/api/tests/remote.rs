@@ -24,6 +24,7 @@ fn admin() -> Session {
         patient_id: None,
         doctor_id: None,
         peer: None,
+        opened: None,
     }
 }
 

@@ -1,10 +1,13 @@
 //! Credentials and sessions: argon2id password hashes, signed session tokens, and the
 //! one login procedure node and hub share ([`login`]).
 //!
-//! Tokens are JWTs signed with Ed25519 (`EdDSA`): the node holds the private key in its
+//! Tokens are JWTs signed with Ed25519 (`EdDSA`): the server holds the private key in its
 //! data directory (`session-key.pk8`, created on first start, readable by its owner only),
-//! verification accepts that one algorithm only, the expiry is always set and checked with
-//! a leeway of [`LEEWAY_SECS`] (the library's default of 60 s is too lax).
+//! names it in each token (`kid`) and, after a [`rotate`], keeps the previous one to
+//! verify the sessions it signed; verification accepts that one algorithm only, checks
+//! issuer and audience, and the expiry is always set and checked with a leeway of
+//! [`LEEWAY_SECS`] (the library's default of 60 s is too lax). Each session has an id
+//! (`sid`) that the [`gate`] can end.
 
 use std::path::Path;
 
@@ -100,6 +103,12 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sites: Option<Vec<String>>,
     pub iss: String,
+    /// The API the session is for (a clinic's, or the hub's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    /// The session's id: what `logout` and an administrator end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     pub iat: i64,
     /// When the session opened, in unix milliseconds: a session opened in the same
     /// second as a password change, but before it, still ends with it.
@@ -126,25 +135,93 @@ impl Claims {
     }
 }
 
-/// The node's session signing and verification keys.
-pub struct SessionKeys {
+/// One Ed25519 key and its id (the first 8 bytes of the SHA-256 of its public key, in
+/// hex: the `kid` of the tokens it signs).
+struct Key {
+    kid: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
+}
+
+impl Key {
+    fn from_pkcs8(pkcs8: &[u8]) -> Result<Key, AuthError> {
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
+            .map_err(|e| AuthError::BadKey(e.to_string()))?;
+        let public = pair.public_key().as_ref();
+        let digest = ring::digest::digest(&ring::digest::SHA256, public);
+        let kid = digest.as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Key {
+            kid,
+            encoding: EncodingKey::from_ed_der(pkcs8),
+            decoding: DecodingKey::from_ed_der(public),
+        })
+    }
+}
+
+/// A server's session signing and verification keys: the current key signs, and the
+/// previous one (kept by [`rotate`]) still verifies the sessions it signed until they
+/// expire, so rotating the key logs nobody out.
+pub struct SessionKeys {
+    current: Key,
+    previous: Option<Key>,
     issuer: String,
+    audience: String,
+}
+
+/// File name of the previous session key (verification only) inside the data
+/// directory.
+pub const PREVIOUS_KEY_FILE: &str = "session-key.previous.pk8";
+
+/// Replaces the session key in `dir` by a new one. With `keep_previous`, the old key
+/// still verifies the sessions it signed (until they expire, at most
+/// [`SESSION_SECS`]); without, every session ends (a key that may have been stolen).
+/// A server uses the new key from its next start. Returns the new key's id.
+pub fn rotate(dir: &Path, keep_previous: bool) -> Result<String, AuthError> {
+    let io = |action| move |source| AuthError::Io { action, source };
+    let current = dir.join(KEY_FILE);
+    let old = std::fs::read(&current).map_err(io("read the session key"))?;
+    Key::from_pkcs8(&old)?;
+    let previous = dir.join(PREVIOUS_KEY_FILE);
+    if keep_previous {
+        replace_private(&previous, &old)?;
+    } else {
+        match std::fs::remove_file(&previous) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(AuthError::Io {
+                    action: "remove the previous session key",
+                    source: e,
+                });
+            }
+            _ => {}
+        }
+    }
+    let fresh = generate_pkcs8()?;
+    replace_private(&current, &fresh)?;
+    Ok(Key::from_pkcs8(&fresh)?.kid)
+}
+
+fn generate_pkcs8() -> Result<Vec<u8>, AuthError> {
+    let rng = ring::rand::SystemRandom::new();
+    Ed25519KeyPair::generate_pkcs8(&rng)
+        .map(|doc| doc.as_ref().to_vec())
+        .map_err(|_| AuthError::BadKey("could not generate a key".into()))
 }
 
 impl SessionKeys {
-    /// Loads the key from `dir`, creating it (mode 0600) if the directory has none.
+    /// Loads the key (and the previous one, if kept) from `dir`, creating the key
+    /// (mode 0600) if the directory has none. Tokens are for `issuer`'s own API: the
+    /// audience is the issuer until [`SessionKeys::for_audience`] names another.
     pub fn load_or_create(dir: &Path, issuer: &str) -> Result<SessionKeys, AuthError> {
         let path = dir.join(KEY_FILE);
         let pkcs8 = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let rng = ring::rand::SystemRandom::new();
-                let doc = Ed25519KeyPair::generate_pkcs8(&rng)
-                    .map_err(|_| AuthError::BadKey("could not generate a key".into()))?;
-                write_private(&path, doc.as_ref())?;
-                doc.as_ref().to_vec()
+                let fresh = generate_pkcs8()?;
+                write_private(&path, &fresh)?;
+                fresh
             }
             Err(source) => {
                 return Err(AuthError::Io {
@@ -153,27 +230,57 @@ impl SessionKeys {
                 });
             }
         };
-        Self::from_pkcs8(&pkcs8, issuer)
+        let mut keys = Self::from_pkcs8(&pkcs8, issuer)?;
+        match std::fs::read(dir.join(PREVIOUS_KEY_FILE)) {
+            Ok(bytes) => keys.previous = Some(Key::from_pkcs8(&bytes)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(AuthError::Io {
+                    action: "read the previous session key",
+                    source,
+                });
+            }
+        }
+        Ok(keys)
     }
 
     /// Keys from a PKCS#8 Ed25519 private key.
     pub fn from_pkcs8(pkcs8: &[u8], issuer: &str) -> Result<SessionKeys, AuthError> {
-        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
-            .map_err(|e| AuthError::BadKey(e.to_string()))?;
         Ok(SessionKeys {
-            encoding: EncodingKey::from_ed_der(pkcs8),
-            decoding: DecodingKey::from_ed_der(pair.public_key().as_ref()),
+            current: Key::from_pkcs8(pkcs8)?,
+            previous: None,
             issuer: issuer.to_string(),
+            audience: issuer.to_string(),
         })
+    }
+
+    /// The same keys, for tokens whose audience is `audience` (a clinic's API, say).
+    pub fn for_audience(self, audience: &str) -> SessionKeys {
+        SessionKeys {
+            audience: audience.to_string(),
+            ..self
+        }
+    }
+
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// The id of the key that signs new sessions.
+    pub fn key_id(&self) -> &str {
+        &self.current.kid
     }
 
     pub fn issuer(&self) -> &str {
         &self.issuer
     }
 
-    /// Signs claims as they are (the caller sets `iat` and `exp`).
+    /// Signs claims as they are (the caller sets `iat`, `exp` and `aud`), with the
+    /// current key, naming it in the header.
     pub fn sign(&self, claims: &Claims) -> Result<String, AuthError> {
-        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), claims, &self.encoding)
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.current.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.current.encoding)
             .map_err(|e| AuthError::InvalidToken(e.to_string()))
     }
 
@@ -204,6 +311,8 @@ impl SessionKeys {
             patient_id: user.patient_id,
             doctor_id: user.doctor_id,
             iss: self.issuer.clone(),
+            aud: Some(self.audience.clone()),
+            sid: Some(new_session_id()?),
             iat: now,
             iat_ms: Some(now_ms),
             exp: now + SESSION_SECS,
@@ -227,20 +336,54 @@ impl SessionKeys {
         }
     }
 
-    /// Verifies signature, algorithm, issuer and expiry.
+    /// Verifies signature (by the key the header names: the current or the previous
+    /// one), algorithm, issuer, audience and expiry.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
+        let key = match header.kid.as_deref() {
+            None => &self.current,
+            Some(kid) if kid == self.current.kid => &self.current,
+            Some(kid) => match &self.previous {
+                Some(p) if p.kid == kid => p,
+                _ => return Err(AuthError::InvalidToken("signed by an unknown key".into())),
+            },
+        };
         let mut v = Validation::new(Algorithm::EdDSA);
         v.leeway = LEEWAY_SECS;
         v.validate_exp = true;
-        v.set_required_spec_claims(&["exp", "iss", "sub"]);
+        v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
         v.set_issuer(&[&self.issuer]);
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
+        v.set_audience(&[&self.audience]);
+        jsonwebtoken::decode::<Claims>(token, &key.decoding, &v)
             .map(|d| d.claims)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
                 _ => AuthError::InvalidToken(e.to_string()),
             })
     }
+}
+
+/// A random session id: 128 bits, hex.
+fn new_session_id() -> Result<String, AuthError> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| AuthError::Hash("no system randomness".into()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Writes a private file in place of `path` (a temporary file, synced, then renamed
+/// over it), so a crash leaves the old or the new content, never a torn one.
+fn replace_private(path: &Path, bytes: &[u8]) -> Result<(), AuthError> {
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    write_private(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).map_err(|source| AuthError::Io {
+        action: "replace a session key",
+        source,
+    })
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), AuthError> {
@@ -325,6 +468,80 @@ mod tests {
                 .is_err()
         );
         assert!(keys.verify("garbage").is_err());
+    }
+
+    #[test]
+    fn a_rotated_key_keeps_its_sessions_unless_they_are_ended() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let load = || {
+            SessionKeys::load_or_create(dir.path(), "node-a")
+                .expect("keys")
+                .for_audience("healsync:NBO")
+        };
+        let first = load();
+        let u = user();
+        let (old, _) = first.issue(&u, now() * 1000).expect("issue");
+
+        let kid = rotate(dir.path(), true).expect("rotate");
+        let second = load();
+        assert_eq!(second.key_id(), kid);
+        assert_ne!(second.key_id(), first.key_id());
+        let (new, _) = second.issue(&u, now() * 1000).expect("issue");
+        assert!(second.verify(&old).is_ok(), "a session of the previous key");
+        assert!(second.verify(&new).is_ok());
+        // The key before the previous one is gone, and so are its sessions.
+        rotate(dir.path(), true).expect("rotate again");
+        let third = load();
+        assert!(third.verify(&new).is_ok());
+        assert!(third.verify(&old).is_err());
+        // Ending the sessions drops the previous key as well.
+        rotate(dir.path(), false).expect("rotate, ending sessions");
+        let fourth = load();
+        assert!(fourth.verify(&new).is_err());
+        let (latest, _) = fourth.issue(&u, now() * 1000).expect("issue");
+        assert!(fourth.verify(&latest).is_ok());
+    }
+
+    #[test]
+    fn a_token_for_another_audience_or_without_one_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let nbo = SessionKeys::load_or_create(dir.path(), "node-a")
+            .expect("keys")
+            .for_audience("healsync:NBO");
+        let msa = SessionKeys::load_or_create(dir.path(), "node-a")
+            .expect("keys")
+            .for_audience("healsync:MSA");
+        let u = user();
+        let (token, claims) = nbo.issue(&u, now() * 1000).expect("issue");
+        assert!(claims.sid.as_deref().is_some_and(|s| s.len() == 32));
+        assert!(msa.verify(&token).is_err());
+        let unaddressed = nbo
+            .sign(&Claims {
+                aud: None,
+                ..claims.clone()
+            })
+            .expect("sign");
+        assert!(nbo.verify(&unaddressed).is_err());
+        // A token naming a key this server never had.
+        let parts: Vec<&str> = token.split('.').collect();
+        let header = base64_url(br#"{"alg":"EdDSA","typ":"JWT","kid":"0000000000000000"}"#);
+        assert!(
+            nbo.verify(&format!("{header}.{}.{}", parts[1], parts[2]))
+                .is_err()
+        );
+    }
+
+    fn base64_url(bytes: &[u8]) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n =
+                chunk.iter().fold(0u32, |n, b| (n << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+            for i in 0..=chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
     }
 
     #[cfg(unix)]

@@ -31,6 +31,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 pub use healsync_graphql_http::MAX_BODY_BYTES;
+pub use healsync_graphql_http::tls;
 pub use metrics::Metrics;
 
 #[derive(Clone)]
@@ -53,8 +54,7 @@ impl GraphqlApp for App {
     }
 
     fn prepare(&self, request: async_graphql::Request, incoming: Incoming<'_>) -> Prepared {
-        let (auth, loaders) = request_data(&self.node, incoming.bearer);
-        let auth = auth.from_peer(incoming.peer);
+        let (auth, loaders) = request_data(&self.node, incoming.bearer, incoming.peer);
         let signed_in = matches!(auth, Auth::Session(_));
         let refused = match &auth {
             Auth::Invalid(why) => Some(why.clone()),
@@ -72,10 +72,10 @@ impl GraphqlApp for App {
     }
 
     fn connect(&self, incoming: Incoming<'_>) -> Result<Connected, String> {
-        match authenticate_until(&self.node, incoming.bearer) {
+        match authenticate_until(&self.node, incoming.bearer, incoming.peer) {
             (auth @ Auth::Session(_), Some(claims)) => {
                 let mut data = Data::default();
-                data.insert(auth.from_peer(incoming.peer));
+                data.insert(auth);
                 data.insert(new_loaders(&self.node));
                 Ok(Connected {
                     data,
@@ -151,6 +151,16 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// [`serve`] over TLS (HTTPS, and WSS for subscriptions).
+pub async fn serve_tls(
+    listener: TcpListener,
+    node: Node,
+    config: std::sync::Arc<healsync_graphql_http::tls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    healsync_graphql_http::tls::serve_tls(listener, router(node), config, shutdown).await
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

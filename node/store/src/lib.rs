@@ -36,7 +36,7 @@ pub use error::StoreError;
 pub use projection::ProjectionReport;
 /// The connection type read closures receive.
 pub use rusqlite::Connection;
-pub use sync::{Incoming, NodeStatus, Outgoing, SyncState};
+pub use sync::{HubContact, Incoming, NodeStatus, Outgoing, SyncState};
 pub use tx::WriteTx;
 
 /// File name of the database inside the data directory.
@@ -222,6 +222,29 @@ impl Store {
         }
         let mut conn = self.writer()?;
         audit::record_reads(&mut conn, self.identity.site.as_str(), now, batches)
+    }
+
+    /// Ends a session (by id) for good: kept until `expires_at` (unix seconds), when
+    /// its token stops verifying anyway; the expired ones are forgotten here.
+    pub fn end_session(
+        &self,
+        id: &str,
+        user: healsync_domain::UserId,
+        expires_at: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let conn = self.writer()?;
+        conn.execute(
+            "DELETE FROM ended_sessions WHERE expires_at < ?1",
+            [now.timestamp()],
+        )
+        .map_err(StoreError::sqlite("forget expired sessions"))?;
+        conn.execute(
+            "INSERT OR IGNORE INTO ended_sessions (id, user_id, expires_at) VALUES (?1, ?2, ?3)",
+            rusqlite::params![id, user.to_string(), expires_at],
+        )
+        .map_err(StoreError::sqlite("end a session"))?;
+        Ok(())
     }
 
     /// Runs a read-only query on one of the reader connections.

@@ -770,6 +770,17 @@ pub fn accounts(conn: &Connection) -> Result<Vec<(User, bool)>> {
     )
 }
 
+/// The ids of the sessions ended one by one that have not expired yet.
+pub fn ended_sessions(conn: &Connection, now: DateTime<Utc>) -> Result<Vec<String>> {
+    all(
+        conn,
+        "list ended sessions",
+        "SELECT id FROM ended_sessions WHERE expires_at >= ?1",
+        &[&now.timestamp()],
+        |row| row.get(0),
+    )
+}
+
 pub fn user(conn: &Connection, id: UserId) -> Result<Option<User>> {
     one(
         conn,

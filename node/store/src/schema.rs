@@ -409,6 +409,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE users ADD COLUMN sites TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE users ADD COLUMN credentials_changed_at INTEGER;
     "#,
+    // 14: sessions ended one by one (logout, an administrator), kept until they would
+    // have expired: this node's own state, never synced.
+    r#"
+    CREATE TABLE ended_sessions (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// Brings the database to the newest schema, one migration per transaction.

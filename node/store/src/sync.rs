@@ -96,6 +96,16 @@ fn get_text(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> 
         .map_err(StoreError::sqlite("read node metadata"))
 }
 
+/// Whether and when this node last completed a sync round with its hub: the last
+/// time the hub confirmed the clinic's accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HubContact {
+    /// A node on its own: there is no hub to confirm anything.
+    NotEnrolled,
+    Never,
+    Last(DateTime<Utc>),
+}
+
 /// A local change the hub refused to store, and why (for the technician).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
@@ -367,6 +377,21 @@ impl Store {
                     .map_err(StoreError::sqlite("count refused changes"))?,
                 open_conflicts: crate::queries::count_conflicts(c)?,
                 database_bytes,
+            })
+        })
+    }
+
+    /// See [`HubContact`].
+    pub fn hub_contact(&self) -> Result<HubContact, StoreError> {
+        self.read(|c| {
+            if get_text(c, HUB)?.is_none() {
+                return Ok(HubContact::NotEnrolled);
+            }
+            Ok(match get_text(c, LAST_SYNC)? {
+                None => HubContact::Never,
+                Some(at) => DateTime::parse_from_rfc3339(&at)
+                    .map(|t| HubContact::Last(t.with_timezone(&Utc)))
+                    .unwrap_or(HubContact::Never),
             })
         })
     }

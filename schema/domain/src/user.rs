@@ -97,6 +97,10 @@ pub enum SessionEnd {
     Changed,
     /// The password changed (or sessions were ended) since the session opened.
     CredentialsChanged,
+    /// The session itself was ended: its user logged out, or an administrator ended it.
+    SignedOut,
+    /// No request came for longer than the idle limit.
+    Idle,
 }
 
 impl SessionEnd {
@@ -110,6 +114,8 @@ impl SessionEnd {
             SessionEnd::CredentialsChanged => {
                 "the account's password changed or its sessions were ended; log in again"
             }
+            SessionEnd::SignedOut => "the session was ended; log in again",
+            SessionEnd::Idle => "the session was idle too long; log in again",
         }
     }
 }
@@ -175,6 +181,18 @@ impl User {
     }
 }
 
+/// Whether a clinic's accounts must be confirmed by the hub again before anyone signs
+/// in: its last sync round with the hub (`None`: never) is older than `max_age`. A
+/// clock set back does not make an old confirmation young: a confirmation from the
+/// future counts as expired.
+pub fn confirmation_expired(
+    last_confirmed: Option<DateTime<Utc>>,
+    max_age: chrono::Duration,
+    now: DateTime<Utc>,
+) -> bool {
+    last_confirmed.is_none_or(|at| at > now || now - at > max_age)
+}
+
 /// 3 to 64 characters: lower-case letters, digits, `.`, `_`, `-`.
 pub fn parse_username(s: &str) -> Result<String, DomainError> {
     let t = s.trim().to_lowercase();
@@ -234,6 +252,22 @@ mod tests {
         assert_eq!(parse_username(" Dr.Achieng "), Ok("dr.achieng".into()));
         assert!(parse_username("ab").is_err());
         assert!(parse_username("a b c").is_err());
+    }
+
+    #[test]
+    fn confirmations_expire() {
+        let now = DateTime::from_timestamp(1_000_000, 0).unwrap_or_default();
+        let day = chrono::Duration::days(1);
+        let cases = [
+            (None, true),
+            (Some(now), false),
+            (Some(now - day), false),
+            (Some(now - day - chrono::Duration::seconds(1)), true),
+            (Some(now + chrono::Duration::hours(1)), true),
+        ];
+        for (last, expired) in cases {
+            assert_eq!(confirmation_expired(last, day, now), expired, "{last:?}");
+        }
     }
 
     #[test]

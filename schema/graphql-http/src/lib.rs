@@ -21,6 +21,7 @@
 //! `extensions.code` is one of the contract's codes. A server plugs in by implementing
 //! [`GraphqlApp`] and merging [`routes`] into its router.
 
+pub mod tls;
 pub mod ws;
 
 use std::net::{IpAddr, SocketAddr};

@@ -42,6 +42,7 @@ fn admin() -> Session {
         patient_id: None,
         doctor_id: None,
         peer: None,
+        opened: None,
     }
 }
 
@@ -103,6 +104,7 @@ async fn writer_costs(ops: usize) -> Result<()> {
         patient_id: None,
         doctor_id: Some(doctor.id),
         peer: None,
+        opened: None,
     };
 
     let time = |lat: &mut Vec<Duration>, t: Instant| lat.push(t.elapsed());

@@ -221,6 +221,8 @@ fn admin() -> HubAuth {
         doctor_id: None,
         sites: None,
         iss: "healsync-hub".into(),
+        aud: None,
+        sid: None,
         iat: now,
         iat_ms: None,
         exp: now + 3600,

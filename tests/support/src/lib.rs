@@ -152,8 +152,44 @@ impl Gql {
     }
 }
 
-type WsStream =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// A byte stream a WebSocket runs over: plain TCP, or TLS over it.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+type WsStream = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
+
+/// A rustls client configuration that trusts the certificates in `pem` only (a
+/// node's self-issued certificate, say).
+pub fn trusting(pem: &str) -> Result<std::sync::Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        roots.add(cert?)?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(std::sync::Arc::new(config))
+}
+
+impl Gql {
+    /// A client of an HTTPS server whose certificate is in `pem` (trusting nothing
+    /// else).
+    pub fn over_tls(base: &str, pem: &str) -> Result<Gql> {
+        let config = std::sync::Arc::unwrap_or_clone(trusting(pem)?);
+        Ok(Gql {
+            http: reqwest::Client::builder()
+                .use_preconfigured_tls(config)
+                .build()?,
+            base: base.trim_end_matches('/').to_string(),
+            token: None,
+        })
+    }
+}
 
 /// A graphql-transport-ws connection.
 pub struct Ws {
@@ -174,7 +210,43 @@ impl Ws {
     /// Opens the WebSocket with the `graphql-transport-ws` subprotocol and `headers`,
     /// and sends nothing (for protocol tests). Fails when the server refuses the upgrade.
     pub async fn open(base: &str, headers: &[(&'static str, &str)]) -> Result<Ws> {
+        Ws::open_with(base, headers, None).await
+    }
+
+    /// [`Ws::open`] over TLS (`wss://`), trusting the certificates in `pem` only.
+    pub async fn open_tls(base: &str, headers: &[(&'static str, &str)], pem: &str) -> Result<Ws> {
+        Ws::open_with(base, headers, Some(pem)).await
+    }
+
+    async fn open_with(
+        base: &str,
+        headers: &[(&'static str, &str)],
+        pem: Option<&str>,
+    ) -> Result<Ws> {
         let url = format!("{}/graphql", base.replacen("http", "ws", 1));
+        let authority = base
+            .split("://")
+            .nth(1)
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_string();
+        let tcp = tokio::net::TcpStream::connect(&authority)
+            .await
+            .with_context(|| format!("connect to {authority}"))?;
+        let io: Box<dyn Io> = match pem {
+            None => Box::new(tcp),
+            Some(pem) => {
+                let host = authority
+                    .rsplit_once(':')
+                    .map_or(authority.as_str(), |h| h.0);
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())?;
+                let tls = tokio_rustls::TlsConnector::from(trusting(pem)?)
+                    .connect(name, tcp)
+                    .await
+                    .context("TLS handshake")?;
+                Box::new(tls)
+            }
+        };
         let mut req = url.into_client_request()?;
         req.headers_mut().insert(
             "Sec-WebSocket-Protocol",
@@ -184,7 +256,7 @@ impl Ws {
             req.headers_mut()
                 .insert(*name, HeaderValue::from_str(value)?);
         }
-        let (stream, resp) = tokio_tungstenite::connect_async(req)
+        let (stream, resp) = tokio_tungstenite::client_async(req, io)
             .await
             .context("connect the WebSocket")?;
         let proto = resp
@@ -222,7 +294,24 @@ impl Ws {
     /// Connects and sends `connection_init` with `payload`. Returns the connection once
     /// acknowledged, or the close the server answered with.
     pub async fn connect(base: &str, payload: Value) -> Result<std::result::Result<Ws, WsEvent>> {
-        let mut ws = Ws::open(base, &[]).await?;
+        Ws::connect_with(base, payload, None).await
+    }
+
+    /// [`Ws::connect`] over TLS, trusting the certificates in `pem` only.
+    pub async fn connect_tls(
+        base: &str,
+        payload: Value,
+        pem: &str,
+    ) -> Result<std::result::Result<Ws, WsEvent>> {
+        Ws::connect_with(base, payload, Some(pem)).await
+    }
+
+    async fn connect_with(
+        base: &str,
+        payload: Value,
+        pem: Option<&str>,
+    ) -> Result<std::result::Result<Ws, WsEvent>> {
+        let mut ws = Ws::open_with(base, &[], pem).await?;
         ws.send(json!({ "type": "connection_init", "payload": payload }))
             .await?;
         loop {
@@ -424,12 +513,24 @@ impl HubProcess {
         data_dir: &Path,
         sync_listen: &str,
     ) -> Result<HubProcess> {
+        HubProcess::start_with(binary, database_url, data_dir, sync_listen, &[]).await
+    }
+
+    /// [`HubProcess::start`] with `extra` arguments to `serve`.
+    pub async fn start_with(
+        binary: &Path,
+        database_url: &str,
+        data_dir: &Path,
+        sync_listen: &str,
+        extra: &[&str],
+    ) -> Result<HubProcess> {
         let mut child = Command::new(binary)
             .arg("serve")
             .args(["--database-url", database_url, "--listen", "127.0.0.1:0"])
             .args(["--sync-listen", sync_listen])
             .arg("--data-dir")
             .arg(data_dir)
+            .args(extra)
             .env("HEALSYNC_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("HEALSYNC_LOG", "error")
             .stdin(Stdio::null())

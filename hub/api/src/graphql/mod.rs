@@ -94,12 +94,18 @@ pub enum HubAuth {
 /// Turns an `Authorization` value into a [`HubAuth`]: only central roles (ADMIN,
 /// FINANCE) are admitted, and only while the session gate says the account still
 /// holds the session.
-pub fn authenticate(hub: &Hub, header: Option<&str>) -> HubAuth {
+pub fn authenticate(hub: &Hub, header: Option<&str>, peer: Option<std::net::IpAddr>) -> HubAuth {
     match hub.keys().bearer(header) {
-        Ok(Some(c)) if c.role.is_central() => match hub.accounts().check(&c) {
-            Ok(()) => HubAuth::Central(c),
-            Err(end) => HubAuth::Invalid(end.message().to_string()),
-        },
+        Ok(Some(c)) if c.role.is_central() => {
+            let holds = hub.accounts().check(&c).and_then(|()| {
+                hub.accounts()
+                    .touch(&c, chrono::Utc::now().timestamp_millis(), peer)
+            });
+            match holds {
+                Ok(()) => HubAuth::Central(c),
+                Err(end) => HubAuth::Invalid(end.message().to_string()),
+            }
+        }
         Ok(Some(c)) => HubAuth::Invalid(format!("a {} may not use the hub", c.role.as_str())),
         Ok(None) => HubAuth::Anonymous,
         Err(why) => HubAuth::Invalid(why),
@@ -149,10 +155,14 @@ impl<'a> Central<'a> {
     pub fn username(&self) -> &'a str {
         &self.claims.username
     }
+
+    pub fn claims(&self) -> &'a Claims {
+        self.claims
+    }
 }
 
 /// The signed-in central account, any role, or UNAUTHENTICATED.
-fn central<'a>(ctx: &'a Context<'_>) -> Result<Central<'a>, HubApiError> {
+pub(crate) fn central<'a>(ctx: &'a Context<'_>) -> Result<Central<'a>, HubApiError> {
     match ctx.data::<HubAuth>() {
         Ok(HubAuth::Central(claims)) => Ok(Central { claims }),
         Ok(HubAuth::Invalid(why)) => Err(HubApiError::Unauthenticated(why.clone())),

@@ -46,6 +46,21 @@ pub struct MutationRoot;
 
 #[Object(name = "Mutation")]
 impl MutationRoot {
+    /// Ends the session asking: its token is refused from now on, and its WebSockets
+    /// close.
+    async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
+        let c = super::central(ctx)?;
+        let claims = c.claims();
+        let key = healsync_auth::gate::session_key(claims);
+        let hub = hub(ctx)?;
+        hub.store()
+            .end_session(&key, claims.sub.0, claims.exp, Utc::now())
+            .await
+            .map_err(HubApiError::from)?;
+        hub.accounts().end_sessions([key]);
+        Ok(true)
+    }
+
     /// Exchanges a user name and password for a session token (central ADMIN accounts
     /// only).
     async fn login(

@@ -32,6 +32,7 @@ pub mod messages;
 mod mutation;
 mod query;
 pub mod read_audit;
+mod sessions;
 mod subscription;
 pub mod types;
 
@@ -54,6 +55,7 @@ pub struct QueryRoot(
     billing::BillingQuery,
     messages::MessagesQuery,
     audit::AuditQuery,
+    sessions::SessionsQuery,
 );
 
 /// The mutation root, merged the same way.
@@ -63,6 +65,7 @@ pub struct MutationRoot(
     mutation::CoreMutation,
     billing::BillingMutation,
     messages::MessagesMutation,
+    sessions::SessionsMutation,
 );
 
 pub type NodeSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -154,29 +157,47 @@ pub(crate) fn nested_limit(limit: i32, max: i32) -> Result<usize, ApiError> {
 }
 
 /// What a request carries into the schema: how it authenticated, and its loaders.
-pub fn request_data(node: &Node, bearer: Option<&str>) -> (Auth, Loaders) {
-    (authenticate(node, bearer), new_loaders(node))
+pub fn request_data(
+    node: &Node,
+    bearer: Option<&str>,
+    peer: Option<std::net::IpAddr>,
+) -> (Auth, Loaders) {
+    (authenticate(node, bearer, peer), new_loaders(node))
 }
 
 /// Turns an `Authorization` header value (or WebSocket init payload value) into an
-/// [`Auth`].
-pub fn authenticate(node: &Node, header: Option<&str>) -> Auth {
-    authenticate_until(node, header).0
+/// [`Auth`], noting the request of the session (the idle limit counts from it).
+pub fn authenticate(node: &Node, header: Option<&str>, peer: Option<std::net::IpAddr>) -> Auth {
+    authenticate_until(node, header, peer).0
 }
 
 /// [`authenticate`], with the claims of the session when it is one: a WebSocket
 /// connection must end when its session does (it expires, or the session gate ends it).
-pub fn authenticate_until(node: &Node, header: Option<&str>) -> (Auth, Option<Claims>) {
+pub fn authenticate_until(
+    node: &Node,
+    header: Option<&str>,
+    peer: Option<std::net::IpAddr>,
+) -> (Auth, Option<Claims>) {
     match node.keys().bearer(header) {
         // A hub-only role is no session at a clinic, whoever signed it.
         Ok(Some(claims)) if claims.role.is_hub_only() => (
             Auth::Invalid(format!("a {} account signs in at the hub", claims.role)),
             None,
         ),
-        Ok(Some(claims)) => match node.accounts().check(&claims) {
-            Ok(()) => (Auth::Session(claims.clone().into()), Some(claims)),
-            Err(end) => (Auth::Invalid(end.message().to_string()), None),
-        },
+        Ok(Some(claims)) => {
+            let holds = node.accounts().check(&claims).and_then(|()| {
+                node.accounts()
+                    .gate()
+                    .touch(&claims, node.now().timestamp_millis(), peer)
+            });
+            match holds {
+                Ok(()) => (
+                    Auth::Session(crate::Session::from(claims.clone())).from_peer(peer),
+                    Some(claims),
+                ),
+                Err(end) => (Auth::Invalid(end.message().to_string()), None),
+            }
+        }
         Ok(None) => (Auth::Anonymous, None),
         Err(why) => (Auth::Invalid(why), None),
     }

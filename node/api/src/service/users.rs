@@ -111,6 +111,7 @@ pub async fn login(
             node.accounts().admits(u).is_ok()
         })
         .await?;
+    confirmed_by_hub(node).await?;
     // The gate reloads on its own every few seconds; a login reloads it now, so that
     // the session it opens meets the account as the login just did (an account
     // changed by `healsync-node sync` in another process, say).
@@ -177,4 +178,29 @@ pub async fn change_password(
     node.keys()
         .issue(&user, now.timestamp_millis())
         .map_err(ApiError::internal)
+}
+
+/// With a maximum offline credential age set, nobody signs in at an enrolled node whose
+/// last sync round with the hub is older than that (asked after the password check, so
+/// only an account holder learns it). A node without a hub has nobody to confirm it.
+async fn confirmed_by_hub(node: &Node) -> Result<(), ApiError> {
+    let Some(max) = node.max_offline() else {
+        return Ok(());
+    };
+    let store = node.store().clone();
+    let contact = tokio::task::spawn_blocking(move || store.hub_contact())
+        .await
+        .map_err(ApiError::internal)??;
+    let last = match contact {
+        healsync_store::HubContact::NotEnrolled => return Ok(()),
+        healsync_store::HubContact::Never => None,
+        healsync_store::HubContact::Last(at) => Some(at),
+    };
+    if healsync_domain::user::confirmation_expired(last, max, node.now()) {
+        return Err(ApiError::Unauthenticated(format!(
+            "this clinic has not reached the hub for longer than {} hours: its accounts must be confirmed again (a sync with the hub) before anyone signs in",
+            max.num_hours()
+        )));
+    }
+    Ok(())
 }
