@@ -93,41 +93,6 @@ impl MessagingArgs {
     }
 }
 
-/// HTTPS and WSS on the clinic LAN.
-#[derive(clap::Args)]
-struct TlsArgs {
-    /// Serve HTTPS and WSS with a certificate this node issues itself on first start
-    /// (tls-cert.pem in the data directory; its fingerprint is printed at start).
-    #[arg(long)]
-    tls: bool,
-    /// Serve HTTPS and WSS with this certificate chain (PEM) instead.
-    #[arg(long, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// The private key (PEM) of --tls-cert.
-    #[arg(long, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// Another name (host name or address) the self-issued certificate covers, besides
-    /// localhost, this machine's name and the listening address. Repeatable.
-    #[arg(long)]
-    tls_name: Vec<String>,
-    /// Serve plain HTTP on an address other clinic machines reach: passwords and
-    /// health records then cross the LAN unencrypted.
-    #[arg(long)]
-    allow_plain_http: bool,
-}
-
-impl TlsArgs {
-    fn options(&self) -> healsync_node_server::tls::TlsOptions {
-        healsync_node_server::tls::TlsOptions {
-            self_issued: self.tls,
-            cert: self.tls_cert.clone(),
-            key: self.tls_key.clone(),
-            names: self.tls_name.clone(),
-            allow_plain_http: self.allow_plain_http,
-        }
-    }
-}
-
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Replace the session signing key; the server uses the new one from its next
@@ -174,7 +139,7 @@ enum Command {
         #[arg(long, default_value_t = 0.0)]
         max_offline_days: f64,
         #[command(flatten)]
-        tls: TlsArgs,
+        tls: healsync_graphql_http::tls::TlsOptions,
         #[command(flatten)]
         messaging: MessagingArgs,
     },
@@ -335,7 +300,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             messaging,
         } => {
             // Refused before anything is created: plain HTTP off loopback.
-            tls.options().check(listen).map_err(|why| anyhow!(why))?;
+            tls.check(listen).map_err(|why| anyhow!(why))?;
             serve(
                 dir.data_dir,
                 (listen, tls),
@@ -412,7 +377,7 @@ fn open_store(data_dir: &std::path::Path, site: Option<&str>) -> Result<Store> {
 
 fn serve(
     data_dir: PathBuf,
-    (listen, tls): (SocketAddr, TlsArgs),
+    (listen, tls): (SocketAddr, healsync_graphql_http::tls::TlsOptions),
     site: Option<String>,
     demo: bool,
     (sync_interval, idle_minutes, max_offline_days): (u64, u64, f64),
@@ -421,10 +386,7 @@ fn serve(
     let store = Arc::new(open_store(&data_dir, site.as_deref())?);
     let identity = store.identity().clone();
     let keys = session_keys(&data_dir, &identity)?;
-    let certificate = tls
-        .options()
-        .certificate(&data_dir, listen)
-        .context("set up TLS")?;
+    let certificate = tls.certificate(&data_dir, listen).context("set up TLS")?;
     let tls_config = certificate
         .as_ref()
         .map(|c| c.server_config())

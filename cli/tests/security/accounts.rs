@@ -133,7 +133,7 @@ async fn a_role_holds_at_its_clinics_only_and_the_hub_governs_accounts() -> Resu
         )
         .await?;
     // A doctor, made after the clerk: every site receives doctors, in the hub's order,
-    // so once Mombasa has the doctor it has the clerk's account too.
+    // so once Mombasa has the doctor it has whatever of Nairobi's came before.
     nbo_admin
         .ok(
             "mutation { createDoctor(input: {name: \"Dr. Otieno\", specializations: [\"Cardiology\"], licenceNumber: \"KMPDC-4411\"}) { id } }",
@@ -142,10 +142,10 @@ async fn a_role_holds_at_its_clinics_only_and_the_hub_governs_accounts() -> Resu
         .await?;
     sites.sync(&sites.nbo).await?;
 
-    // Mombasa holds Nairobi's accounts (they sync everywhere), but they hold no role
-    // there: the clerk does not sign in at Mombasa, and Mombasa's administrator does
-    // not administer them. (Both nodes' first admin is "admin" with the same password:
-    // at Mombasa it is Mombasa's.)
+    // Nairobi's accounts hold no role at Mombasa and do not even reach it: the clerk
+    // does not sign in there, and Mombasa's administrator does not see them. (Both
+    // nodes' first admin is "admin" with the same password: at Mombasa it is
+    // Mombasa's.)
     let msa = &sites.msa;
     let msa_admin = msa.admin().await?;
     sites

@@ -56,7 +56,7 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         max_sessions: usize,
         #[command(flatten)]
-        tls: TlsArgs,
+        tls: healsync_graphql_http::tls::TlsOptions,
     },
     /// Manage clinic sites.
     Sites {
@@ -85,42 +85,6 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
-}
-
-/// HTTPS and WSS for central admins.
-#[derive(clap::Args)]
-struct TlsArgs {
-    /// Serve HTTPS and WSS with a certificate the hub issues itself on first start
-    /// (tls-cert.pem in the data directory; its fingerprint is printed at start).
-    #[arg(long)]
-    tls: bool,
-    /// Serve HTTPS and WSS with this certificate chain (PEM) instead.
-    #[arg(long, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// The private key (PEM) of --tls-cert.
-    #[arg(long, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// Another name (host name or address) the self-issued certificate covers.
-    /// Repeatable.
-    #[arg(long)]
-    tls_name: Vec<String>,
-    /// Serve plain HTTP on an address other machines reach (behind a TLS-terminating
-    /// proxy on the same network, say): passwords and records then travel unencrypted
-    /// to it.
-    #[arg(long)]
-    allow_plain_http: bool,
-}
-
-impl TlsArgs {
-    fn options(&self) -> healsync_graphql_http::tls::TlsOptions {
-        healsync_graphql_http::tls::TlsOptions {
-            self_issued: self.tls,
-            cert: self.tls_cert.clone(),
-            key: self.tls_key.clone(),
-            names: self.tls_name.clone(),
-            allow_plain_http: self.allow_plain_http,
-        }
-    }
 }
 
 #[derive(Subcommand)]
@@ -489,7 +453,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             max_sessions,
             tls,
         } => {
-            tls.options().check(listen).map_err(|why| anyhow!(why))?;
+            tls.check(listen).map_err(|why| anyhow!(why))?;
             serve(db, (listen, tls), sync_listen, data_dir, max_sessions).await?;
         }
     }
@@ -686,7 +650,7 @@ async fn ensure_first_admin(store: &HubStore) -> Result<()> {
 
 async fn serve(
     db: Db,
-    (listen, tls): (SocketAddr, TlsArgs),
+    (listen, tls): (SocketAddr, healsync_graphql_http::tls::TlsOptions),
     sync_listen: SocketAddr,
     data_dir: PathBuf,
     max_sessions: usize,
@@ -742,10 +706,7 @@ async fn serve(
     let http_addr = listener.local_addr().context("read the HTTP address")?;
     let shutdown = shutdown_signal()?;
     std::fs::create_dir_all(&data_dir).context("create the data directory")?;
-    let certificate = tls
-        .options()
-        .certificate(&data_dir, listen)
-        .context("set up TLS")?;
+    let certificate = tls.certificate(&data_dir, listen).context("set up TLS")?;
     if let Some(c) = &certificate {
         println!(
             "TLS certificate SHA-256 fingerprint: {}",

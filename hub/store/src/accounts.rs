@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::error::db;
 use crate::queries::read_typed;
 use crate::rows::{HUB_ONLY, lock_meta};
+use crate::scope::GrantReason;
 use crate::writes::write_record_at_hub;
 use crate::{HubStore, HubStoreError};
 
@@ -104,6 +105,14 @@ impl HubStore {
             ..user
         };
         write_record_at_hub(&mut tx, &actor, &owner, false, &updated).await?;
+        // The other clinics it works at receive the account, with its history. (A
+        // clinic taken off the list keeps its copy, which no longer admits it.)
+        if !central {
+            for site in updated.sites.iter().filter(|s| s.as_str() != owner) {
+                crate::scope::grant(&mut tx, updated.id.0, site.as_str(), GrantReason::Account)
+                    .await?;
+            }
+        }
         let limited_to = if central {
             limits(&mut tx, updated.id.0).await?
         } else {

@@ -1,8 +1,9 @@
 //! What each node receives (partial replication) and what each site may write.
 //!
 //! A site's nodes receive the documents the site owns, the shared kinds that every site
-//! holds (doctors, users), and the patients registered elsewhere that have business at
-//! the site: those it was *granted*. A grant takes a block of cursors in the hub's log,
+//! holds (doctors), and the patients registered elsewhere that have business at the
+//! site and the accounts of other clinics that also work at it: those it was
+//! *granted*. A grant takes a block of cursors in the hub's log,
 //! one per change the patient had when it was granted; when a node's download reaches
 //! the block it receives that earlier history at those cursors, in log order, and after
 //! the block the patient's new changes come in the ordinary way. The node's download
@@ -33,8 +34,10 @@ use crate::error::{db, to_i64, to_u64};
 use crate::writes::{write_at_hub, write_record_at_hub};
 use crate::{HubStore, HubStoreError, site_exists};
 
-/// Shared kinds that reach a site only by a grant (the others reach every site).
-pub const GRANTED_KINDS: &[&str] = &["patient"];
+/// Shared kinds that reach a site only by a grant (the others reach every site): a
+/// patient registered elsewhere, and an account of another clinic that also works at
+/// this one (its password hash stays off the nodes of clinics it does not work at).
+pub const GRANTED_KINDS: &[&str] = &["patient", "user"];
 
 /// Kinds owned by the site that wrote them whose documents are about one patient
 /// (their record's `patientId`) and reach every site holding that patient, by grants.
@@ -57,6 +60,8 @@ pub enum GrantReason {
     Request,
     /// A record about a patient the site holds.
     Patient,
+    /// An account that works at the site (`users update --sites`).
+    Account,
 }
 
 impl GrantReason {
@@ -65,6 +70,7 @@ impl GrantReason {
             GrantReason::Booking => "booking",
             GrantReason::Request => "request",
             GrantReason::Patient => "patient",
+            GrantReason::Account => "account",
         }
     }
 }

@@ -219,7 +219,8 @@ async fn ingest_is_idempotent_scoped_and_refuses_other_sites_documents() {
         .expect("load");
     assert_eq!(to_nbo.len(), 1, "NBO gets MSA's patient edit only");
     assert_eq!(to_nbo[0].hash, edit[0].hash);
-    // Accounts reach every site, but only their own site may change them.
+    // Accounts reach their own site (and those the hub grants them to), and only their
+    // own site may change them.
     let account = Uuid::now_v7();
     assert!(
         s.commit_upload(nbo, &[change(5, account, "user", 1)], 5)
@@ -247,10 +248,9 @@ async fn ingest_is_idempotent_scoped_and_refuses_other_sites_documents() {
         .load_changes(msa, "MSA", through, usize::MAX)
         .await
         .expect("load");
-    assert_eq!(
-        to_msa.iter().map(|c| c.doc_id).collect::<Vec<_>>(),
-        [*account.as_bytes(); 2],
-        "MSA receives the account, and the owner's change of it"
+    assert!(
+        to_msa.iter().all(|c| c.doc_id != *account.as_bytes()),
+        "an account of NBO does not reach MSA"
     );
     // Paging by bytes: at least one change per call, the cursor advancing.
     let (first, through, more) = s

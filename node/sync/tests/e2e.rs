@@ -710,17 +710,16 @@ async fn a_node_cannot_write_another_clinics_records() {
     sync(&nbo, hub_addr).await;
     let s = sync(&msa, hub_addr).await;
     assert_eq!(s.rejected, 0);
-    let msa_login = msa
+    let at_msa = msa
         .node
         .store()
         .read(|conn| healsync_store::queries::users_named(conn, "wanjiru"))
-        .expect("read")
-        .pop()
-        .expect("logins reach every clinic");
+        .expect("read");
+    assert!(at_msa.is_empty(), "Nairobi's login does not reach Mombasa");
 
-    // Mombasa's node writes over all three: the patient (by its id, never shared with
-    // Mombasa), the schedule (by its id), and the login (made an ADMIN with a password
-    // hash of the thief's choosing).
+    // Mombasa's node writes over all three, by their ids: the patient (never shared
+    // with Mombasa), the schedule, and the login (made an ADMIN with a password hash
+    // of the thief's choosing).
     let now = chrono::Utc::now();
     let forged_patient = healsync_domain::Patient {
         name: "Someone Else".into(),
@@ -733,7 +732,7 @@ async fn a_node_cannot_write_another_clinics_records() {
     let forged_login = healsync_domain::User {
         role: Role::Admin,
         password_hash: healsync_auth::hash_password("the thief's password").expect("hash"),
-        ..msa_login
+        ..login
     };
     msa.node
         .store()

@@ -129,18 +129,34 @@ impl Certificate {
     }
 }
 
-/// How a server was asked to serve (its command line's TLS options): the one rule
-/// of node and hub.
+/// How a server was asked to serve: the TLS options of node and hub, one rule for
+/// both (with the `cli` feature, their command-line flags too).
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct TlsOptions {
-    /// Serve with a certificate the server issues itself.
+    /// Serve HTTPS and WSS with a certificate this server issues itself on first start
+    /// (tls-cert.pem in the data directory; its fingerprint is printed at start).
+    #[cfg_attr(feature = "cli", arg(long = "tls"))]
     pub self_issued: bool,
-    /// Or with this certificate chain and key (PEM files).
+    /// Serve HTTPS and WSS with this certificate chain (PEM) instead.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long = "tls-cert", value_name = "FILE", requires = "key")
+    )]
     pub cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long = "tls-key", value_name = "FILE", requires = "cert")
+    )]
     pub key: Option<std::path::PathBuf>,
-    /// More names for a self-issued certificate.
+    /// Another name (host name or address) a self-issued certificate covers, besides
+    /// localhost, this machine's name and the listening address. Repeatable.
+    #[cfg_attr(feature = "cli", arg(long = "tls-name", value_name = "NAME"))]
     pub names: Vec<String>,
-    /// Plain HTTP off loopback, accepted knowingly.
+    /// Serve plain HTTP on an address other machines reach (behind a TLS-terminating
+    /// proxy, say): passwords and health records then travel unencrypted to it.
+    #[cfg_attr(feature = "cli", arg(long))]
     pub allow_plain_http: bool,
 }
 
