@@ -161,7 +161,13 @@ async fn a_role_holds_at_its_clinics_only_and_the_hub_governs_accounts() -> Resu
         login(msa, "nbo.clerk", "clerk-password-1").await?,
         Err("UNAUTHENTICATED".into())
     );
+    let ours = nbo_admin.ok("{ users { username } }", json!({})).await?;
+    assert_eq!(
+        ours["users"],
+        json!([{ "username": "admin" }, { "username": "nbo.clerk" }])
+    );
     let theirs = msa_admin.ok("{ users { username } }", json!({})).await?;
+    assert_eq!(theirs["users"], json!([{ "username": "admin" }]));
     leaks_nothing("Mombasa's accounts", &theirs, &["nbo.clerk"]);
     let seen = msa_admin.ok(PATIENTS, json!({})).await?;
     leaks_nothing("Mombasa's admin", &seen, &["Amina"]);

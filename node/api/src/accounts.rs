@@ -68,6 +68,18 @@ impl Accounts {
         user.admitted_at(&self.site, created_here)
     }
 
+    /// The accounts that work at this clinic (active or not), by user name: what its
+    /// administrator administers; other clinics' accounts held here are not theirs.
+    pub fn working_here(&self, limit: usize, offset: usize) -> Vec<User> {
+        let mut here = self.gate.all(|s: &AtClinic| {
+            s.user
+                .works_at(&self.site, s.created_here)
+                .then(|| s.user.clone())
+        });
+        here.sort_by(|a, b| (&a.username, a.id.0).cmp(&(&b.username, b.id.0)));
+        here.into_iter().skip(offset).take(limit).collect()
+    }
+
     /// Whether the session these verified claims open still holds.
     pub fn check(&self, claims: &Claims) -> Result<(), SessionEnd> {
         self.gate.check(claims)

@@ -186,6 +186,14 @@ impl<S: Standing> Gate<S> {
         list
     }
 
+    /// What `pick` takes from each account the gate holds.
+    pub fn all<T>(&self, pick: impl Fn(&S) -> Option<T>) -> Vec<T> {
+        match self.known.read() {
+            Ok(known) => known.values().filter_map(pick).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// Asks `f` about the standing of an account (`None`: the gate does not hold it).
     pub fn with<T>(&self, id: UserId, f: impl FnOnce(Option<&S>) -> T) -> T {
         match self.known.read() {

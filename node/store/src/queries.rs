@@ -791,24 +791,6 @@ pub fn user(conn: &Connection, id: UserId) -> Result<Option<User>> {
     )
 }
 
-/// The accounts that hold a role at `site` (its own, and those the hub let work
-/// there; an account older than site-scoped roles when this node created it): what a
-/// clinic's administrator administers. Other clinics' accounts synced here are not
-/// theirs to see.
-pub fn users(conn: &Connection, site: &SiteCode, limit: u32, offset: u32) -> Result<Vec<User>> {
-    all(
-        conn,
-        "list users",
-        "SELECT * FROM users u
-         WHERE EXISTS (SELECT 1 FROM json_each(u.sites) WHERE value = ?1)
-            OR (u.sites = '[]' AND coalesce((SELECT c.local FROM change_log c
-                    WHERE c.doc_id = u.id ORDER BY c.seq LIMIT 1), 0) = 1)
-         ORDER BY username, id LIMIT ?2 OFFSET ?3",
-        &[&site.as_str(), &limit, &offset],
-        user_row,
-    )
-}
-
 pub fn count_users(conn: &Connection) -> Result<i64> {
     conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))
         .map_err(StoreError::sqlite("count users"))

@@ -140,15 +140,21 @@ impl User {
         if !self.active {
             return Err(SessionEnd::Disabled);
         }
+        if !self.works_at(site, created_here) {
+            return Err(SessionEnd::NotAtThisSite);
+        }
+        Ok(())
+    }
+
+    /// Whether this is an account of a clinic role at `site`, active or not: what that
+    /// clinic's administrator administers.
+    pub fn works_at(&self, site: &SiteCode, created_here: bool) -> bool {
         let here = if self.sites.is_empty() {
             created_here
         } else {
             self.sites.contains(site)
         };
-        if self.role.is_hub_only() || !here {
-            return Err(SessionEnd::NotAtThisSite);
-        }
-        Ok(())
+        here && !self.role.is_hub_only()
     }
 
     /// Whether a session opened as `facts` still holds for this account at `site`:

@@ -308,10 +308,12 @@ impl CoreQuery {
         session(ctx)?.require(&[Role::Admin])?;
         let (limit, offset) = page(limit, offset)?;
         let node = node(ctx)?;
-        let site = node.store().identity().site.clone();
+        // Accounts added beside the server (`users add`) or merged by `sync` are
+        // listed at once, not after the gate's next periodic reload.
+        node.refresh_accounts().await?;
         let list = node
-            .read(move |c| queries::users(c, &site, limit, offset))
-            .await?;
+            .accounts()
+            .working_here(limit as usize, offset as usize);
         Ok(list.into_iter().map(Into::into).collect())
     }
 
