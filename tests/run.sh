@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every check and test of HealSync: formatting, lints, and the whole workspace's
-# tests (unit, store, GraphQL over real HTTP and WebSocket, real node processes).
+# Runs every check and test of HealSync: formatting, lints, the clinic web app's build
+# (checked against what is committed), and the whole workspace's tests (unit, store,
+# GraphQL over real HTTP and WebSocket, real node processes, the web app in headless
+# Chromium).
 # This is the README's test command; .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +31,27 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     fi
 fi
 npm ci --prefix tests/graphql-http-audit --no-audit --no-fund --loglevel=error
+
+echo "== the clinic web app: type-checked against the schema, built, same as committed"
+npm ci --prefix node/web --no-audit --no-fund --loglevel=error
+npm run --prefix node/web --silent build >/dev/null
+if [ -n "$(git status --porcelain -- node/web/dist)" ]; then
+    git status --short -- node/web/dist >&2
+    echo "node/web/dist differs from a fresh build: run \`npm run build\` in node/web and commit dist/" >&2
+    exit 1
+fi
+
+echo "== Chromium for the web app's browser tests (Debian's package)"
+if ! command -v chromium >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+    else
+        echo "Chromium is required for the browser tests (apt-get install chromium)" >&2
+        exit 1
+    fi
+fi
+CHROMIUM=$(command -v chromium)
+export CHROMIUM
 
 echo "== the stand-in mail relay and SMS gateway (Python, aiosmtpd)"
 HEALSYNC_TEST_PYTHON=$(tests/ensure-message-sinks.sh)

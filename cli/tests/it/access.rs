@@ -105,6 +105,7 @@ async fn a_patient_sees_only_their_own_data() -> Result<()> {
     for q in [
         "mutation { requestPatient(mrn: \"NBO-000001\", dateOfBirth: \"1984-03-01\") { id } }",
         "{ patientRequests { mrn } }",
+        "{ syncStatus { hub changesWaiting } }",
     ] {
         assert_eq!(
             me.query(q, json!({})).await?.code(),
@@ -191,6 +192,18 @@ async fn staff_roles_see_what_their_work_needs() -> Result<()> {
     assert_eq!(not_mine.code(), Some("NOT_FOUND"));
     let list = doctor.ok("{ patients { name } }", json!({})).await?;
     assert_eq!(list["patients"], json!([{ "name": "Amina Njoroge" }]));
+    // Every staff role sees the sync banner's figures (a node with no hub: none tried).
+    for staff in [&c.admin, &desk, &doctor] {
+        let s = staff
+            .ok(
+                "{ syncStatus { hub hubReachable changesWaiting } }",
+                json!({}),
+            )
+            .await?;
+        assert_eq!(s["syncStatus"]["hub"], serde_json::Value::Null);
+        assert_eq!(s["syncStatus"]["hubReachable"], serde_json::Value::Null);
+        assert!(s["syncStatus"]["changesWaiting"].as_i64().is_some(), "{s}");
+    }
     Ok(())
 }
 

@@ -14,6 +14,7 @@ mod records;
 mod scheduling;
 mod sync;
 mod technician;
+mod web;
 
 #[path = "../common/mod.rs"]
 mod common;

@@ -128,9 +128,35 @@ async fn sigterm_stops_cleanly_and_the_cli_manages_users() -> Result<()> {
             );
         }
     }
-    let (status, start) = node.gql().get("/").await?;
+    // `/` is the clinic web app, whose every script and stylesheet the node serves.
+    let (status, app) = node.gql().get("/").await?;
     assert_eq!(status, 200);
-    assert!(start.contains("/graphiql"));
+    assert!(app.contains("<div id=\"app\">"), "{app}");
+    let assets: Vec<&str> = app
+        .split('"')
+        .filter(|s| s.starts_with("/assets/"))
+        .collect();
+    assert!(!assets.is_empty(), "{app}");
+    for asset in assets {
+        let resp = node
+            .gql()
+            .http()
+            .get(format!("{}{asset}", node.base))
+            .send()
+            .await?;
+        assert_eq!(resp.status().as_u16(), 200, "{asset}");
+        let cache = resp
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok());
+        assert_eq!(
+            cache,
+            Some("public, max-age=31536000, immutable"),
+            "{asset}"
+        );
+    }
+    let (status, _) = node.gql().get("/assets/nothing-here.js").await?;
+    assert_eq!(status, 404);
     let (status, health) = node.gql().get("/healthz").await?;
     assert_eq!((status, health.contains("\"ok\"")), (200, true));
 

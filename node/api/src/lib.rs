@@ -48,6 +48,19 @@ struct Inner {
     /// Reads waiting to be recorded, and the turn to record them (see `record_reads`).
     reads: std::sync::Mutex<Vec<(Vec<Reads>, ReadsDone)>>,
     reads_turn: tokio::sync::Mutex<()>,
+    /// How the last sync round with the hub ended, in this process (see
+    /// [`Node::record_sync_round`]).
+    last_round: std::sync::Mutex<Option<SyncRound>>,
+}
+
+/// How a sync round with the hub ended: when, and the error if it failed. The staff
+/// app's banner says from this whether the hub is reachable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRound {
+    /// When the round ended (RFC 3339).
+    pub at: String,
+    /// Why it failed; `None` when the hub answered and the round completed.
+    pub error: Option<String>,
 }
 
 type ReadsDone = tokio::sync::oneshot::Sender<Result<(), String>>;
@@ -68,6 +81,7 @@ impl Node {
                 held_retried: std::sync::atomic::AtomicBool::new(false),
                 reads: std::sync::Mutex::new(Vec::new()),
                 reads_turn: tokio::sync::Mutex::new(()),
+                last_round: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -82,6 +96,23 @@ impl Node {
 
     pub fn events(&self) -> &EventBus {
         &self.inner.events
+    }
+
+    /// Notes how a sync round with the hub ended (the serving process's sync loop calls
+    /// this after every round).
+    pub fn record_sync_round(&self, error: Option<String>) {
+        let round = SyncRound {
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            error,
+        };
+        if let Ok(mut last) = self.inner.last_round.lock() {
+            *last = Some(round);
+        }
+    }
+
+    /// The last sync round this process made, if any.
+    pub fn last_sync_round(&self) -> Option<SyncRound> {
+        self.inner.last_round.lock().ok().and_then(|l| l.clone())
     }
 
     /// The session gate (see [`accounts`]).

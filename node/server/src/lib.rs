@@ -3,12 +3,13 @@
 //! Routes (one port): `POST /graphql` (GraphQL over HTTP, one operation per request,
 //! batches refused), `GET /graphql` with the `graphql-transport-ws` subprotocol
 //! (subscriptions, authenticated in `connection_init`), `GET /graphiql` (a GraphQL
-//! console whose assets are embedded: it works with no internet), `GET /` (start page),
+//! console whose assets are embedded: it works with no internet), `GET /` and `GET /assets/*` (the clinic web app, embedded: see `web`),
 //! `GET /healthz`, `GET /metrics` (Prometheus text, to loopback only). Every response
 //! carries the security headers of `healsync-graphql-http`. Every failure a client can cause
 //! comes back as a GraphQL error with `extensions.code`, never as a bare 500.
 
 mod metrics;
+mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use async_graphql::Data;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use healsync_graphql_http::{
@@ -127,8 +128,8 @@ pub fn router(node: Node) -> Router {
         transport: Arc::default(),
     };
     routes::<App>()
-        .route("/", get(start_page))
-        .route("/start.css", get(start_css))
+        .route("/", get(web::index))
+        .route("/assets/{name}", get(web::asset))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -172,11 +173,6 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     )
 }
 
-async fn start_page(State(app): State<App>) -> Response {
-    let site = app.node.store().identity().site.to_string();
-    Html(include_str!("../assets/start.html").replace("{{SITE}}", &site)).into_response()
-}
-
 async fn healthz(State(app): State<App>) -> Response {
     let node = app.node.clone();
     match node.read(healsync_store::queries::count_users).await {
@@ -191,14 +187,6 @@ async fn healthz(State(app): State<App>) -> Response {
         )
             .into_response(),
     }
-}
-
-async fn start_css() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        include_str!("../assets/start.css"),
-    )
-        .into_response()
 }
 
 /// Prometheus text, for the machine itself only (a monitoring agent on the clinic box,

@@ -273,7 +273,22 @@ pub async fn enroll(
 
 /// One sync round with the hub this node is enrolled with, using the credentials in
 /// `data_dir`.
+/// The outcome is noted on `node` ([`Node::record_sync_round`]) for the staff's banner.
 pub async fn sync_enrolled(
+    node: &Node,
+    data_dir: &Path,
+    on_progress: Option<OnProgress>,
+) -> Result<Summary, NodeSyncError> {
+    let outcome = enrolled_round(node, data_dir, on_progress).await;
+    match &outcome {
+        Err(NodeSyncError::NotEnrolled) => {}
+        Ok(_) => node.record_sync_round(None),
+        Err(e) => node.record_sync_round(Some(e.to_string())),
+    }
+    outcome
+}
+
+async fn enrolled_round(
     node: &Node,
     data_dir: &Path,
     on_progress: Option<OnProgress>,

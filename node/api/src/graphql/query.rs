@@ -35,6 +35,20 @@ impl CoreQuery {
         })
     }
 
+    /// The node's sync with the hub, for the staff's banner (staff only; a PATIENT is
+    /// refused): whether the last round reached the hub, when one last completed, and
+    /// what waits to go, is held back or was refused.
+    async fn sync_status(&self, ctx: &Context<'_>) -> Result<SyncStatusObj> {
+        session(ctx)?.require(&[Role::Admin, Role::Receptionist, Role::Doctor])?;
+        let n = node(ctx)?;
+        let store = n.store().clone();
+        let status = tokio::task::spawn_blocking(move || store.status())
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::from)?;
+        Ok(SyncStatusObj::new(status, n.last_sync_round()))
+    }
+
     /// Patients the session may see, by name. `search` matches words of the name, the
     /// MRN, the e-mail or the phone digits by prefix.
     async fn patients(

@@ -803,6 +803,47 @@ pub struct NodeInfo {
     pub version: String,
 }
 
+/// The node's sync with the hub, as the staff's banner shows it.
+#[derive(SimpleObject)]
+#[graphql(name = "SyncStatus")]
+pub struct SyncStatusObj {
+    /// The hub's sync address, or null when this node is not enrolled with a hub.
+    pub hub: Option<String>,
+    /// Whether the last round this node tried reached the hub; null before the first
+    /// round (or when not enrolled).
+    pub hub_reachable: Option<bool>,
+    /// When the last round ended (RFC 3339), and why it failed if it did.
+    pub last_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+    /// When a round last completed (RFC 3339), if ever.
+    pub last_sync_at: Option<String>,
+    /// Changes made here that the hub has not confirmed yet.
+    pub changes_waiting: i64,
+    /// Changes from the hub held back because they could not be merged yet.
+    pub changes_held: i64,
+    /// Changes made here that the hub refused to store.
+    pub changes_refused: i64,
+    pub open_conflicts: i64,
+}
+
+impl SyncStatusObj {
+    pub fn new(s: healsync_store::NodeStatus, round: Option<crate::SyncRound>) -> SyncStatusObj {
+        let enrolled = s.hub.is_some();
+        let round = round.filter(|_| enrolled);
+        SyncStatusObj {
+            hub: s.hub,
+            hub_reachable: round.as_ref().map(|r| r.error.is_none()),
+            last_attempt_at: round.as_ref().map(|r| r.at.clone()),
+            last_error: round.and_then(|r| r.error),
+            last_sync_at: s.last_sync,
+            changes_waiting: s.waiting_to_upload,
+            changes_held: s.held_changes,
+            changes_refused: s.refused_changes,
+            open_conflicts: s.open_conflicts,
+        }
+    }
+}
+
 /// A field of a record edited differently at two places, as shown to staff: showing
 /// the values of a record about a patient is a read of it (`audited!`).
 pub struct ConflictObj(pub healsync_store::queries::Conflict);
