@@ -3,10 +3,11 @@
 //! Routes (one port): `POST /graphql` (GraphQL over HTTP, one operation per request,
 //! batches refused), `GET /graphql` with the `graphql-transport-ws` subprotocol
 //! (subscriptions, authenticated in `connection_init`), `GET /graphiql` (a GraphQL
-//! console whose assets are embedded: it works with no internet), `GET /` and `GET /assets/*` (the clinic web app, embedded: see `web`),
-//! `GET /healthz`, `GET /metrics` (Prometheus text, to loopback only). Every response
-//! carries the security headers of `healsync-graphql-http`. Every failure a client can cause
-//! comes back as a GraphQL error with `extensions.code`, never as a bare 500.
+//! console whose assets are embedded: it works with no internet), `GET /` and
+//! `GET /assets/*` (the clinic web app, embedded: see `web`), `GET /healthz`,
+//! `GET /metrics` (Prometheus text, to loopback only). Every response carries the
+//! security headers of `healsync-graphql-http`. Every failure a client can cause comes
+//! back as a GraphQL error with `extensions.code`, never as a bare 500.
 
 mod metrics;
 mod web;
