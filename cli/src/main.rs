@@ -116,32 +116,34 @@ enum Command {
         #[command(flatten)]
         dir: DataDir,
         /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        #[arg(long, env = "HEALSYNC_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
         /// Site code of this clinic (2-12 letters or digits); fixed when the data
         /// directory is first initialised. Defaults to DEV for a new data directory.
-        #[arg(long)]
+        #[arg(long, env = "HEALSYNC_SITE")]
         site: Option<String>,
         /// Add realistic demo data (doctors, schedules, patients, appointments) on first start.
-        #[arg(long)]
+        #[arg(long, env = "HEALSYNC_DEMO")]
         demo: bool,
         /// Seconds between sync rounds when enrolled with a hub (failures back off up to
         /// five minutes).
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, env = "HEALSYNC_SYNC_INTERVAL", default_value_t = 30)]
         sync_interval: u64,
         /// Minutes a session may go without a request before it must log in again
         /// (0: no limit; a WebSocket's live updates do not count as requests).
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, env = "HEALSYNC_IDLE_MINUTES", default_value_t = 30)]
         idle_minutes: u64,
         /// Days the hub's last confirmation of the accounts lasts (an enrolled node's
         /// last completed sync): past it, nobody signs in until a sync succeeds. 0 (the
         /// default): a clinic cut off for any time goes on signing its staff in.
-        #[arg(long, default_value_t = 0.0)]
+        #[arg(long, env = "HEALSYNC_MAX_OFFLINE_DAYS", default_value_t = 0.0)]
         max_offline_days: f64,
         #[command(flatten)]
         tls: healsync_graphql_http::tls::TlsOptions,
         #[command(flatten)]
         messaging: MessagingArgs,
+        #[command(flatten)]
+        config: healsync_config::ConfigArgs,
     },
     /// The key that signs session tokens.
     Keys {
@@ -261,7 +263,15 @@ fn api(e: ApiError) -> anyhow::Error {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `serve` reads its settings from the command line, the environment, then a config
+    // file (healsync-config: one precedence for node and hub).
+    let cli = match healsync_config::parse_or_exit::<Cli>(
+        "serve",
+        |cli| matches!(&cli.command, Command::Serve { config, .. } if config.print_config),
+    ) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let log_filter = std::env::var("HEALSYNC_LOG").unwrap_or_else(|_| "info".into());
     let level = log_filter.parse().unwrap_or(tracing::Level::INFO);
     {
@@ -298,6 +308,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             max_offline_days,
             tls,
             messaging,
+            config: _,
         } => {
             // Refused before anything is created: plain HTTP off loopback.
             tls.check(listen).map_err(|why| anyhow!(why))?;

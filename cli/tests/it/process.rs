@@ -159,6 +159,12 @@ async fn sigterm_stops_cleanly_and_the_cli_manages_users() -> Result<()> {
     assert_eq!(status, 404);
     let (status, health) = node.gql().get("/healthz").await?;
     assert_eq!((status, health.contains("\"ok\"")), (200, true));
+    let (status, ready) = node.gql().get("/readyz").await?;
+    assert_eq!(
+        (status, ready.contains("\"ready\"")),
+        (200, true),
+        "{ready}"
+    );
 
     assert!(
         node.terminate().await?,

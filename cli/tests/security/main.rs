@@ -1,8 +1,9 @@
 //! The security review's findings, one case each, against real `healsync-node` and
 //! `healsync-hub` processes over HTTP and WebSocket (the hub on a real PostgreSQL).
 //! Every refusal is asserted together with the absence of the protected bytes; the
-//! denial-of-service cases also assert that `/healthz` keeps answering within 200 ms
-//! while the attack runs and that the server's memory grows by less than 100 MB.
+//! denial-of-service cases also assert that `/readyz` (a read of the database) keeps
+//! answering within 200 ms while the attack runs and that the server's memory grows by
+//! less than 100 MB.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -45,7 +46,7 @@ pub fn leaks_nothing(what: &str, body: &Value, secrets: &[&str]) {
     }
 }
 
-/// Runs `attack` (again and again, for at least two seconds) while polling `/healthz`
+/// Runs `attack` (again and again, for at least two seconds) while polling `/readyz`
 /// and sampling memory; fails if health checks take 200 ms or more (the 95th
 /// percentile: one sample may meet a hiccup of the shared machine; none may take a
 /// second), or if memory grows by 100 MB or more.
@@ -71,9 +72,9 @@ where
     let mut peak = before;
     while !task.is_finished() {
         let t = Instant::now();
-        let (status, _) = http.get("/healthz").await?;
+        let (status, _) = http.get("/readyz").await?;
         health.push(t.elapsed());
-        assert_eq!(status, 200, "healthz during the attack");
+        assert_eq!(status, 200, "readyz during the attack");
         peak = peak.max(rss().unwrap_or(0));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -84,7 +85,7 @@ where
     let worst = health.last().copied().unwrap_or_default();
     if p95 >= Duration::from_millis(200) || worst >= Duration::from_secs(1) {
         bail!(
-            "/healthz during the attack: p95 {p95:?}, worst {worst:?} over {} checks",
+            "/readyz during the attack: p95 {p95:?}, worst {worst:?} over {} checks",
             health.len()
         );
     }

@@ -37,6 +37,7 @@ async fn only_json_is_executed_and_every_page_carries_the_security_headers() -> 
         "/graphiql",
         "/graphql?query=%7B__typename%7D",
         "/healthz",
+        "/readyz",
     ] {
         let resp = http
             .get(format!("{}{path}", clinic.node.base))

@@ -1,7 +1,7 @@
 //! The hub's HTTP side (the only hub code that knows axum): GraphQL over HTTP and
-//! `graphql-transport-ws` through the shared transport, the console, `/healthz`, and
-//! `/metrics` (Prometheus text, to loopback only), with the security headers on every
-//! response.
+//! `graphql-transport-ws` through the shared transport, the console, `/healthz` (alive),
+//! `/readyz` (PostgreSQL answers and is migrated) and `/metrics` (Prometheus text, to
+//! loopback only), with the security headers on every response.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -110,18 +110,32 @@ pub fn router(hub: Hub) -> Router {
     routes::<App>()
         .route("/", get(|| async { Redirect::temporary("/graphiql") }))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(app)
 }
 
-async fn healthz(State(app): State<App>) -> Response {
-    match app.hub.store().nodes().await {
-        Ok(n) => {
-            axum::Json(serde_json::json!({ "status": "ok", "nodes": n.len() })).into_response()
-        }
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response(),
+/// Alive: the process answers. PostgreSQL is not asked: a database outage must not make
+/// an orchestrator restart every replica (that is readiness, below).
+async fn healthz() -> Response {
+    axum::Json(serde_json::json!({ "status": "ok" })).into_response()
+}
+
+/// Ready: PostgreSQL answers and holds this build's migrations.
+async fn readyz(State(app): State<App>) -> Response {
+    let unavailable = |reason: &str| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "status": "unavailable", "reason": reason })),
+        )
+            .into_response()
+    };
+    match app.hub.store().ready().await {
+        Ok(true) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Ok(false) => unavailable("the database is not at this build's migrations"),
+        Err(_) => unavailable("the database does not answer"),
     }
 }
 

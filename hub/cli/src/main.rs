@@ -31,8 +31,9 @@ struct Cli {
 
 #[derive(clap::Args)]
 struct Db {
-    /// PostgreSQL connection URL.
-    #[arg(long, env = "DATABASE_URL")]
+    /// PostgreSQL connection URL. It usually holds a password: prefer the environment
+    /// (or serve's config file) to the command line, which other local users can read.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: String,
 }
 
@@ -43,20 +44,26 @@ enum Command {
         #[command(flatten)]
         db: Db,
         /// HTTP address: GraphQL for central admins (and its WebSocket), the console,
-        /// /healthz and /metrics.
-        #[arg(long, default_value = "127.0.0.1:9090")]
+        /// /healthz, /readyz and /metrics.
+        #[arg(long, env = "HEALSYNC_HUB_LISTEN", default_value = "127.0.0.1:9090")]
         listen: SocketAddr,
         /// QUIC (UDP) address nodes sync with.
-        #[arg(long, default_value = "0.0.0.0:4433")]
+        #[arg(long, env = "HEALSYNC_HUB_SYNC_LISTEN", default_value = "0.0.0.0:4433")]
         sync_listen: SocketAddr,
-        /// Where the hub keeps its certificate authority.
-        #[arg(long, default_value = "./healsync-hub-data")]
+        /// Where the hub keeps its certificate authority and session keys.
+        #[arg(
+            long,
+            env = "HEALSYNC_HUB_DATA_DIR",
+            default_value = "./healsync-hub-data"
+        )]
         data_dir: PathBuf,
         /// Sync sessions served at once; more wait their turn.
-        #[arg(long, default_value_t = 16)]
+        #[arg(long, env = "HEALSYNC_HUB_MAX_SESSIONS", default_value_t = 16)]
         max_sessions: usize,
         #[command(flatten)]
         tls: healsync_graphql_http::tls::TlsOptions,
+        #[command(flatten)]
+        config: healsync_config::ConfigArgs,
     },
     /// Manage clinic sites.
     Sites {
@@ -94,8 +101,14 @@ enum KeysCommand {
     /// unless --end-sessions (a key that may have been copied): then every session
     /// ends.
     Rotate {
-        #[arg(long, default_value = "./healsync-hub-data")]
+        /// Where the hub keeps its keys (as for `serve`).
+        #[arg(
+            long,
+            env = "HEALSYNC_HUB_DATA_DIR",
+            default_value = "./healsync-hub-data"
+        )]
         data_dir: PathBuf,
+        /// End every session now (the old key may have been copied).
         #[arg(long)]
         end_sessions: bool,
     },
@@ -193,13 +206,18 @@ enum NodesCommand {
         #[arg(long)]
         site: String,
         /// Where the hub keeps its certificate authority (as for `serve`).
-        #[arg(long, default_value = "./healsync-hub-data")]
+        #[arg(
+            long,
+            env = "HEALSYNC_HUB_DATA_DIR",
+            default_value = "./healsync-hub-data"
+        )]
         data_dir: PathBuf,
         #[command(flatten)]
         db: Db,
     },
     /// List nodes with their last sync.
     List {
+        /// Print JSON for scripts.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -230,7 +248,15 @@ where
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `serve` reads its settings from the command line, the environment, then a config
+    // file (healsync-config: one precedence for node and hub).
+    let cli = match healsync_config::parse_or_exit::<Cli>(
+        "serve",
+        |cli| matches!(&cli.command, Command::Serve { config, .. } if config.print_config),
+    ) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let level = std::env::var("HEALSYNC_LOG")
         .ok()
         .and_then(|l| l.parse().ok())
@@ -452,6 +478,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             data_dir,
             max_sessions,
             tls,
+            config: _,
         } => {
             tls.check(listen).map_err(|why| anyhow!(why))?;
             serve(db, (listen, tls), sync_listen, data_dir, max_sessions).await?;
@@ -634,7 +661,13 @@ async fn ensure_first_admin(store: &HubStore) -> Result<()> {
         ),
     };
     let admin = new_user("admin", "ADMIN", None, None, &password)?;
-    store.add_user(&admin, None, None).await?;
+    if let Err(e) = store.add_user(&admin, None, None).await {
+        // Replicas starting together race to make the first administrator: one wins.
+        if store.count_users().await? > 0 {
+            return Ok(());
+        }
+        return Err(e.into());
+    }
     if generated {
         println!("Created the first administrator: user \"admin\", password \"{password}\"");
         println!(

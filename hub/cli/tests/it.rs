@@ -198,6 +198,12 @@ async fn serve_migrates_listens_answers_health_and_stops_on_sigterm() -> Result<
     let (status, health) = proc.gql().get("/healthz").await?;
     assert_eq!(status, 200);
     assert!(health.contains("\"ok\""), "{health}");
+    let (status, ready) = proc.gql().get("/readyz").await?;
+    assert_eq!(
+        (status, ready.contains("\"ready\"")),
+        (200, true),
+        "{ready}"
+    );
     let (status, metrics) = proc.gql().get("/metrics").await?;
     assert!(status == 200 && metrics.contains("healsync_hub_graphql_requests_total"));
     let (status, console) = proc.gql().get("/graphiql").await?;

@@ -79,6 +79,9 @@ fn sha256(s: &str) -> Vec<u8> {
         .to_vec()
 }
 
+/// The hub's schema migrations, embedded at build time.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
 impl HubStore {
     /// Connects and migrates the database to the newest schema.
     pub async fn connect(url: &str, max_connections: u32) -> Result<HubStore, HubStoreError> {
@@ -100,8 +103,20 @@ impl HubStore {
             .connect(url)
             .await
             .map_err(db("connect to PostgreSQL"))?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        MIGRATOR.run(&pool).await?;
         Ok(HubStore { pool })
+    }
+
+    /// Whether PostgreSQL answers and holds every migration this build knows (what a
+    /// readiness probe asks; a replica of an older build behind a newer database, or
+    /// one cut off from PostgreSQL, is not ready).
+    pub async fn ready(&self) -> Result<bool, HubStoreError> {
+        let applied: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db("read the applied migrations"))?;
+        Ok(applied == MIGRATOR.iter().count() as i64)
     }
 
     pub fn pool(&self) -> &PgPool {

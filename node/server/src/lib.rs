@@ -4,7 +4,8 @@
 //! batches refused), `GET /graphql` with the `graphql-transport-ws` subprotocol
 //! (subscriptions, authenticated in `connection_init`), `GET /graphiql` (a GraphQL
 //! console whose assets are embedded: it works with no internet), `GET /` and
-//! `GET /assets/*` (the clinic web app, embedded: see `web`), `GET /healthz`,
+//! `GET /assets/*` (the clinic web app, embedded: see `web`), `GET /healthz` (alive),
+//! `GET /readyz` (the database answers and is migrated),
 //! `GET /metrics` (Prometheus text, to loopback only). Every response carries the
 //! security headers of `healsync-graphql-http`. Every failure a client can cause comes
 //! back as a GraphQL error with `extensions.code`, never as a bare 500.
@@ -132,6 +133,7 @@ pub fn router(node: Node) -> Router {
         .route("/", get(web::index))
         .route("/assets/{name}", get(web::asset))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(security_headers))
@@ -174,17 +176,26 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     )
 }
 
+/// Alive: the process answers (a supervisor restarts it when this stops answering).
 async fn healthz(State(app): State<App>) -> Response {
-    let node = app.node.clone();
-    match node.read(healsync_store::queries::count_users).await {
-        Ok(_) => {
-            let id = app.node.store().identity();
-            Json(json!({ "status": "ok", "site": id.site.to_string(), "nodeId": id.node_id.to_string() }))
-                .into_response()
-        }
+    let id = app.node.store().identity();
+    Json(json!({ "status": "ok", "site": id.site.to_string(), "nodeId": id.node_id.to_string() }))
+        .into_response()
+}
+
+/// Ready: the database answers a read through the same pool as requests do, and is at
+/// the schema this build migrates to.
+async fn readyz(State(app): State<App>) -> Response {
+    match app.node.read(healsync_store::schema_version).await {
+        Ok(Some(version)) => Json(json!({ "status": "ready", "schemaVersion": version })).into_response(),
+        Ok(None) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "reason": "the database is not at this build's schema" })),
+        )
+            .into_response(),
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable" })),
+            Json(json!({ "status": "unavailable", "reason": "the database does not answer" })),
         )
             .into_response(),
     }

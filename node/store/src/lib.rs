@@ -36,6 +36,7 @@ pub use error::StoreError;
 pub use projection::ProjectionReport;
 /// The connection type read closures receive.
 pub use rusqlite::Connection;
+pub use schema::current_version as schema_version;
 pub use sync::{HubContact, Incoming, NodeStatus, Outgoing, SyncState};
 pub use tx::WriteTx;
 

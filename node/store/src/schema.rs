@@ -447,6 +447,16 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The schema version this database is at, if it is the one this build migrates to
+/// (what a readiness probe asks: the database answers and is migrated); `None` when it
+/// is behind or ahead.
+pub fn current_version(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(StoreError::sqlite("read the schema version"))?;
+    Ok((version == MIGRATIONS.len() as i64).then_some(version))
+}
+
 fn get_meta(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
     conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()

@@ -136,27 +136,46 @@ impl Certificate {
 pub struct TlsOptions {
     /// Serve HTTPS and WSS with a certificate this server issues itself on first start
     /// (tls-cert.pem in the data directory; its fingerprint is printed at start).
-    #[cfg_attr(feature = "cli", arg(long = "tls"))]
+    #[cfg_attr(feature = "cli", arg(long = "tls", env = "HEALSYNC_TLS"))]
     pub self_issued: bool,
     /// Serve HTTPS and WSS with this certificate chain (PEM) instead.
     #[cfg_attr(
         feature = "cli",
-        arg(long = "tls-cert", value_name = "FILE", requires = "key")
+        arg(
+            long = "tls-cert",
+            env = "HEALSYNC_TLS_CERT",
+            value_name = "FILE",
+            requires = "key"
+        )
     )]
     pub cert: Option<std::path::PathBuf>,
     /// The private key (PEM) of --tls-cert.
     #[cfg_attr(
         feature = "cli",
-        arg(long = "tls-key", value_name = "FILE", requires = "cert")
+        arg(
+            long = "tls-key",
+            env = "HEALSYNC_TLS_KEY",
+            value_name = "FILE",
+            requires = "cert"
+        )
     )]
     pub key: Option<std::path::PathBuf>,
     /// Another name (host name or address) a self-issued certificate covers, besides
-    /// localhost, this machine's name and the listening address. Repeatable.
-    #[cfg_attr(feature = "cli", arg(long = "tls-name", value_name = "NAME"))]
+    /// localhost, this machine's name and the listening address. Repeatable (in the
+    /// environment: comma-separated).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long = "tls-name",
+            env = "HEALSYNC_TLS_NAME",
+            value_delimiter = ',',
+            value_name = "NAME"
+        )
+    )]
     pub names: Vec<String>,
     /// Serve plain HTTP on an address other machines reach (behind a TLS-terminating
     /// proxy, say): passwords and health records then travel unencrypted to it.
-    #[cfg_attr(feature = "cli", arg(long))]
+    #[cfg_attr(feature = "cli", arg(long, env = "HEALSYNC_ALLOW_PLAIN_HTTP"))]
     pub allow_plain_http: bool,
 }
 

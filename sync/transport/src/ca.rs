@@ -94,14 +94,16 @@ impl HubCa {
         Ok(HubCa { key, cert_pem })
     }
 
-    /// Loads the CA from `dir`, creating it on first use.
+    /// Loads the CA from `dir`, creating it on first use. An existing CA is only read:
+    /// the directory may be a read-only mount (a Kubernetes Secret shared by every hub
+    /// replica).
     pub fn load_or_create(dir: &Path) -> Result<HubCa, TransportError> {
         let io = |action| move |source| TransportError::Io { action, source };
-        private_dir(dir).map_err(io("create the hub data directory"))?;
         let (key_path, cert_path) = (dir.join(KEY_FILE), dir.join(CERT_FILE));
         if key_path.exists() {
             return HubCa::load(dir);
         }
+        private_dir(dir).map_err(io("create the hub data directory"))?;
         let key = KeyPair::generate().map_err(cert_err)?;
         let cert = ca_params().self_signed(&key).map_err(cert_err)?;
         let cert_pem = cert.pem();
@@ -143,5 +145,26 @@ impl HubCa {
         p.distinguished_name.push(DnType::CommonName, HUB_NAME);
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.issue(p)
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn an_existing_ca_is_read_and_its_directory_left_as_it_is()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let made = HubCa::load_or_create(dir.path())?;
+        let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
+        assert_eq!(mode(dir.path())?, 0o700, "a CA it makes is private");
+        // A mounted secret: another mode, not ours to change.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o750))?;
+        let loaded = HubCa::load_or_create(dir.path())?;
+        assert_eq!(loaded.cert_pem(), made.cert_pem());
+        assert_eq!(mode(dir.path())?, 0o750);
+        Ok(())
     }
 }
