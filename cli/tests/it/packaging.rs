@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::{binary, hub_binary};
+use crate::{binary, eventually, hub_binary};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -110,20 +110,6 @@ fn after(line: &str, marker: &str) -> Result<String> {
         .ok_or_else(|| anyhow!("no {marker:?} in {line:?}"))
 }
 
-async fn eventually<F, Fut>(what: &str, mut check: F) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<bool>>,
-{
-    for _ in 0..120 {
-        if check().await? {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    bail!("{what}: not within 60 s")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_container_entrypoints_bring_up_a_hub_and_two_demo_clinics_that_enroll_themselves()
 -> Result<()> {
@@ -209,7 +195,7 @@ async fn the_container_entrypoints_bring_up_a_hub_and_two_demo_clinics_that_enro
             let synced = list.as_array().map_or(0, |l| {
                 l.iter().filter(|n| !n["lastSyncUnix"].is_null()).count()
             });
-            Ok(synced == 2)
+            Ok((synced == 2).then_some(()))
         }
     })
     .await?;
@@ -225,7 +211,7 @@ async fn the_container_entrypoints_bring_up_a_hub_and_two_demo_clinics_that_enro
                     .collect()
             })
             .unwrap_or_default();
-        Ok(sites.contains("NBO") && sites.contains("MSA"))
+        Ok((sites.contains("NBO") && sites.contains("MSA")).then_some(()))
     })
     .await?;
 
@@ -267,11 +253,9 @@ async fn the_container_entrypoints_bring_up_a_hub_and_two_demo_clinics_that_enro
 
 /// Runs a command that must succeed; returns (stdout, stderr).
 async fn ok(program: &str, args: &[&str]) -> Result<(String, String)> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
+    let out = healsync_test_support::run(Path::new(program), args, None)
         .await
-        .with_context(|| format!("run {program} (is it installed?)"))?;
+        .with_context(|| format!("is {program} installed?"))?;
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
