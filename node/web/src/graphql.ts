@@ -27,7 +27,9 @@ let ws: Client | null = null;
 export function setToken(t: string | null, ended?: () => void): void {
   token = t;
   if (ended) onSessionEnded = ended;
-  ws?.dispose();
+  // dispose() waits for a connection still being made, and rejects if that one fails:
+  // the old socket is being thrown away, so its failure is nobody's concern.
+  if (ws) Promise.resolve(ws.dispose()).catch(() => {});
   ws = null;
 }
 

@@ -117,7 +117,10 @@ function Issue({ patientId, visits, onIssued }: { patientId: string; visits: { i
     const f = new FormData(e.currentTarget as HTMLFormElement);
     const code = String(f.get('service'));
     const item = prices.data?.priceList.find((p) => p.code === code);
-    if (!item) return;
+    if (!item) {
+      setError(new ApiError('Choose a service from the price list.', 'BAD_USER_INPUT'));
+      return;
+    }
     setError(null);
     try {
       await request(Issue_, {
@@ -153,7 +156,10 @@ function Issue({ patientId, visits, onIssued }: { patientId: string; visits: { i
           ))}
         </select>
       </label>
-      <button type="submit">Issue invoice</button>
+      {/* Disabled until the price list is in: a click before then would have nothing to bill. */}
+      <button type="submit" disabled={!prices.data?.priceList.length}>
+        Issue invoice
+      </button>
       <Problem error={error ?? prices.error} />
     </form>
   );
