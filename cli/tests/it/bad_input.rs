@@ -136,6 +136,9 @@ async fn bad_input_gets_coded_errors_and_writes_nothing() -> Result<()> {
         .await?;
     assert_eq!(list["patients"].as_array().map(Vec::len), Some(1));
     let (_, metrics) = a.get("/metrics").await?;
-    assert!(!metrics.contains("code=\"INTERNAL\""), "{metrics}");
+    assert!(
+        metrics.contains("healsync_graphql_errors_total{code=\"INTERNAL\"} 0"),
+        "{metrics}"
+    );
     Ok(())
 }

@@ -9,6 +9,7 @@ mod billing;
 mod faults;
 mod hub_api;
 mod messages;
+mod metrics;
 mod packaging;
 mod process;
 mod records;

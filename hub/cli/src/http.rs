@@ -4,7 +4,6 @@
 //! loopback only), with the security headers on every response.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use async_graphql::Data;
 use axum::Router;
@@ -20,18 +19,11 @@ use healsync_graphql_http::{
 use healsync_hub_api::graphql::{HubAuth, authenticate, new_loaders};
 use healsync_hub_api::{Hub, HubSchema, build_schema};
 
-#[derive(Default)]
-struct Counters {
-    requests: AtomicU64,
-    errors: AtomicU64,
-    websockets_open: AtomicI64,
-}
-
 #[derive(Clone)]
 struct App {
     hub: Hub,
     schema: HubSchema,
-    counters: Arc<Counters>,
+    metrics: Arc<crate::metrics::Metrics>,
     transport: Arc<Transport>,
 }
 
@@ -84,19 +76,8 @@ impl GraphqlApp for App {
         }
     }
 
-    fn count_request(&self) {
-        self.counters.requests.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn count_error(&self, _code: &str) {
-        self.counters.errors.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn count_websocket(&self, open: bool) {
-        let delta = if open { 1 } else { -1 };
-        self.counters
-            .websockets_open
-            .fetch_add(delta, Ordering::Relaxed);
+    fn metrics(&self) -> &healsync_graphql_http::metrics::HttpMetrics {
+        &self.metrics.http
     }
 }
 
@@ -104,7 +85,7 @@ pub fn router(hub: Hub) -> Router {
     let app = App {
         schema: build_schema(hub.clone()),
         hub,
-        counters: Arc::default(),
+        metrics: Arc::default(),
         transport: Arc::default(),
     };
     routes::<App>()
@@ -151,22 +132,16 @@ async fn metrics(
             "metrics are served to this machine only",
         );
     }
-    let c = &app.counters;
-    let body = format!(
-        "# HELP healsync_hub_graphql_requests_total GraphQL requests over HTTP.\n\
-         # TYPE healsync_hub_graphql_requests_total counter\n\
-         healsync_hub_graphql_requests_total {}\n\
-         # HELP healsync_hub_graphql_errors_total GraphQL errors returned.\n\
-         # TYPE healsync_hub_graphql_errors_total counter\n\
-         healsync_hub_graphql_errors_total {}\n\
-         # HELP healsync_hub_websockets_open Open GraphQL WebSockets.\n\
-         # TYPE healsync_hub_websockets_open gauge\n\
-         healsync_hub_websockets_open {}\n",
-        c.requests.load(Ordering::Relaxed),
-        c.errors.load(Ordering::Relaxed),
-        c.websockets_open.load(Ordering::Relaxed),
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    let sites = app.hub.store().sites().await.ok();
+    let body = app.metrics.render(sites.as_deref(), chrono::Utc::now());
+    (
+        [(
+            header::CONTENT_TYPE,
+            healsync_graphql_http::metrics::CONTENT_TYPE,
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// A WebSocket's session ends when its token expires or the hub's session gate ends

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 mod http;
+mod metrics;
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};

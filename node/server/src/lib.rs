@@ -93,16 +93,8 @@ impl GraphqlApp for App {
         }
     }
 
-    fn count_request(&self) {
-        self.metrics.graphql_request();
-    }
-
-    fn count_error(&self, code: &str) {
-        self.metrics.graphql_error(code);
-    }
-
-    fn count_websocket(&self, open: bool) {
-        self.metrics.websocket(open);
+    fn metrics(&self) -> &healsync_graphql_http::metrics::HttpMetrics {
+        &self.metrics.http
     }
 }
 
@@ -215,14 +207,25 @@ async fn metrics_text(
         );
     }
     let store = app.node.store().clone();
-    let stats = tokio::task::spawn_blocking(move || store.stats()).await;
-    let stats = match stats {
+    let read = tokio::task::spawn_blocking(move || {
+        Ok::<_, healsync_store::StoreError>((store.stats()?, store.status()?))
+    })
+    .await;
+    let read = match read {
         Ok(Ok(s)) => Some(s),
         _ => None,
     };
+    let body = app.metrics.render(
+        read.as_ref().map(|(stats, status)| (stats, status)),
+        app.node.last_sync_round().as_ref(),
+        app.node.now(),
+    );
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(stats.as_ref()),
+        [(
+            header::CONTENT_TYPE,
+            healsync_graphql_http::metrics::CONTENT_TYPE,
+        )],
+        body,
     )
         .into_response()
 }

@@ -1,126 +1,163 @@
-//! Counters for `GET /metrics`, in the Prometheus text format.
+//! The node's `GET /metrics`: the GraphQL transport's figures (requests, errors by code,
+//! latency by operation, WebSockets, subscriptions) and the clinic's state read from
+//! the store at each scrape (sync lag, changes waiting, held and refused, conflicts
+//! open, outbox depth by status, database size). Kept with `prometheus-client`; every
+//! name starts `healsync_`.
 
-use std::fmt::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
-use healsync_store::Stats;
+use chrono::{DateTime, Utc};
+use healsync_graphql_http::metrics::HttpMetrics;
+use healsync_node_api::SyncRound;
+use healsync_store::{NodeStatus, Stats};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
-#[derive(Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: &'static str,
+}
+
+/// The node's registry and the figures set at each scrape.
 pub struct Metrics {
-    graphql_requests: AtomicU64,
-    graphql_errors: Mutex<Vec<(String, u64)>>,
-    websockets_open: AtomicI64,
-    websockets_total: AtomicU64,
+    registry: Registry,
+    pub http: HttpMetrics,
+    last_sync: Gauge<f64, AtomicU64>,
+    sync_lag: Gauge<f64, AtomicU64>,
+    hub_reachable: Gauge,
+    waiting: Gauge,
+    held: Gauge,
+    refused: Gauge,
+    conflicts: Gauge,
+    outbox: Family<StatusLabel, Gauge>,
+    documents: Gauge,
+    change_log: Gauge,
+    database_bytes: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("healsync");
+        let http = HttpMetrics::register(&mut registry);
+        let m = Metrics {
+            http,
+            last_sync: Gauge::default(),
+            sync_lag: Gauge::default(),
+            hub_reachable: Gauge::default(),
+            waiting: Gauge::default(),
+            held: Gauge::default(),
+            refused: Gauge::default(),
+            conflicts: Gauge::default(),
+            outbox: Family::default(),
+            documents: Gauge::default(),
+            change_log: Gauge::default(),
+            database_bytes: Gauge::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "sync_last_success_timestamp_seconds",
+            "When the last sync round with the hub completed (Unix time; NaN before the first)",
+            m.last_sync.clone(),
+        );
+        r.register(
+            "sync_lag_seconds",
+            "Seconds since the last completed sync round with the hub",
+            m.sync_lag.clone(),
+        );
+        r.register(
+            "hub_reachable",
+            "1 when the last sync round this process made reached the hub",
+            m.hub_reachable.clone(),
+        );
+        r.register(
+            "sync_changes_waiting",
+            "Local changes not yet acknowledged by the hub",
+            m.waiting.clone(),
+        );
+        r.register(
+            "sync_changes_held",
+            "Changes from the hub held back until they can be merged",
+            m.held.clone(),
+        );
+        r.register(
+            "sync_changes_refused",
+            "Local changes the hub refused to store",
+            m.refused.clone(),
+        );
+        r.register(
+            "conflicts_open",
+            "Concurrent edits waiting for a person to decide",
+            m.conflicts.clone(),
+        );
+        r.register(
+            "outbox_messages",
+            "Outgoing e-mail and SMS messages in the outbox, by status",
+            m.outbox.clone(),
+        );
+        r.register(
+            "documents",
+            "Record documents in the store",
+            m.documents.clone(),
+        );
+        r.register(
+            "change_log_entries",
+            "Entries in the change log",
+            m.change_log.clone(),
+        );
+        r.register(
+            "database_bytes",
+            "Size of the SQLite database",
+            m.database_bytes.clone(),
+        );
+        Metrics { registry, ..m }
+    }
 }
 
 impl Metrics {
-    pub fn graphql_request(&self) {
-        self.graphql_requests.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn graphql_error(&self, code: &str) {
-        if let Ok(mut errors) = self.graphql_errors.lock() {
-            match errors.iter_mut().find(|(c, _)| c == code) {
-                Some((_, n)) => *n += 1,
-                None => errors.push((code.to_string(), 1)),
+    /// Sets the store's figures, then renders everything. A store that did not answer
+    /// leaves its figures as the last scrape saw them (the transport's still count).
+    pub fn render(
+        &self,
+        store: Option<(&Stats, &NodeStatus)>,
+        round: Option<&SyncRound>,
+        now: DateTime<Utc>,
+    ) -> String {
+        if let Some((stats, status)) = store {
+            let last = status
+                .last_sync
+                .as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc));
+            match last {
+                Some(t) => {
+                    self.last_sync.set(t.timestamp_millis() as f64 / 1000.0);
+                    let lag = (now - t).num_milliseconds().max(0) as f64 / 1000.0;
+                    self.sync_lag.set(lag);
+                }
+                // Never synced (or not enrolled): no figure rather than a fake zero lag.
+                None => {
+                    self.last_sync.set(f64::NAN);
+                    self.sync_lag.set(f64::NAN);
+                }
             }
-        }
-    }
-
-    /// A WebSocket opened (`true`) or closed (`false`).
-    pub fn websocket(&self, open: bool) {
-        if open {
-            self.websockets_open.fetch_add(1, Ordering::Relaxed);
-            self.websockets_total.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.websockets_open.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-
-    pub fn render(&self, stats: Option<&Stats>) -> String {
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, String)>| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, value) in lines {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
-        };
-        metric(
-            "healsync_graphql_requests_total",
-            "counter",
-            "GraphQL requests over HTTP.",
-            vec![(
-                String::new(),
-                self.graphql_requests.load(Ordering::Relaxed).to_string(),
-            )],
-        );
-        let errors = self
-            .graphql_errors
-            .lock()
-            .map(|e| {
-                e.iter()
-                    .map(|(c, n)| (format!("{{code=\"{c}\"}}"), n.to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        metric(
-            "healsync_graphql_errors_total",
-            "counter",
-            "GraphQL errors by code.",
-            errors,
-        );
-        metric(
-            "healsync_websockets_open",
-            "gauge",
-            "Open GraphQL WebSocket connections.",
-            vec![(
-                String::new(),
-                self.websockets_open.load(Ordering::Relaxed).to_string(),
-            )],
-        );
-        metric(
-            "healsync_websockets_total",
-            "counter",
-            "GraphQL WebSocket connections accepted.",
-            vec![(
-                String::new(),
-                self.websockets_total.load(Ordering::Relaxed).to_string(),
-            )],
-        );
-        if let Some(s) = stats {
-            metric(
-                "healsync_documents",
-                "gauge",
-                "Record documents in the store.",
-                vec![(String::new(), s.documents.to_string())],
-            );
-            metric(
-                "healsync_change_log_entries",
-                "gauge",
-                "Entries in the change log.",
-                vec![(String::new(), s.change_log_entries.to_string())],
-            );
-            metric(
-                "healsync_database_bytes",
-                "gauge",
-                "Size of the SQLite database.",
-                vec![(String::new(), s.database_bytes.to_string())],
-            );
+            self.waiting.set(status.waiting_to_upload);
+            self.held.set(status.held_changes);
+            self.refused.set(status.refused_changes);
+            self.conflicts.set(status.open_conflicts);
+            self.database_bytes.set(status.database_bytes);
+            self.documents.set(stats.documents);
+            self.change_log.set(stats.change_log_entries);
             // Every status is listed, at 0 when none stands in it, so an alert on
             // FAILED > 0 has a series to watch from the start.
-            let outbox = s
-                .outbox
-                .iter()
-                .map(|(status, n)| (format!("{{status=\"{status}\"}}"), n.to_string()))
-                .collect();
-            metric(
-                "healsync_outbox_messages",
-                "gauge",
-                "Outgoing e-mail and SMS messages in the outbox, by status.",
-                outbox,
-            );
+            for (status, n) in &stats.outbox {
+                self.outbox.get_or_create(&StatusLabel { status }).set(*n);
+            }
         }
-        out
+        self.hub_reachable
+            .set(i64::from(round.is_some_and(|r| r.error.is_none())));
+        healsync_graphql_http::metrics::render(&self.registry)
     }
 }

@@ -21,6 +21,7 @@
 //! `extensions.code` is one of the contract's codes. A server plugs in by implementing
 //! [`GraphqlApp`] and merging [`routes`] into its router.
 
+pub mod metrics;
 pub mod tls;
 pub mod ws;
 
@@ -127,12 +128,8 @@ pub trait GraphqlApp: Clone + Send + Sync + 'static {
     /// The data of a WebSocket connection whose `connection_init` carried `bearer`, and
     /// when its session ends, or the reason it is refused.
     fn connect(&self, incoming: Incoming<'_>) -> Result<Connected, String>;
-    /// Counts a GraphQL request over HTTP.
-    fn count_request(&self) {}
-    /// Counts an error by its contract code.
-    fn count_error(&self, _code: &str) {}
-    /// A WebSocket opened (`true`) or closed (`false`).
-    fn count_websocket(&self, _open: bool) {}
+    /// The transport's figures, registered in the server's `/metrics` registry.
+    fn metrics(&self) -> &metrics::HttpMetrics;
 }
 
 /// `/graphql` (POST, GET and WebSocket) and `/graphiql`, for a router whose state is
@@ -201,7 +198,7 @@ fn with_codes<A: GraphqlApp>(mut resp: GqlResponse, app: &A) -> GqlResponse {
                 "BAD_USER_INPUT".to_string()
             }
         };
-        app.count_error(&code);
+        app.metrics().error(&code);
     }
     resp
 }
@@ -214,7 +211,7 @@ fn is_request_error(resp: &GqlResponse) -> bool {
 }
 
 fn refuse<A: GraphqlApp>(app: &A, status: StatusCode, code: &str, message: &str) -> Response {
-    app.count_error(code);
+    app.metrics().error(code);
     error_response(status, code, message)
 }
 
@@ -297,13 +294,14 @@ async fn run<A: GraphqlApp>(
             );
         }
     };
+    let started = std::time::Instant::now();
     let parsed = tokio::task::spawn_blocking(move || {
         let mut request = request;
-        let ty = operation_type(&mut request);
-        (request, ty)
+        let op = operation(&mut request);
+        (request, op)
     })
     .await;
-    let Ok((request, ty)) = parsed else {
+    let Ok((request, op)) = parsed else {
         return refuse(
             app,
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -311,6 +309,7 @@ async fn run<A: GraphqlApp>(
             "internal error",
         );
     };
+    let ty = op.as_ref().map(|(t, _)| *t);
     if method == Method::Get && ty.is_some_and(|t| t != OperationType::Query) {
         let mut resp = refuse(
             app,
@@ -354,6 +353,14 @@ async fn run<A: GraphqlApp>(
     drop(permit);
     let resp = with_codes(resp, app);
     let request_error = is_request_error(&resp);
+    // The root field labels the figure only once the schema has accepted the document,
+    // so the label's values are the schema's fields, never a client's inventions.
+    let field = op
+        .as_ref()
+        .and_then(|(_, f)| f.as_deref())
+        .filter(|_| !request_error);
+    app.metrics()
+        .operation(kind_name(ty), field, started.elapsed());
     let mut body = match serde_json::to_value(&resp) {
         Ok(v) => v,
         Err(_) => {
@@ -385,18 +392,38 @@ async fn run<A: GraphqlApp>(
     out
 }
 
-/// The operation a request would run, if it can be told without executing it. The
-/// document is parsed once and kept in the request, which the guard and async-graphql
-/// then use.
-fn operation_type(request: &mut async_graphql::Request) -> Option<OperationType> {
+/// The operation a request would run and its first root field (unvalidated), if they
+/// can be told without executing it. The document is parsed once and kept in the
+/// request, which the guard and async-graphql then use.
+fn operation(request: &mut async_graphql::Request) -> Option<(OperationType, Option<String>)> {
+    use async_graphql::parser::types::Selection;
     let name = request.operation_name.clone();
     let doc = request.parsed_query().ok()?;
     let mut ops = doc.operations.iter();
-    match name.as_deref() {
+    let op = match name.as_deref() {
         Some(name) => ops
             .find(|(n, _)| n.map(|n| n.as_str()) == Some(name))
-            .map(|(_, op)| op.node.ty),
-        None => ops.next().map(|(_, op)| op.node.ty),
+            .map(|(_, op)| op),
+        None => ops.next().map(|(_, op)| op),
+    }?;
+    let field = op
+        .node
+        .selection_set
+        .node
+        .items
+        .first()
+        .map(|s| match &s.node {
+            Selection::Field(f) => f.node.name.node.to_string(),
+            Selection::FragmentSpread(_) | Selection::InlineFragment(_) => "(fragment)".into(),
+        });
+    Some((op.node.ty, field))
+}
+
+fn kind_name(ty: Option<OperationType>) -> &'static str {
+    match ty {
+        Some(OperationType::Query) | None => "query",
+        Some(OperationType::Mutation) => "mutation",
+        Some(OperationType::Subscription) => "subscription",
     }
 }
 
@@ -406,7 +433,7 @@ async fn graphql_post<A: GraphqlApp>(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    app.count_request();
+    app.metrics().request();
     let media = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -539,7 +566,7 @@ async fn graphql_get<A: GraphqlApp>(
             "a GET request needs a `query` parameter",
         );
     };
-    app.count_request();
+    app.metrics().request();
     if let Some(refused) = not_acceptable(&app, &headers) {
         return refused;
     }

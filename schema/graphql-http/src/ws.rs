@@ -66,7 +66,7 @@ pub(crate) fn upgrade<A: GraphqlApp>(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     if !same_origin(&headers) {
-        app.count_error("FORBIDDEN");
+        app.metrics().error("FORBIDDEN");
         return error_response(
             StatusCode::FORBIDDEN,
             "FORBIDDEN",
@@ -76,9 +76,9 @@ pub(crate) fn upgrade<A: GraphqlApp>(
     upgrade
         .protocols([PROTOCOL])
         .on_upgrade(move |socket| async move {
-            app.count_websocket(true);
+            app.metrics().websocket(true);
             serve(app.clone(), socket, peer).await;
-            app.count_websocket(false);
+            app.metrics().websocket(false);
         })
         .into_response()
 }
@@ -194,7 +194,7 @@ async fn serve<A: GraphqlApp>(app: A, mut socket: WebSocket, peer: Option<IpAddr
                             break (Arc::new(data), c.ends);
                         }
                         Err(why) => {
-                            app.count_error("UNAUTHENTICATED");
+                            app.metrics().error("UNAUTHENTICATED");
                             let _ = to_client
                                 .send(close(4403, &format!("Forbidden: {why}")))
                                 .await;
@@ -258,7 +258,7 @@ async fn serve<A: GraphqlApp>(app: A, mut socket: WebSocket, peer: Option<IpAddr
                         Err(e) => break Some(close(4400, &format!("invalid subscribe payload: {e}"))),
                     };
                     if running.len() >= MAX_SUBSCRIPTIONS {
-                        app.count_error("RATE_LIMITED");
+                        app.metrics().error("RATE_LIMITED");
                         let msg = json!({"id": id, "type": "error", "payload": [{
                             "message": format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection"),
                             "extensions": {"code": "RATE_LIMITED"}
@@ -290,6 +290,7 @@ async fn subscription<A: GraphqlApp>(
     data: Arc<Data>,
     out: mpsc::Sender<Out>,
 ) {
+    let _running = app.metrics().subscription();
     let mut stream = app.schema().execute_stream(request, Some(data));
     let mut first = true;
     while let Some(resp) = stream.next().await {

@@ -74,6 +74,9 @@ impl Answer {
 
 impl Gql {
     pub fn new(base: &str) -> Gql {
+        // reqwest is built without a TLS provider of its own (the workspace uses ring):
+        // name it, or a test binary whose other crates did not install it panics here.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Gql {
             http: reqwest::Client::new(),
             base: base.trim_end_matches('/').to_string(),
@@ -732,6 +735,28 @@ impl TestDatabase {
             admin_url,
             name,
         })
+    }
+
+    /// Takes the database away from its clients (`false`: its connections are cut and
+    /// new ones refused, as when the server is gone) or gives it back (`true`).
+    pub async fn accept_connections(&self, accept: bool) -> Result<()> {
+        let pool = sqlx::PgPool::connect(&self.admin_url).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS {accept}",
+            self.name
+        )))
+        .execute(&pool)
+        .await?;
+        if !accept {
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            )
+            .bind(&self.name)
+            .execute(&pool)
+            .await?;
+        }
+        pool.close().await;
+        Ok(())
     }
 
     /// Drops the database (closing its other connections).
