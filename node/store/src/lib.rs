@@ -144,6 +144,7 @@ impl Store {
             .pragma_update(None, "synchronous", "FULL")
             .map_err(StoreError::sqlite("set synchronous=FULL"))?;
         schema::migrate(&mut writer)?;
+        projection::reproject_pending(&mut writer)?;
         let identity = schema::identity(&mut writer, site)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {

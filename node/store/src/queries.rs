@@ -3,6 +3,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use healsync_domain::*;
+use healsync_records::{Record, RecordError, ScalarValue};
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params_from_iter};
 
 use crate::StoreError;
@@ -58,166 +60,31 @@ pub(crate) fn opt_id<T: std::str::FromStr<Err = DomainError>>(
     s.map(|s| s.parse::<T>().map_err(conv_err)).transpose()
 }
 
-fn json_list(row: &Row<'_>, idx: &str) -> rusqlite::Result<Vec<String>> {
-    let s: String = row.get(idx)?;
-    serde_json::from_str(&s).map_err(conv_err)
-}
-
-fn patient_row(row: &Row<'_>) -> rusqlite::Result<Patient> {
-    let dob: Option<String> = row.get("date_of_birth")?;
-    let sex: Option<String> = row.get("sex")?;
-    let ec_name: Option<String> = row.get("ec_name")?;
-    let ec_phone: Option<String> = row.get("ec_phone")?;
-    Ok(Patient {
-        id: id(row, "id")?,
-        mrn: row.get("mrn")?,
-        site: row.get("site")?,
-        name: row.get("name")?,
-        email: row.get("email")?,
-        phone: row.get("phone")?,
-        date_of_birth: dob
-            .map(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(conv_err))
-            .transpose()?,
-        sex: sex.map(|s| Sex::parse(&s).map_err(conv_err)).transpose()?,
-        address: Address {
-            line1: row.get("address_line1")?,
-            line2: row.get("address_line2")?,
-            city: row.get("address_city")?,
-            region: row.get("address_region")?,
-            postal_code: row.get("address_postal_code")?,
-            country: row.get("address_country")?,
-        },
-        emergency_contact: match (ec_name, ec_phone) {
-            (Some(name), Some(phone)) => Some(EmergencyContact {
-                name,
-                phone,
-                relationship: row.get("ec_relationship")?,
-            }),
-            _ => None,
-        },
-        allergies: json_list(row, "allergies")?,
-        active: row.get("active")?,
-        created_at: time(row, "created_at")?,
-        updated_at: time(row, "updated_at")?,
-    })
-}
-
-fn doctor_row(row: &Row<'_>) -> rusqlite::Result<Doctor> {
-    Ok(Doctor {
-        id: id(row, "id")?,
-        name: row.get("name")?,
-        specializations: json_list(row, "specializations")?,
-        licence_number: row.get("licence_number")?,
-        email: row.get("email")?,
-        phone: row.get("phone")?,
-        active: row.get("active")?,
-        created_at: time(row, "created_at")?,
-        updated_at: time(row, "updated_at")?,
-    })
-}
-
-fn schedule_row(row: &Row<'_>) -> rusqlite::Result<Schedule> {
-    let weekly: String = row.get("weekly")?;
-    Ok(Schedule {
-        id: id(row, "id")?,
-        doctor_id: id(row, "doctor_id")?,
-        site: row.get("site")?,
-        slot_minutes: row.get("slot_minutes")?,
-        utc_offset_minutes: row.get("utc_offset_minutes")?,
-        rules: serde_json::from_str(&weekly).map_err(conv_err)?,
-        active: row.get("active")?,
-        updated_at: time(row, "updated_at")?,
-    })
-}
-
-fn leave_row(row: &Row<'_>) -> rusqlite::Result<Leave> {
-    Ok(Leave {
-        id: id(row, "id")?,
-        doctor_id: id(row, "doctor_id")?,
-        site: row.get("site")?,
-        start: time(row, "start_at")?,
-        end: time(row, "end_at")?,
-        reason: row.get("reason")?,
-        cancelled: row.get("cancelled")?,
-    })
-}
-
-fn appointment_row(row: &Row<'_>) -> rusqlite::Result<Appointment> {
-    let status: String = row.get("status")?;
-    Ok(Appointment {
-        id: id(row, "id")?,
-        patient_id: id(row, "patient_id")?,
-        doctor_id: id(row, "doctor_id")?,
-        site: row.get("site")?,
-        start: time(row, "start_at")?,
-        end: time(row, "end_at")?,
-        status: AppointmentStatus::parse(&status).map_err(conv_err)?,
-        reason: row.get("reason")?,
-        notes: row.get("notes")?,
-        created_at: time(row, "created_at")?,
-        updated_at: time(row, "updated_at")?,
-    })
-}
-
-fn notification_row(row: &Row<'_>) -> rusqlite::Result<Notification> {
-    let kind: String = row.get("audience_kind")?;
-    let audience_id: String = row.get("audience_id")?;
-    let audience_id = uuid::Uuid::parse_str(&audience_id).map_err(conv_err)?;
-    let audience = Audience::from_parts(&kind, audience_id).ok_or_else(|| {
-        conv_err(healsync_domain::DomainError::invalid(
-            "audience",
-            format!("unknown audience {kind:?}"),
+/// Reads a record of kind `R` from its projection row (which `projection::project`
+/// wrote from the same fields), through the kind's own `read`.
+pub fn record_row<R: Record>(row: &Row<'_>) -> rusqlite::Result<R> {
+    let (_, renames) = crate::projection::table(R::KIND);
+    let lookup = |key: &'static str| -> std::result::Result<Option<ScalarValue>, RecordError> {
+        let column = crate::projection::column(renames, key);
+        let bad = |reason: String| RecordError::Invalid { field: key, reason };
+        Ok(Some(
+            match row
+                .get_ref(column.as_ref())
+                .map_err(|e| bad(e.to_string()))?
+            {
+                ValueRef::Null => ScalarValue::Null,
+                ValueRef::Integer(i) => ScalarValue::Int(i),
+                ValueRef::Real(f) => ScalarValue::F64(f),
+                ValueRef::Text(t) => ScalarValue::Str(
+                    std::str::from_utf8(t)
+                        .map_err(|e| bad(e.to_string()))?
+                        .into(),
+                ),
+                ValueRef::Blob(_) => return Err(RecordError::WrongType(key)),
+            },
         ))
-    })?;
-    Ok(Notification {
-        id: id(row, "id")?,
-        audience,
-        kind: row.get("type")?,
-        title: row.get("title")?,
-        body: row.get("body")?,
-        appointment_id: opt_id(row, "appointment_id")?,
-        created_at: time(row, "created_at")?,
-        read: row.get("read")?,
-    })
-}
-
-fn patient_request_row(row: &Row<'_>) -> rusqlite::Result<PatientRequest> {
-    let status: String = row.get("status")?;
-    Ok(PatientRequest {
-        id: id(row, "id")?,
-        mrn: row.get("mrn")?,
-        // The evidence travels in the document to the hub; the clinic's list does
-        // not show it.
-        date_of_birth: None,
-        requested_by: None,
-        status: RequestStatus::parse(&status).ok_or_else(|| {
-            conv_err(healsync_domain::DomainError::invalid(
-                "status",
-                format!("unknown request status {status:?}"),
-            ))
-        })?,
-        patient_id: opt_id(row, "patient_id")?,
-        answer: row.get("answer")?,
-        created_at: time(row, "created_at")?,
-        updated_at: time(row, "updated_at")?,
-    })
-}
-
-fn user_row(row: &Row<'_>) -> rusqlite::Result<User> {
-    let role: String = row.get("role")?;
-    Ok(User {
-        id: id(row, "id")?,
-        username: row.get("username")?,
-        role: Role::parse(&role).map_err(conv_err)?,
-        password_hash: row.get("password_hash")?,
-        patient_id: opt_id(row, "patient_id")?,
-        doctor_id: opt_id(row, "doctor_id")?,
-        active: row.get("active")?,
-        sites: serde_json::from_str(&row.get::<_, String>("sites")?).map_err(conv_err)?,
-        credentials_changed_at: row
-            .get::<_, Option<i64>>("credentials_changed_at")?
-            .and_then(DateTime::from_timestamp_millis),
-    })
+    };
+    healsync_records::read_fields(&lookup).map_err(conv_err)
 }
 
 pub(crate) fn all<T>(
@@ -331,7 +198,7 @@ pub fn patients(conn: &Connection, f: &PatientFilter) -> Result<Vec<Patient>> {
     args.push(Box::new(f.limit));
     args.push(Box::new(f.offset));
     let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
-    all(conn, "list patients", &sql, &refs, patient_row)
+    all(conn, "list patients", &sql, &refs, record_row::<Patient>)
 }
 
 pub fn patient(conn: &Connection, id: PatientId) -> Result<Option<Patient>> {
@@ -340,7 +207,7 @@ pub fn patient(conn: &Connection, id: PatientId) -> Result<Option<Patient>> {
         "load a patient",
         "SELECT * FROM patients WHERE id = ?1",
         &[&id.to_string()],
-        patient_row,
+        record_row::<Patient>,
     )
 }
 
@@ -353,7 +220,7 @@ pub fn patients_by_ids(conn: &Connection, ids: &[PatientId]) -> Result<Vec<Patie
         "id",
         "",
         &ids,
-        patient_row,
+        record_row::<Patient>,
     )
 }
 
@@ -363,7 +230,7 @@ pub fn patient_by_email(conn: &Connection, email: &str) -> Result<Option<Patient
         "find a patient by e-mail",
         "SELECT * FROM patients WHERE email = ?1 AND active = 1 LIMIT 1",
         &[&email],
-        patient_row,
+        record_row::<Patient>,
     )
 }
 
@@ -470,7 +337,7 @@ pub fn doctors(conn: &Connection, f: &DoctorFilter) -> Result<Vec<Doctor>> {
     args.push(Box::new(f.limit));
     args.push(Box::new(f.offset));
     let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
-    all(conn, "list doctors", &sql, &refs, doctor_row)
+    all(conn, "list doctors", &sql, &refs, record_row::<Doctor>)
 }
 
 pub fn doctor(conn: &Connection, id: DoctorId) -> Result<Option<Doctor>> {
@@ -479,7 +346,7 @@ pub fn doctor(conn: &Connection, id: DoctorId) -> Result<Option<Doctor>> {
         "load a doctor",
         "SELECT * FROM doctors WHERE id = ?1",
         &[&id.to_string()],
-        doctor_row,
+        record_row::<Doctor>,
     )
 }
 
@@ -492,7 +359,7 @@ pub fn doctors_by_ids(conn: &Connection, ids: &[DoctorId]) -> Result<Vec<Doctor>
         "id",
         "",
         &ids,
-        doctor_row,
+        record_row::<Doctor>,
     )
 }
 
@@ -502,7 +369,7 @@ pub fn schedules_of(conn: &Connection, doctor: DoctorId) -> Result<Vec<Schedule>
         "load schedules",
         "SELECT * FROM schedules WHERE doctor_id = ?1 ORDER BY site, id",
         &[&doctor.to_string()],
-        schedule_row,
+        record_row::<Schedule>,
     )
 }
 
@@ -512,7 +379,7 @@ pub fn schedule(conn: &Connection, id: ScheduleId) -> Result<Option<Schedule>> {
         "load a schedule",
         "SELECT * FROM schedules WHERE id = ?1",
         &[&id.to_string()],
-        schedule_row,
+        record_row::<Schedule>,
     )
 }
 
@@ -528,7 +395,7 @@ pub fn leaves_of(
         "load leave",
         "SELECT * FROM leaves WHERE doctor_id = ?1 AND end_at > ?2 AND start_at < ?3 ORDER BY start_at, id",
         &[&doctor.to_string(), &ms(from), &ms(to)],
-        leave_row,
+        record_row::<Leave>,
     )
 }
 
@@ -538,7 +405,7 @@ pub fn leave(conn: &Connection, id: LeaveId) -> Result<Option<Leave>> {
         "load a leave",
         "SELECT * FROM leaves WHERE id = ?1",
         &[&id.to_string()],
-        leave_row,
+        record_row::<Leave>,
     )
 }
 
@@ -582,7 +449,13 @@ pub fn appointments(conn: &Connection, f: &AppointmentFilter) -> Result<Vec<Appo
     args.push(Box::new(f.limit));
     args.push(Box::new(f.offset));
     let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
-    all(conn, "list appointments", &sql, &refs, appointment_row)
+    all(
+        conn,
+        "list appointments",
+        &sql,
+        &refs,
+        record_row::<Appointment>,
+    )
 }
 
 pub fn appointment(conn: &Connection, id: AppointmentId) -> Result<Option<Appointment>> {
@@ -591,7 +464,7 @@ pub fn appointment(conn: &Connection, id: AppointmentId) -> Result<Option<Appoin
         "load an appointment",
         "SELECT * FROM appointments WHERE id = ?1",
         &[&id.to_string()],
-        appointment_row,
+        record_row::<Appointment>,
     )
 }
 
@@ -604,7 +477,7 @@ pub fn appointments_of_patients(conn: &Connection, ids: &[PatientId]) -> Result<
         "patient_id",
         "",
         &ids,
-        appointment_row,
+        record_row::<Appointment>,
     )
 }
 
@@ -624,7 +497,7 @@ pub fn appointments_of_doctors(
         "doctor_id",
         &range,
         &ids,
-        appointment_row,
+        record_row::<Appointment>,
     )
 }
 
@@ -651,7 +524,7 @@ pub fn holding_overlaps(
         "check overlapping appointments",
         &sql,
         &[&id, &ms(end), &ms(start), &except],
-        appointment_row,
+        record_row::<Appointment>,
     )
 }
 
@@ -682,7 +555,7 @@ pub fn notifications_for(
         "list notifications",
         sql,
         &[&kind, &id, &limit, &offset],
-        notification_row,
+        record_row::<Notification>,
     )
 }
 
@@ -692,7 +565,7 @@ pub fn notification(conn: &Connection, id: NotificationId) -> Result<Option<Noti
         "load a notification",
         "SELECT * FROM notifications WHERE id = ?1",
         &[&id.to_string()],
-        notification_row,
+        record_row::<Notification>,
     )
 }
 
@@ -705,7 +578,7 @@ pub fn patient_requests(conn: &Connection, limit: u32, offset: u32) -> Result<Ve
         "list patient requests",
         "SELECT * FROM patient_requests ORDER BY created_at DESC, id DESC LIMIT ?1 OFFSET ?2",
         &[&limit, &offset],
-        patient_request_row,
+        record_row::<PatientRequest>,
     )
 }
 
@@ -715,7 +588,7 @@ pub fn patient_request(conn: &Connection, id: PatientRequestId) -> Result<Option
         "load a patient request",
         "SELECT * FROM patient_requests WHERE id = ?1",
         &[&id.to_string()],
-        patient_request_row,
+        record_row::<PatientRequest>,
     )
 }
 
@@ -726,7 +599,7 @@ pub fn pending_request(conn: &Connection, mrn: &str) -> Result<Option<PatientReq
         "look up a pending request",
         "SELECT * FROM patient_requests WHERE mrn = ?1 AND status = 'PENDING' LIMIT 1",
         &[&mrn],
-        patient_request_row,
+        record_row::<PatientRequest>,
     )
 }
 
@@ -737,7 +610,7 @@ pub fn patient_by_mrn(conn: &Connection, mrn: &str) -> Result<Option<Patient>> {
         "look up a medical record number",
         "SELECT * FROM patients WHERE mrn = ?1",
         &[&mrn],
-        patient_row,
+        record_row::<Patient>,
     )
 }
 
@@ -751,7 +624,7 @@ pub fn users_named(conn: &Connection, username: &str) -> Result<Vec<User>> {
         "find a user",
         "SELECT * FROM users WHERE username = ?1 AND active = 1 ORDER BY id",
         &[&username],
-        user_row,
+        record_row::<User>,
     )
 }
 
@@ -766,7 +639,7 @@ pub fn accounts(conn: &Connection) -> Result<Vec<(User, bool)>> {
                                 ORDER BY c.seq LIMIT 1), 0) AS created_here
          FROM users u",
         &[],
-        |row| Ok((user_row(row)?, row.get("created_here")?)),
+        |row| Ok((record_row::<User>(row)?, row.get("created_here")?)),
     )
 }
 
@@ -787,7 +660,7 @@ pub fn user(conn: &Connection, id: UserId) -> Result<Option<User>> {
         "load a user",
         "SELECT * FROM users WHERE id = ?1",
         &[&id.to_string()],
-        user_row,
+        record_row::<User>,
     )
 }
 
@@ -900,21 +773,6 @@ const CURRENT_SQL: &str = "NOT EXISTS (SELECT 1 FROM medical_records c WHERE c.c
      AND (m.correction IS NULL OR m.correction <> 'RETRACTS')";
 
 fn entry_row(row: &Row<'_>) -> rusqlite::Result<EntryRow> {
-    let entry_type = EntryType::parse(&row.get::<_, String>("type")?).map_err(conv_err)?;
-    let details: String = row.get("details")?;
-    let correction = match opt_id::<MedicalRecordId>(row, "corrects")? {
-        None => None,
-        Some(of) => {
-            let kind: String = row.get("correction")?;
-            Some(clinical::Correction {
-                of,
-                kind: clinical::CorrectionKind::parse(&kind).map_err(conv_err)?,
-                reason: row
-                    .get::<_, Option<String>>("correction_reason")?
-                    .unwrap_or_default(),
-            })
-        }
-    };
     let corrected_by: Option<String> = row.get("corrected_by")?;
     let mut corrected_by = corrected_by
         .as_deref()
@@ -925,18 +783,7 @@ fn entry_row(row: &Row<'_>) -> rusqlite::Result<EntryRow> {
         .collect::<rusqlite::Result<Vec<_>>>()?;
     corrected_by.sort();
     Ok(EntryRow {
-        entry: MedicalRecord {
-            id: id(row, "id")?,
-            patient_id: id(row, "patient_id")?,
-            site: row.get("site")?,
-            details: Details::from_json(entry_type, &details).map_err(conv_err)?,
-            recorded_at: time(row, "recorded_at")?,
-            author: row.get("author")?,
-            author_doctor_id: opt_id(row, "author_doctor_id")?,
-            appointment_id: opt_id(row, "appointment_id")?,
-            correction,
-            created_at: time(row, "created_at")?,
-        },
+        entry: record_row(row)?,
         corrected_by,
     })
 }
@@ -1085,7 +932,7 @@ pub fn patients_with_intake_allergies(
             &after.map(|a| a.to_string()).unwrap_or_default(),
             &limit,
         ],
-        patient_row,
+        record_row::<Patient>,
     )
 }
 

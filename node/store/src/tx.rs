@@ -132,8 +132,8 @@ impl<'c> WriteTx<'c> {
         let current = AnyRecord::read(doc).map_err(StoreError::record(id))?;
         projection::project(&self.tx, &current)?;
         projection::project_conflicts(&self.tx, id, kind, doc)?;
-        let uid = projection::record_id(&current);
-        self.changed.retain(|r| projection::record_id(r) != uid);
+        let uid = current.id();
+        self.changed.retain(|r| r.id() != uid);
         self.changed.push(current);
         Ok(())
     }

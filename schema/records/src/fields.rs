@@ -1,73 +1,93 @@
 //! Field-level access to a record document's root map: typed getters, and setters that
 //! write only when the value differs from what the document already says.
 
-use automerge::{
-    AutoCommit, ObjType, ROOT, ReadDoc, ScalarValue, Value, transaction::Transactable,
-};
+use automerge::{AutoCommit, ROOT, ReadDoc, ScalarValue, Value, transaction::Transactable};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::RecordError;
 
-/// Puts fields into a document, skipping those that already hold the value.
+/// Where a [`Writer`] puts fields.
+enum Target<'a> {
+    /// A record's document: only fields whose value differs become operations.
+    Doc(&'a mut AutoCommit),
+    /// A flat list of (document key, value), every field, in the order written: what a
+    /// projection row stores.
+    Flat(&'a mut Vec<(&'static str, ScalarValue)>),
+}
+
+/// Puts a record's fields into its document (skipping those that already hold the
+/// value) or into a flat list; each kind's `write` is the one place its fields are
+/// named for both.
 pub struct Writer<'a> {
-    doc: &'a mut AutoCommit,
+    to: Target<'a>,
 }
 
 impl<'a> Writer<'a> {
     pub(crate) fn new(doc: &'a mut AutoCommit) -> Self {
-        Writer { doc }
+        Writer {
+            to: Target::Doc(doc),
+        }
     }
 
-    fn current(&self, key: &str) -> Result<Option<ScalarValue>, RecordError> {
-        Ok(match self.doc.get(ROOT, key)? {
-            Some((Value::Scalar(s), _)) => Some(s.into_owned()),
-            Some((Value::Object(ObjType::Map), _)) | Some((Value::Object(_), _)) => None,
-            None => None,
-        })
+    pub(crate) fn flat(out: &'a mut Vec<(&'static str, ScalarValue)>) -> Self {
+        Writer {
+            to: Target::Flat(out),
+        }
     }
 
-    fn put(&mut self, key: &str, value: ScalarValue) -> Result<(), RecordError> {
+    fn put(&mut self, key: &'static str, value: ScalarValue) -> Result<(), RecordError> {
+        let doc = match &mut self.to {
+            Target::Flat(out) => {
+                out.push((key, value));
+                return Ok(());
+            }
+            Target::Doc(doc) => doc,
+        };
         // A field with concurrent values is rewritten even if the winner already equals
         // the new value: writing it is how a person's decision settles the conflict.
-        let settled = self.doc.get_all(ROOT, key)?.len() <= 1;
-        if settled && self.current(key)?.as_ref() == Some(&value) {
+        let settled = doc.get_all(ROOT, key)?.len() <= 1;
+        let current = match doc.get(ROOT, key)? {
+            Some((Value::Scalar(s), _)) => Some(s.into_owned()),
+            Some((Value::Object(_), _)) | None => None,
+        };
+        if settled && current.as_ref() == Some(&value) {
             return Ok(());
         }
-        self.doc.put(ROOT, key, value)?;
+        doc.put(ROOT, key, value)?;
         Ok(())
     }
 
-    pub fn str(&mut self, key: &str, value: &str) -> Result<(), RecordError> {
+    pub fn str(&mut self, key: &'static str, value: &str) -> Result<(), RecordError> {
         self.put(key, ScalarValue::Str(value.into()))
     }
 
-    pub fn opt_str(&mut self, key: &str, value: Option<&str>) -> Result<(), RecordError> {
+    pub fn opt_str(&mut self, key: &'static str, value: Option<&str>) -> Result<(), RecordError> {
         match value {
             Some(v) => self.str(key, v),
             None => self.clear(key),
         }
     }
 
-    pub fn int(&mut self, key: &str, value: i64) -> Result<(), RecordError> {
+    pub fn int(&mut self, key: &'static str, value: i64) -> Result<(), RecordError> {
         self.put(key, ScalarValue::Int(value))
     }
 
-    pub fn opt_int(&mut self, key: &str, value: Option<i64>) -> Result<(), RecordError> {
+    pub fn opt_int(&mut self, key: &'static str, value: Option<i64>) -> Result<(), RecordError> {
         match value {
             Some(v) => self.int(key, v),
             None => self.clear(key),
         }
     }
 
-    pub fn bool(&mut self, key: &str, value: bool) -> Result<(), RecordError> {
+    pub fn bool(&mut self, key: &'static str, value: bool) -> Result<(), RecordError> {
         self.put(key, ScalarValue::Boolean(value))
     }
 
-    pub fn time(&mut self, key: &str, value: DateTime<Utc>) -> Result<(), RecordError> {
+    pub fn time(&mut self, key: &'static str, value: DateTime<Utc>) -> Result<(), RecordError> {
         self.put(key, ScalarValue::Timestamp(value.timestamp_millis()))
     }
 
-    pub fn date(&mut self, key: &str, value: Option<NaiveDate>) -> Result<(), RecordError> {
+    pub fn date(&mut self, key: &'static str, value: Option<NaiveDate>) -> Result<(), RecordError> {
         self.opt_str(
             key,
             value.map(|d| d.format("%Y-%m-%d").to_string()).as_deref(),
@@ -75,40 +95,78 @@ impl<'a> Writer<'a> {
     }
 
     /// A JSON-encoded value as one scalar (lists, small structures).
-    pub fn json(&mut self, key: &str, value: &serde_json::Value) -> Result<(), RecordError> {
+    pub fn json(
+        &mut self,
+        key: &'static str,
+        value: &serde_json::Value,
+    ) -> Result<(), RecordError> {
         self.str(key, &value.to_string())
     }
 
-    /// Removes a field (an optional value that is no longer recorded).
-    pub fn clear(&mut self, key: &str) -> Result<(), RecordError> {
-        if self.doc.get(ROOT, key)?.is_some() {
-            self.doc.delete(ROOT, key)?;
+    /// Removes a field (an optional value that is no longer recorded); a flat list
+    /// holds it as null.
+    pub fn clear(&mut self, key: &'static str) -> Result<(), RecordError> {
+        match &mut self.to {
+            Target::Flat(out) => out.push((key, ScalarValue::Null)),
+            Target::Doc(doc) => {
+                if doc.get(ROOT, key)?.is_some() {
+                    doc.delete(ROOT, key)?;
+                }
+            }
         }
         Ok(())
     }
 }
 
-/// Reads typed fields from a document's root map (the winning value of each field).
+/// Looks a field up by its document key in a flat source (a projection row): its
+/// value, `None` or null when it holds none.
+pub type Lookup<'a> = &'a dyn Fn(&'static str) -> Result<Option<ScalarValue>, RecordError>;
+
+enum Source<'a> {
+    Doc(&'a AutoCommit),
+    Flat(Lookup<'a>),
+}
+
+/// Reads typed fields from a document's root map (the winning value of each field), or
+/// from a flat source written by [`Writer`] (a projection row, whose booleans are
+/// stored as 0 and 1).
 pub struct Reader<'a> {
-    doc: &'a AutoCommit,
+    from: Source<'a>,
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(doc: &'a AutoCommit) -> Self {
-        Reader { doc }
-    }
-
-    fn scalar(&self, key: &'static str) -> Result<Option<ScalarValue>, RecordError> {
-        match self.doc.get(ROOT, key)? {
-            Some((Value::Scalar(s), _)) => Ok(Some(s.into_owned())),
-            Some((Value::Object(_), _)) => Err(RecordError::WrongType(key)),
-            None => Ok(None),
+        Reader {
+            from: Source::Doc(doc),
         }
     }
 
-    /// Every distinct concurrent value of a field.
+    pub(crate) fn flat(lookup: Lookup<'a>) -> Self {
+        Reader {
+            from: Source::Flat(lookup),
+        }
+    }
+
+    fn scalar(&self, key: &'static str) -> Result<Option<ScalarValue>, RecordError> {
+        match &self.from {
+            Source::Flat(lookup) => lookup(key),
+            Source::Doc(doc) => match doc.get(ROOT, key)? {
+                Some((Value::Scalar(s), _)) => Ok(Some(s.into_owned())),
+                Some((Value::Object(_), _)) => Err(RecordError::WrongType(key)),
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// Every distinct concurrent value of a field (a flat source holds one).
     pub fn values(&self, key: &'static str) -> Result<Vec<ScalarValue>, RecordError> {
-        crate::conflicts::field_values(self.doc, key)
+        match &self.from {
+            Source::Doc(doc) => crate::conflicts::field_values(doc, key),
+            Source::Flat(_) => Ok(match self.scalar(key)? {
+                None | Some(ScalarValue::Null) => vec![],
+                Some(v) => vec![v],
+            }),
+        }
     }
 
     pub fn opt_str(&self, key: &'static str) -> Result<Option<String>, RecordError> {
@@ -142,6 +200,9 @@ impl<'a> Reader<'a> {
     pub fn bool(&self, key: &'static str) -> Result<bool, RecordError> {
         match self.scalar(key)? {
             Some(ScalarValue::Boolean(b)) => Ok(b),
+            Some(ScalarValue::Int(i @ (0 | 1))) if matches!(self.from, Source::Flat(_)) => {
+                Ok(i == 1)
+            }
             None => Err(RecordError::Missing(key)),
             Some(_) => Err(RecordError::WrongType(key)),
         }

@@ -160,6 +160,28 @@ impl AnyRecord {
         })
     }
 
+    /// See [`crate::fields`].
+    pub fn fields(&self) -> Result<Vec<(&'static str, automerge::ScalarValue)>, RecordError> {
+        match self {
+            AnyRecord::Patient(r) => crate::fields(r),
+            AnyRecord::Doctor(r) => crate::fields(r),
+            AnyRecord::Schedule(r) => crate::fields(r),
+            AnyRecord::Leave(r) => crate::fields(r),
+            AnyRecord::Appointment(r) => crate::fields(r),
+            AnyRecord::Notification(r) => crate::fields(r),
+            AnyRecord::User(r) => crate::fields(r),
+            AnyRecord::PatientRequest(r) => crate::fields(r),
+            AnyRecord::MedicalRecord(r) => crate::fields(r),
+            AnyRecord::Invoice(r) => crate::fields(r),
+            AnyRecord::InvoiceVoid(r) => crate::fields(r),
+            AnyRecord::Payment(r) => crate::fields(r),
+            AnyRecord::PriceItem(r) => crate::fields(r),
+            AnyRecord::Coverage(r) => crate::fields(r),
+            AnyRecord::Claim(r) => crate::fields(r),
+            AnyRecord::MessagePreference(r) => crate::fields(r),
+        }
+    }
+
     /// The record's id (its document's key).
     pub fn id(&self) -> Uuid {
         match self {

@@ -11,9 +11,12 @@
 pub mod conflicts;
 mod fields;
 mod kinds;
+#[cfg(any(test, feature = "samples"))]
+pub mod samples;
 
+pub use automerge::ScalarValue;
 pub use conflicts::{FieldConflict, conflicts};
-pub use fields::{Reader, Writer};
+pub use fields::{Lookup, Reader, Writer};
 pub use kinds::{AnyRecord, Record, RecordKind};
 
 use automerge::{ActorId, AutoCommit, ChangeHash};
@@ -84,6 +87,22 @@ pub fn read_record<R: Record>(doc: &AutoCommit) -> Result<R, RecordError> {
         });
     }
     R::read(&r)
+}
+
+/// A record's fields as (document key, value), `id` first, then in the order its kind's
+/// `write` puts them, every field present (an absent optional one as null). A
+/// projection row stores exactly these, so a kind's fields are named once, in its
+/// `write` and `read`, for the document and the projection alike.
+pub fn fields<R: Record>(record: &R) -> Result<Vec<(&'static str, ScalarValue)>, RecordError> {
+    let mut out = vec![("id", ScalarValue::Str(record.id().to_string().into()))];
+    record.write(&mut Writer::flat(&mut out))?;
+    Ok(out)
+}
+
+/// Reads a record of a known kind from the fields [`fields`] gave (a projection row),
+/// each looked up by its document key.
+pub fn read_fields<R: Record>(lookup: Lookup<'_>) -> Result<R, RecordError> {
+    R::read(&Reader::flat(lookup))
 }
 
 /// Settles a conflicting field and commits: `value` is either one of its current values

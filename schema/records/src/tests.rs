@@ -2,9 +2,8 @@
 //! relies on (different fields merge; the same field keeps both values).
 
 use automerge::{ActorId, ROOT, ReadDoc};
-use chrono::{DateTime, NaiveDate, Utc, Weekday};
+use chrono::{DateTime, Utc};
 use healsync_domain::*;
-use uuid::Uuid;
 
 use crate::*;
 
@@ -15,30 +14,7 @@ fn t(s: &str) -> DateTime<Utc> {
 }
 
 fn patient() -> Patient {
-    Patient {
-        id: PatientId(Uuid::now_v7()),
-        mrn: "DEV-000001".into(),
-        site: "DEV".into(),
-        name: "Amina Njoroge".into(),
-        email: "amina@example.org".into(),
-        phone: Some("+254 712 000 111".into()),
-        date_of_birth: NaiveDate::from_ymd_opt(1984, 3, 1),
-        sex: Some(Sex::Female),
-        address: Address {
-            line1: Some("12 Moi Avenue".into()),
-            city: Some("Nairobi".into()),
-            ..Address::default()
-        },
-        emergency_contact: Some(EmergencyContact {
-            name: "Otieno Njoroge".into(),
-            phone: "+254 733 000 222".into(),
-            relationship: Some("brother".into()),
-        }),
-        allergies: vec!["Penicillin".into()],
-        active: true,
-        created_at: t("2026-11-23T08:00:00Z"),
-        updated_at: t("2026-11-23T08:00:00Z"),
-    }
+    crate::samples::patient()
 }
 
 fn round_trip<R: Record + PartialEq + std::fmt::Debug>(record: R) {
@@ -59,237 +35,54 @@ fn round_trip<R: Record + PartialEq + std::fmt::Debug>(record: R) {
     );
 }
 
-#[test]
-fn every_kind_round_trips() {
-    round_trip(patient());
-    let mut bare = patient();
-    bare.phone = None;
-    bare.sex = None;
-    bare.date_of_birth = None;
-    bare.emergency_contact = None;
-    bare.allergies = vec![];
-    bare.address = Address::default();
-    round_trip(bare);
-    round_trip(Doctor {
-        id: DoctorId(Uuid::now_v7()),
-        name: "Dr. Wanjiru Kamau".into(),
-        specializations: vec!["Cardiology".into(), "Internal medicine".into()],
-        licence_number: "KMPDC-1234".into(),
-        email: None,
-        phone: Some("+254 700 000 000".into()),
-        active: true,
-        created_at: t("2026-11-23T08:00:00Z"),
-        updated_at: t("2026-11-23T08:00:00Z"),
-    });
-    round_trip(Schedule {
-        id: ScheduleId(Uuid::now_v7()),
-        doctor_id: DoctorId(Uuid::now_v7()),
-        site: "DEV".into(),
-        slot_minutes: 20,
-        utc_offset_minutes: 180,
-        rules: vec![WeeklyRule {
-            weekday: Weekday::Tue,
-            start: healsync_domain::schedule::parse_time("s", "09:00").expect("time"),
-            end: healsync_domain::schedule::parse_time("e", "12:00").expect("time"),
-        }],
-        active: true,
-        updated_at: t("2026-11-23T08:00:00Z"),
-    });
-    round_trip(Leave {
-        id: LeaveId(Uuid::now_v7()),
-        doctor_id: DoctorId(Uuid::now_v7()),
-        site: "DEV".into(),
-        start: t("2026-12-01T00:00:00Z"),
-        end: t("2026-12-08T00:00:00Z"),
-        reason: Some("Annual leave".into()),
-        cancelled: false,
-    });
-    round_trip(Appointment {
-        id: AppointmentId(Uuid::now_v7()),
-        patient_id: PatientId(Uuid::now_v7()),
-        doctor_id: DoctorId(Uuid::now_v7()),
-        site: "DEV".into(),
-        start: t("2026-11-24T09:00:00Z"),
-        end: t("2026-11-24T09:20:00Z"),
-        status: AppointmentStatus::CheckedIn,
-        reason: Some("Follow-up".into()),
-        notes: None,
-        created_at: t("2026-11-23T08:00:00Z"),
-        updated_at: t("2026-11-23T08:00:00Z"),
-    });
-    round_trip(Notification {
-        id: NotificationId(Uuid::now_v7()),
-        audience: Audience::Doctor(DoctorId(Uuid::now_v7())),
-        kind: "APPOINTMENT_BOOKED".into(),
-        title: "New appointment".into(),
-        body: "Amina Njoroge, 24 Nov 09:00".into(),
-        appointment_id: Some(AppointmentId(Uuid::now_v7())),
-        created_at: t("2026-11-23T08:00:00Z"),
-        read: false,
-    });
-    round_trip(PatientRequest {
-        id: PatientRequestId(Uuid::now_v7()),
-        mrn: "NBO-000042".into(),
-        date_of_birth: chrono::NaiveDate::from_ymd_opt(1984, 3, 1),
-        requested_by: Some("reception".into()),
-        status: RequestStatus::Pending,
-        patient_id: None,
-        answer: None,
-        created_at: t("2026-11-23T08:00:00Z"),
-        updated_at: t("2026-11-23T08:00:00Z"),
-    });
-    round_trip(PatientRequest {
-        id: PatientRequestId(Uuid::now_v7()),
-        mrn: "NBO-000042".into(),
-        date_of_birth: None,
-        requested_by: None,
-        status: RequestStatus::Shared,
-        patient_id: Some(PatientId(Uuid::now_v7())),
-        answer: Some("shared by the hub".into()),
-        created_at: t("2026-11-23T08:00:00Z"),
-        updated_at: t("2026-11-23T08:05:00Z"),
-    });
-    round_trip(User {
-        id: UserId(Uuid::now_v7()),
-        username: "amina".into(),
-        role: Role::Patient,
-        password_hash: "$argon2id$v=19$...".into(),
-        patient_id: Some(PatientId(Uuid::now_v7())),
-        doctor_id: None,
-        active: true,
-        sites: vec![
-            healsync_domain::SiteCode::parse("NBO").expect("site"),
-            healsync_domain::SiteCode::parse("MSA").expect("site"),
-        ],
-        credentials_changed_at: Some(t("2026-11-23T09:00:00Z")),
-    });
-    billing_kinds_round_trip();
+/// Round-trips any record through its kind's document.
+fn round_trip_any(record: AnyRecord) {
+    match record {
+        AnyRecord::Patient(r) => round_trip(r),
+        AnyRecord::Doctor(r) => round_trip(r),
+        AnyRecord::Schedule(r) => round_trip(r),
+        AnyRecord::Leave(r) => round_trip(r),
+        AnyRecord::Appointment(r) => round_trip(r),
+        AnyRecord::Notification(r) => round_trip(r),
+        AnyRecord::User(r) => round_trip(r),
+        AnyRecord::PatientRequest(r) => round_trip(r),
+        AnyRecord::MedicalRecord(r) => round_trip(r),
+        AnyRecord::Invoice(r) => round_trip(r),
+        AnyRecord::InvoiceVoid(r) => round_trip(r),
+        AnyRecord::Payment(r) => round_trip(r),
+        AnyRecord::PriceItem(r) => round_trip(r),
+        AnyRecord::Coverage(r) => round_trip(r),
+        AnyRecord::Claim(r) => round_trip(r),
+        AnyRecord::MessagePreference(r) => round_trip(r),
+    }
 }
 
-fn billing_kinds_round_trip() {
-    use healsync_domain::billing::{Currency, InvoiceLine, PaymentMethod};
-    let kes = Currency::parse("KES").expect("currency");
-    let invoice = Invoice {
-        id: InvoiceId(Uuid::now_v7()),
-        number: "DEV-INV-000001".into(),
-        patient_id: PatientId(Uuid::now_v7()),
-        site: "DEV".into(),
-        currency: kes.clone(),
-        lines: vec![
-            InvoiceLine {
-                service_code: Some("CONSULT".into()),
-                description: "Consultation".into(),
-                quantity: 1,
-                unit_price: 150_000,
-                discount: 0,
-                tax_rate: 1600,
-            },
-            InvoiceLine {
-                service_code: None,
-                description: "Dressing pack".into(),
-                quantity: 3,
-                unit_price: 12_050,
-                discount: 50,
-                tax_rate: 0,
-            },
-        ],
-        appointment_id: Some(AppointmentId(Uuid::now_v7())),
-        notes: Some("Paid by employer".into()),
-        issued_by: "front.desk".into(),
-        issued_at: t("2026-11-23T08:00:00Z"),
-    };
-    round_trip(invoice.clone());
-    round_trip(InvoiceVoid {
-        id: InvoiceVoidId(Uuid::now_v7()),
-        invoice_id: invoice.id,
-        patient_id: invoice.patient_id,
-        site: "DEV".into(),
-        reason: "billed to the wrong patient".into(),
-        voided_by: "front.desk".into(),
-        voided_at: t("2026-11-23T09:00:00Z"),
-    });
-    let payment = Payment {
-        id: PaymentId(Uuid::now_v7()),
-        invoice_id: invoice.id,
-        patient_id: invoice.patient_id,
-        site: "DEV".into(),
-        amount: -4_950,
-        currency: kes.clone(),
-        method: PaymentMethod::MobileMoney,
-        reference: Some("QK7H2".into()),
-        received_by: "front.desk".into(),
-        received_at: t("2026-11-23T09:00:00Z"),
-    };
-    round_trip(payment.clone());
-    round_trip(PriceItem {
-        id: PriceItemId(Uuid::now_v7()),
-        site: "DEV".into(),
-        code: "LAB-FBC".into(),
-        name: "Full blood count".into(),
-        unit_price: 35_050,
-        currency: kes,
-        tax_rate: 750,
-        active: false,
-        updated_at: t("2026-11-23T08:00:00Z"),
-    });
+#[test]
+fn every_kind_round_trips() {
+    let all = crate::samples::every_kind();
+    for kind in RecordKind::ALL {
+        assert!(
+            all.iter().any(|r| r.kind() == kind),
+            "no sample of {kind:?}"
+        );
+    }
+    for r in all {
+        round_trip_any(r);
+    }
+}
 
-    let coverage = Coverage {
-        id: CoverageId(Uuid::now_v7()),
-        patient_id: invoice.patient_id,
-        site: "DEV".into(),
-        payer: "AAR Insurance".into(),
-        member_id: "AAR-55821".into(),
-        plan: None,
-        valid_from: NaiveDate::from_ymd_opt(2026, 1, 1).expect("date"),
-        valid_to: Some(NaiveDate::from_ymd_opt(2026, 12, 31).expect("date")),
-        active: true,
-        updated_at: t("2026-11-23T08:00:00Z"),
+#[test]
+fn billing_documents_from_elsewhere_are_checked_like_input() {
+    let billing = crate::samples::billing();
+    let (Some(AnyRecord::Invoice(invoice)), Some(payment)) = (
+        billing.first().cloned(),
+        billing.iter().find_map(|r| match r {
+            AnyRecord::Payment(p) => Some(p.clone()),
+            _ => None,
+        }),
+    ) else {
+        panic!("the billing samples start with an invoice and hold a payment");
     };
-    round_trip(coverage.clone());
-    round_trip(Coverage {
-        plan: Some("Gold".into()),
-        valid_to: None,
-        active: false,
-        ..coverage.clone()
-    });
-    let claim = Claim {
-        id: ClaimId(Uuid::now_v7()),
-        number: "DEV-CLM-000001".into(),
-        invoice_id: invoice.id,
-        invoice_number: invoice.number.clone(),
-        patient_id: invoice.patient_id,
-        coverage_id: coverage.id,
-        payer: coverage.payer.clone(),
-        member_id: coverage.member_id.clone(),
-        site: "DEV".into(),
-        amount: 200_000,
-        currency: invoice.currency.clone(),
-        status: healsync_domain::insurance::ClaimStatus::Draft,
-        payer_reference: None,
-        response: None,
-        paid_amount: None,
-        created_by: "front.desk".into(),
-        created_at: t("2026-11-23T08:00:00Z"),
-        updated_at: t("2026-11-23T08:00:00Z"),
-    };
-    round_trip(claim.clone());
-    round_trip(Claim {
-        status: healsync_domain::insurance::ClaimStatus::Paid,
-        payer_reference: Some("AAR/2026/0042".into()),
-        response: Some("paid in part".into()),
-        paid_amount: Some(180_000),
-        ..claim
-    });
-
-    round_trip(MessagePreference {
-        id: MessagePreferenceId(Uuid::now_v7()),
-        patient_id: invoice.patient_id,
-        site: "DEV".into(),
-        email: true,
-        sms: false,
-        updated_at: t("2026-11-23T08:00:00Z"),
-    });
-
     // A document from elsewhere is checked like input: a line whose discount exceeds it,
     // or a zero payment, is no record.
     let actor = ActorId::random();
@@ -366,17 +159,9 @@ fn wrong_kind_and_garbage_are_errors_not_panics() {
 fn conflicts_are_found_and_the_status_rule_settles_what_it_can() {
     let (a, b) = (ActorId::random(), ActorId::random());
     let appt = Appointment {
-        id: AppointmentId(Uuid::now_v7()),
-        patient_id: PatientId(Uuid::now_v7()),
-        doctor_id: DoctorId(Uuid::now_v7()),
-        site: "DEV".into(),
-        start: t("2026-11-24T09:00:00Z"),
-        end: t("2026-11-24T09:20:00Z"),
         status: AppointmentStatus::Booked,
         reason: None,
-        notes: None,
-        created_at: t("2026-11-23T08:00:00Z"),
-        updated_at: t("2026-11-23T08:00:00Z"),
+        ..crate::samples::appointment()
     };
     let mut doc_a = new_document(&a);
     write_record(&mut doc_a, &appt).expect("create");

@@ -56,6 +56,16 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         changes: usize,
     },
+    /// What reading records from their projection rows costs: raw values, a mapper
+    /// written by hand, and each kind's own `read`, in one run.
+    Rows {
+        #[arg(long, default_value_t = 20_000)]
+        patients: usize,
+        #[arg(long, default_value_t = 20_000)]
+        invoices: usize,
+        #[arg(long, default_value_t = 400)]
+        repeat: usize,
+    },
     /// What the GraphQL cost guard costs, in-process, with and without it in one run.
     Guard {
         #[arg(long, default_value_t = 1_000)]
@@ -334,6 +344,11 @@ async fn main() -> Result<()> {
             changes,
         } => catchup::run(database_url, changes).await,
         Command::Guard { patients, repeat } => guard::run(patients, repeat).await,
+        Command::Rows {
+            patients,
+            invoices,
+            repeat,
+        } => rows::run(patients, invoices, repeat),
         Command::ClinicDay {
             node,
             ops,
@@ -351,4 +366,5 @@ mod clinic;
 mod guard;
 mod hubscale;
 mod ingest;
+mod rows;
 mod scale;

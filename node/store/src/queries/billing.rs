@@ -4,11 +4,11 @@
 //! invoice owes is computed here from its payments and void, never stored.
 
 use chrono::{DateTime, Utc};
-use healsync_domain::billing::{Currency, InvoiceLine, InvoiceStatus, PaymentMethod};
+use healsync_domain::billing::{Currency, InvoiceStatus};
 use healsync_domain::*;
 use rusqlite::{Connection, Row, ToSql, params_from_iter};
 
-use super::{all, boxed, conv_err, id, ms, one, opt_id, time};
+use super::{all, boxed, conv_err, ms, one, opt_id, record_row, time};
 use crate::StoreError;
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -66,8 +66,6 @@ fn currency(row: &Row<'_>, idx: &str) -> rusqlite::Result<Currency> {
 }
 
 fn invoice_row(row: &Row<'_>) -> rusqlite::Result<InvoiceRow> {
-    let lines: String = row.get("lines")?;
-    let lines: Vec<InvoiceLine> = serde_json::from_str(&lines).map_err(conv_err)?;
     let void = match opt_id::<InvoiceVoidId>(row, "void_id")? {
         None => None,
         Some(id) => Some(VoidRow {
@@ -78,18 +76,7 @@ fn invoice_row(row: &Row<'_>) -> rusqlite::Result<InvoiceRow> {
         }),
     };
     Ok(InvoiceRow {
-        invoice: Invoice {
-            id: id(row, "id")?,
-            number: row.get("number")?,
-            patient_id: id(row, "patient_id")?,
-            site: row.get("site")?,
-            currency: currency(row, "currency")?,
-            lines,
-            appointment_id: opt_id(row, "appointment_id")?,
-            notes: row.get("notes")?,
-            issued_by: row.get("issued_by")?,
-            issued_at: time(row, "issued_at")?,
-        },
+        invoice: record_row(row)?,
         paid: row.get("paid")?,
         void,
     })
@@ -175,21 +162,6 @@ pub fn live_invoice_of_appointment(
     )
 }
 
-fn payment_row(row: &Row<'_>) -> rusqlite::Result<Payment> {
-    Ok(Payment {
-        id: id(row, "id")?,
-        invoice_id: id(row, "invoice_id")?,
-        patient_id: id(row, "patient_id")?,
-        site: row.get("site")?,
-        amount: row.get("amount")?,
-        currency: currency(row, "currency")?,
-        method: PaymentMethod::parse(&row.get::<_, String>("method")?).map_err(conv_err)?,
-        reference: row.get("reference")?,
-        received_by: row.get("received_by")?,
-        received_at: time(row, "received_at")?,
-    })
-}
-
 /// The payments of several invoices (a loader's batch), oldest first.
 pub fn payments_of(conn: &Connection, invoices: &[InvoiceId]) -> Result<Vec<Payment>> {
     let action = "read payments";
@@ -204,7 +176,7 @@ pub fn payments_of(conn: &Connection, invoices: &[InvoiceId]) -> Result<Vec<Paym
             .prepare_cached(&sql)
             .map_err(StoreError::sqlite(action))?;
         let rows = stmt
-            .query_map(params_from_iter(ids.iter()), payment_row)
+            .query_map(params_from_iter(ids.iter()), record_row::<Payment>)
             .map_err(StoreError::sqlite(action))?;
         for r in rows {
             out.push(r.map_err(StoreError::sqlite(action))?);
@@ -220,7 +192,7 @@ pub fn payment(conn: &Connection, id: PaymentId) -> Result<Option<Payment>> {
         "read a payment",
         "SELECT * FROM payments WHERE id = ?1",
         &[&id.to_string()],
-        payment_row,
+        record_row::<Payment>,
     )
 }
 
@@ -320,20 +292,6 @@ pub fn day_end(
     })
 }
 
-fn price_item_row(row: &Row<'_>) -> rusqlite::Result<PriceItem> {
-    Ok(PriceItem {
-        id: id(row, "id")?,
-        site: row.get("site")?,
-        code: row.get("code")?,
-        name: row.get("name")?,
-        unit_price: row.get("unit_price")?,
-        currency: currency(row, "currency")?,
-        tax_rate: row.get("tax_rate")?,
-        active: row.get("active")?,
-        updated_at: time(row, "updated_at")?,
-    })
-}
-
 /// The most services of one site's price list that a list returns.
 pub const MAX_PRICE_ITEMS: usize = 1000;
 
@@ -345,7 +303,7 @@ pub fn price_items(conn: &Connection, site: &str, active_only: bool) -> Result<V
         "SELECT * FROM price_items WHERE site = ?1 AND (?2 = 0 OR active = 1)
          ORDER BY code, id LIMIT ?3",
         &[&site, &active_only, &(MAX_PRICE_ITEMS as i64)],
-        price_item_row,
+        record_row::<PriceItem>,
     )
 }
 
@@ -356,7 +314,7 @@ pub fn price_item_by_code(conn: &Connection, site: &str, code: &str) -> Result<O
         "read a price list item",
         "SELECT * FROM price_items WHERE site = ?1 AND code = ?2 ORDER BY id LIMIT 1",
         &[&site, &code],
-        price_item_row,
+        record_row::<PriceItem>,
     )
 }
 
@@ -367,29 +325,8 @@ pub fn price_item(conn: &Connection, id: PriceItemId) -> Result<Option<PriceItem
         "read a price list item",
         "SELECT * FROM price_items WHERE id = ?1",
         &[&id.to_string()],
-        price_item_row,
+        record_row::<PriceItem>,
     )
-}
-
-fn date(row: &Row<'_>, idx: &str) -> rusqlite::Result<Option<chrono::NaiveDate>> {
-    row.get::<_, Option<String>>(idx)?
-        .map(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(conv_err))
-        .transpose()
-}
-
-fn coverage_row(row: &Row<'_>) -> rusqlite::Result<Coverage> {
-    Ok(Coverage {
-        id: id(row, "id")?,
-        patient_id: id(row, "patient_id")?,
-        site: row.get("site")?,
-        payer: row.get("payer")?,
-        member_id: row.get("member_id")?,
-        plan: row.get("plan")?,
-        valid_from: date(row, "valid_from")?.ok_or_else(|| conv_err("no validFrom"))?,
-        valid_to: date(row, "valid_to")?,
-        active: row.get("active")?,
-        updated_at: time(row, "updated_at")?,
-    })
 }
 
 /// The most coverages one patient lists.
@@ -403,7 +340,7 @@ pub fn coverages_of(conn: &Connection, patient: PatientId) -> Result<Vec<Coverag
         "SELECT * FROM coverages WHERE patient_id = ?1
          ORDER BY active DESC, valid_from DESC, id LIMIT ?2",
         &[&patient.to_string(), &(MAX_COVERAGES as i64)],
-        coverage_row,
+        record_row::<Coverage>,
     )
 }
 
@@ -414,32 +351,8 @@ pub fn coverage(conn: &Connection, id: CoverageId) -> Result<Option<Coverage>> {
         "read a coverage",
         "SELECT * FROM coverages WHERE id = ?1",
         &[&id.to_string()],
-        coverage_row,
+        record_row::<Coverage>,
     )
-}
-
-fn claim_row(row: &Row<'_>) -> rusqlite::Result<Claim> {
-    Ok(Claim {
-        id: id(row, "id")?,
-        number: row.get("number")?,
-        invoice_id: id(row, "invoice_id")?,
-        invoice_number: row.get("invoice_number")?,
-        patient_id: id(row, "patient_id")?,
-        coverage_id: id(row, "coverage_id")?,
-        payer: row.get("payer")?,
-        member_id: row.get("member_id")?,
-        site: row.get("site")?,
-        amount: row.get("amount")?,
-        currency: currency(row, "currency")?,
-        status: insurance::ClaimStatus::parse(&row.get::<_, String>("status")?)
-            .map_err(conv_err)?,
-        payer_reference: row.get("payer_reference")?,
-        response: row.get("response")?,
-        paid_amount: row.get("paid_amount")?,
-        created_by: row.get("created_by")?,
-        created_at: time(row, "created_at")?,
-        updated_at: time(row, "updated_at")?,
-    })
 }
 
 /// What a claim list asks for.
@@ -483,7 +396,7 @@ pub fn claims(conn: &Connection, f: &ClaimFilter) -> Result<Vec<Claim>> {
         "SELECT * FROM claims WHERE {} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
         cond.join(" AND ")
     );
-    boxed(conn, action, &sql, &args, claim_row)
+    boxed(conn, action, &sql, &args, record_row::<Claim>)
 }
 
 /// One claim.
@@ -493,7 +406,7 @@ pub fn claim(conn: &Connection, id: ClaimId) -> Result<Option<Claim>> {
         "read a claim",
         "SELECT * FROM claims WHERE id = ?1",
         &[&id.to_string()],
-        claim_row,
+        record_row::<Claim>,
     )
 }
 
