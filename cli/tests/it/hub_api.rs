@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::{Clinic, TestHub, binary, eventually};
 
-const HUB_BOOK: &str = "mutation($s: String!, $p: ID!, $d: ID!, $at: String!, $r: String) { bookAppointment(input: {site: $s, patientId: $p, doctorId: $d, scheduledAt: $at, reason: $r}) { id site status scheduledAt patient { name } doctor { name } } }";
+pub(crate) const HUB_BOOK: &str = "mutation($s: String!, $p: ID!, $d: ID!, $at: String!, $r: String) { bookAppointment(input: {site: $s, patientId: $p, doctorId: $d, scheduledAt: $at, reason: $r}) { id site status scheduledAt patient { name } doctor { name } } }";
 const NODE_BOOK: &str = "mutation($p: ID!, $d: ID!, $at: String!, $r: String) { bookAppointment(input: {patientId: $p, doctorId: $d, scheduledAt: $at, reason: $r}) { id site status scheduledAt } }";
 
 struct World {

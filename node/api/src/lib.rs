@@ -63,6 +63,17 @@ pub struct SyncRound {
     pub error: Option<String>,
 }
 
+/// What records merged from the hub make this node send (`service::messages::for_merged`).
+fn sends_for_merged(
+    store: &Store,
+) -> impl Fn(
+    &healsync_store::Connection,
+    &healsync_records::AnyRecord,
+) -> Result<Vec<healsync_store::outbox::NewMessage>, healsync_store::StoreError> {
+    let (site, channels) = (store.identity().site.to_string(), store.channels().list());
+    move |c, r| service::messages::for_merged(c, &site, &channels, r)
+}
+
 type ReadsDone = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 impl Node {
@@ -276,10 +287,11 @@ impl Node {
     ) -> Result<usize, ApiError> {
         let store = self.inner.store.clone();
         let now = self.now();
-        let changed =
-            tokio::task::spawn_blocking(move || store.apply_remote(now, changes, through))
-                .await
-                .map_err(ApiError::internal)??;
+        let changed = tokio::task::spawn_blocking(move || {
+            store.apply_remote_with(now, changes, through, &sends_for_merged(&store))
+        })
+        .await
+        .map_err(ApiError::internal)??;
         let n = changed.len();
         self.committed(changed).await;
         Ok(n)
@@ -297,9 +309,11 @@ impl Node {
         }
         let store = self.inner.store.clone();
         let now = self.now();
-        let changed = tokio::task::spawn_blocking(move || store.retry_held(now))
-            .await
-            .map_err(ApiError::internal)??;
+        let changed = tokio::task::spawn_blocking(move || {
+            store.retry_held_with(now, &sends_for_merged(&store))
+        })
+        .await
+        .map_err(ApiError::internal)??;
         let n = changed.len();
         self.committed(changed).await;
         Ok(n)

@@ -37,7 +37,7 @@ pub use projection::ProjectionReport;
 /// The connection type read closures receive.
 pub use rusqlite::Connection;
 pub use schema::current_version as schema_version;
-pub use sync::{HubContact, Incoming, NodeStatus, Outgoing, SyncState};
+pub use sync::{HubContact, Incoming, NodeStatus, OnMerged, Outgoing, SyncState};
 pub use tx::WriteTx;
 
 /// File name of the database inside the data directory.

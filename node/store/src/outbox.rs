@@ -97,29 +97,34 @@ fn outbox_row(row: &Row<'_>) -> rusqlite::Result<OutboxRow> {
     })
 }
 
+/// Adds a message to the outbox, due at `now`, in the caller's transaction. A message
+/// already there (the same id: see `messaging::outbound_id`) is left as it stands.
+pub fn enqueue(conn: &Connection, now: DateTime<Utc>, m: &NewMessage) -> Result<()> {
+    let now = ms(now);
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO outbox(id, channel, recipient, subject, body, patient_id,
+            notification_id, status, attempts, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'PENDING', 0, ?8, ?8)",
+    )
+    .map_err(StoreError::sqlite("prepare an outbox insert"))?
+    .execute(params![
+        m.id.to_string(),
+        m.channel.as_str(),
+        m.recipient,
+        m.subject,
+        m.body,
+        m.patient_id.map(|p| p.to_string()),
+        m.notification_id.map(|n| n.to_string()),
+        now,
+    ])
+    .map_err(StoreError::sqlite("enqueue a message"))?;
+    Ok(())
+}
+
 impl WriteTx<'_> {
     /// Adds a message to the outbox, due now, committed with the rest of the write.
     pub fn enqueue(&mut self, m: &NewMessage) -> Result<()> {
-        let now = ms(self.now());
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO outbox(id, channel, recipient, subject, body, patient_id,
-                    notification_id, status, attempts, next_attempt_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'PENDING', 0, ?8, ?8)",
-            )
-            .map_err(StoreError::sqlite("prepare an outbox insert"))?
-            .execute(params![
-                m.id.to_string(),
-                m.channel.as_str(),
-                m.recipient,
-                m.subject,
-                m.body,
-                m.patient_id.map(|p| p.to_string()),
-                m.notification_id.map(|n| n.to_string()),
-                now,
-            ])
-            .map_err(StoreError::sqlite("enqueue a message"))?;
-        Ok(())
+        enqueue(self.conn(), self.now(), m)
     }
 
     /// Records that `appointment`'s reminder is being generated; `false` when it was
@@ -153,6 +158,11 @@ impl Store {
     pub fn set_channels(&self, channels: Channels) {
         self.channels
             .store(channels.bits(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The channels this node delivers on.
+    pub fn channels(&self) -> Channels {
+        Channels::from_bits(self.channels.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Up to `limit` pending messages due at `now`, oldest first.

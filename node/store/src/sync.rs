@@ -233,6 +233,25 @@ fn apply_each(
 
 /// Merges each document's changes: what applies and reads is saved with its
 /// projections and logged; the rest is held (see [`Store::apply_remote`]).
+/// What a record merged from the hub makes this node send (asked inside the merge's
+/// transaction, after every document of the batch is merged and projected).
+pub type OnMerged<'a> =
+    &'a dyn Fn(&Connection, &AnyRecord) -> Result<Vec<crate::outbox::NewMessage>, StoreError>;
+
+fn enqueue_for(
+    tx: &Connection,
+    now: DateTime<Utc>,
+    changed: &[AnyRecord],
+    on_merged: OnMerged<'_>,
+) -> Result<(), StoreError> {
+    for record in changed {
+        for m in on_merged(tx, record)? {
+            crate::outbox::enqueue(tx, now, &m)?;
+        }
+    }
+    Ok(())
+}
+
 fn merge(
     tx: &Connection,
     now: DateTime<Utc>,
@@ -522,6 +541,18 @@ impl Store {
         changes: Vec<Incoming>,
         through: u64,
     ) -> Result<Vec<AnyRecord>, StoreError> {
+        self.apply_remote_with(now, changes, through, &|_, _| Ok(Vec::new()))
+    }
+
+    /// [`Store::apply_remote`], asking `on_merged` what each changed record makes this
+    /// node send, and enqueuing that in the same transaction.
+    pub fn apply_remote_with(
+        &self,
+        now: DateTime<Utc>,
+        changes: Vec<Incoming>,
+        through: u64,
+        on_merged: OnMerged<'_>,
+    ) -> Result<Vec<AnyRecord>, StoreError> {
         let mut conn = self.writer()?;
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -539,6 +570,7 @@ impl Store {
             }
         }
         let changed = merge(&tx, now, by_doc)?;
+        enqueue_for(&tx, now, &changed, on_merged)?;
         if through > get_u64(&tx, DOWNLOAD_CURSOR)? {
             set_u64(&tx, DOWNLOAD_CURSOR, through)?;
         }
@@ -550,6 +582,15 @@ impl Store {
     /// Tries every held change again (after an upgrade, a record may now read; a
     /// dependency may have arrived). Returns the records whose documents changed.
     pub fn retry_held(&self, now: DateTime<Utc>) -> Result<Vec<AnyRecord>, StoreError> {
+        self.retry_held_with(now, &|_, _| Ok(Vec::new()))
+    }
+
+    /// [`Store::retry_held`] with `on_merged` as in [`Store::apply_remote_with`].
+    pub fn retry_held_with(
+        &self,
+        now: DateTime<Utc>,
+        on_merged: OnMerged<'_>,
+    ) -> Result<Vec<AnyRecord>, StoreError> {
         let mut conn = self.writer()?;
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -562,6 +603,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let changed = merge(&tx, now, by_doc)?;
+        enqueue_for(&tx, now, &changed, on_merged)?;
         tx.commit()
             .map_err(StoreError::sqlite("commit retried changes"))?;
         Ok(changed)

@@ -36,6 +36,21 @@ pub fn retry_delay(attempts: u32) -> Duration {
     Duration::seconds(secs.min(3_600))
 }
 
+/// The id of the message `notification` becomes on `channel`, derived from both: the
+/// node whose write caused the notice and a node that received it by sync (a notice
+/// written at the hub) write the same message, and writing it twice leaves one.
+pub fn outbound_id(notification: NotificationId, channel: Channel) -> OutboundMessageId {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"healsync outbound message\0")
+        .chain_update(notification.0.as_bytes())
+        .chain_update(channel.as_str().as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    OutboundMessageId(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+}
+
 /// The `Message-ID` of a message: its id at the sending site.
 pub fn message_id(id: OutboundMessageId, site: &str) -> String {
     format!("<{id}@{}.healsync>", site.to_ascii_lowercase())

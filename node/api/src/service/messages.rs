@@ -3,11 +3,12 @@
 //! patients' channel choices, and appointment reminders.
 
 use chrono::Duration;
-use healsync_domain::messaging::{self, MessagePreference};
+use healsync_domain::messaging::{self, Channel, MessagePreference};
 use healsync_domain::{Audience, Notification, PatientId, Role};
+use healsync_records::AnyRecord;
 use healsync_store::audit::AuditContext;
 use healsync_store::outbox::{self, NewMessage};
-use healsync_store::{WriteTx, queries};
+use healsync_store::{Connection, StoreError, WriteTx, queries};
 
 use super::new_id;
 use crate::{ApiError, Node, Session};
@@ -21,30 +22,69 @@ fn clinic(tx: &WriteTx<'_>) -> String {
 /// this node delivers, the patient has a contact for and has not opted out of.
 pub fn notify(tx: &mut WriteTx<'_>, n: Notification) -> Result<(), ApiError> {
     tx.put(&n)?;
-    let channels = tx.channels().list();
-    let Audience::Patient(patient) = n.audience else {
-        return Ok(());
-    };
-    if channels.is_empty() {
-        return Ok(());
-    }
-    let Some(p) = queries::patient(tx.conn(), patient)? else {
-        return Ok(());
-    };
-    let preference = outbox::preference(tx.conn(), patient)?;
     let clinic = clinic(tx);
-    for m in messaging::messages_for(&n, &p, preference.as_ref(), &channels, &clinic) {
-        tx.enqueue(&NewMessage {
-            id: new_id(),
-            channel: m.channel,
-            recipient: m.recipient,
-            subject: m.subject,
-            body: m.body,
-            patient_id: Some(patient),
-            notification_id: Some(n.id),
-        })?;
+    for m in messages(tx.conn(), &n, &tx.channels().list(), &clinic)? {
+        tx.enqueue(&m)?;
     }
     Ok(())
+}
+
+/// The messages notice `n` becomes at this node (none for a notice to staff, or when no
+/// channel is configured). Their ids derive from the notice (`outbound_id`), so the
+/// same notice enqueued twice is one message.
+fn messages(
+    conn: &Connection,
+    n: &Notification,
+    channels: &[Channel],
+    clinic: &str,
+) -> Result<Vec<NewMessage>, StoreError> {
+    let Audience::Patient(patient) = n.audience else {
+        return Ok(vec![]);
+    };
+    if channels.is_empty() {
+        return Ok(vec![]);
+    }
+    let Some(p) = queries::patient(conn, patient)? else {
+        return Ok(vec![]);
+    };
+    let preference = outbox::preference(conn, patient)?;
+    Ok(
+        messaging::messages_for(n, &p, preference.as_ref(), channels, clinic)
+            .into_iter()
+            .map(|m| NewMessage {
+                id: messaging::outbound_id(n.id, m.channel),
+                channel: m.channel,
+                recipient: m.recipient,
+                subject: m.subject,
+                body: m.body,
+                patient_id: Some(patient),
+                notification_id: Some(n.id),
+            })
+            .collect(),
+    )
+}
+
+/// What a record merged from the hub makes this node send: a notice to a patient about
+/// an appointment at this node's site, written elsewhere (a booking made centrally at
+/// the hub), goes out from here, as if this node had written it. The node that wrote a
+/// notice sends it; a notice about another site's appointment is that site's to send.
+/// Asked inside the merge's transaction (`Store::apply_remote_with`).
+pub fn for_merged(
+    conn: &Connection,
+    site: &str,
+    channels: &[Channel],
+    record: &AnyRecord,
+) -> Result<Vec<NewMessage>, StoreError> {
+    let AnyRecord::Notification(n) = record else {
+        return Ok(vec![]);
+    };
+    let Some(appointment) = n.appointment_id else {
+        return Ok(vec![]);
+    };
+    match queries::appointment(conn, appointment)? {
+        Some(a) if a.site == site => messages(conn, n, channels, &format!("{site} clinic")),
+        _ => Ok(vec![]),
+    }
 }
 
 /// Who may change a patient's channels: the patient, or the front desk.

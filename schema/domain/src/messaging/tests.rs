@@ -150,3 +150,26 @@ fn a_reminder_is_due_within_its_lead_time_and_names_the_visit() {
         "<00000000-0000-0000-0000-000000000000@nbo.healsync>"
     );
 }
+
+#[test]
+fn a_notice_becomes_the_same_message_wherever_it_is_written() {
+    let (a, b) = (
+        NotificationId(Uuid::now_v7()),
+        NotificationId(Uuid::now_v7()),
+    );
+    assert_eq!(
+        outbound_id(a, Channel::Email),
+        outbound_id(a, Channel::Email)
+    );
+    let ids = [
+        outbound_id(a, Channel::Email),
+        outbound_id(a, Channel::Sms),
+        outbound_id(b, Channel::Email),
+        outbound_id(b, Channel::Sms),
+    ];
+    for (i, x) in ids.iter().enumerate() {
+        for y in &ids[i + 1..] {
+            assert_ne!(x, y);
+        }
+    }
+}
