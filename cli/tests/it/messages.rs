@@ -39,6 +39,19 @@ async fn book(c: &Clinic, patient: &str, slot: &str) -> Result<String> {
         .ok_or_else(|| anyhow!("no appointment"))
 }
 
+/// Each message of the outbox (`sent`) reached the relay or gateway under its key: the
+/// e-mail's `Message-ID`, the SMS's `Idempotency-Key`.
+fn assert_sent_under_their_keys(sent: &[Value], keys: &BTreeSet<String>) {
+    for m in sent {
+        let id = m["id"].as_str().unwrap_or_default();
+        let key = match m["channel"].as_str() {
+            Some("EMAIL") => format!("<{id}@nbo.healsync>"),
+            _ => id.to_string(),
+        };
+        assert!(keys.contains(&key), "{key} not received: {keys:?}");
+    }
+}
+
 fn to_is(r: &Received, who: &str) -> bool {
     r.to.as_str() == Some(who) || r.to.as_array().is_some_and(|a| a.iter().any(|t| t == who))
 }
@@ -92,14 +105,7 @@ async fn patients_get_email_and_sms_as_they_choose_and_failures_show_their_reaso
     })
     .await?;
     let keys: BTreeSet<String> = got.iter().filter_map(|m| m.key.clone()).collect();
-    for m in &sent {
-        let id = m["id"].as_str().unwrap_or_default();
-        let key = match m["channel"].as_str() {
-            Some("EMAIL") => format!("<{id}@nbo.healsync>"),
-            _ => id.to_string(),
-        };
-        assert!(keys.contains(&key), "{key} not received: {keys:?}");
-    }
+    assert_sent_under_their_keys(&sent, &keys);
 
     // Amina opts out of SMS (at the desk): the next booking reaches her by e-mail only.
     let desk = c.user("front.desk", "RECEPTIONIST", json!({})).await?;
@@ -353,14 +359,7 @@ async fn a_booking_made_at_the_hub_reaches_the_patient_from_its_clinic() -> Resu
         .filter(booked)
         .filter_map(|m| m.key.clone())
         .collect();
-    for m in &sent {
-        let id = m["id"].as_str().unwrap_or_default();
-        let key = match m["channel"].as_str() {
-            Some("EMAIL") => format!("<{id}@nbo.healsync>"),
-            _ => id.to_string(),
-        };
-        assert!(keys.contains(&key), "{key} not received: {keys:?}");
-    }
+    assert_sent_under_their_keys(&sent, &keys);
     assert_eq!(outbox(&c.admin, None).await?.len(), 2);
     Ok(())
 }
