@@ -131,7 +131,7 @@ pub fn run(patients: usize, invoices: usize, repeat: usize) -> Result<()> {
     }
     let patient_sql =
         format!("SELECT * FROM patients ORDER BY name COLLATE NOCASE, id LIMIT {PAGE}");
-    let invoice_sql = format!("SELECT * FROM invoices ORDER BY issued_at DESC, id LIMIT {PAGE}");
+    let invoice_sql = format!("SELECT * FROM invoices ORDER BY id LIMIT {PAGE}");
     let (mut p_raw, mut p_hand, mut p_read, mut i_raw, mut i_read) =
         (vec![], vec![], vec![], vec![], vec![]);
     store.read(|c| {
