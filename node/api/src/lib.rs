@@ -69,9 +69,10 @@ fn sends_for_merged(
 ) -> impl Fn(
     &healsync_store::Connection,
     &healsync_records::AnyRecord,
+    bool,
 ) -> Result<Vec<healsync_store::outbox::NewMessage>, healsync_store::StoreError> {
     let (site, channels) = (store.identity().site.to_string(), store.channels().list());
-    move |c, r| service::messages::for_merged(c, &site, &channels, r)
+    move |c, r, created| service::messages::for_merged(c, &site, &channels, r, created)
 }
 
 type ReadsDone = tokio::sync::oneshot::Sender<Result<(), String>>;

@@ -233,31 +233,36 @@ fn apply_each(
 
 /// Merges each document's changes: what applies and reads is saved with its
 /// projections and logged; the rest is held (see [`Store::apply_remote`]).
-/// What a record merged from the hub makes this node send (asked inside the merge's
-/// transaction, after every document of the batch is merged and projected).
+/// What a record merged from the hub makes this node send, given whether the merge
+/// created its document here (`true`) or changed one this node held. Asked inside the
+/// merge's transaction, after every document of the batch is merged and projected.
 pub type OnMerged<'a> =
-    &'a dyn Fn(&Connection, &AnyRecord) -> Result<Vec<crate::outbox::NewMessage>, StoreError>;
+    &'a dyn Fn(&Connection, &AnyRecord, bool) -> Result<Vec<crate::outbox::NewMessage>, StoreError>;
 
+/// Enqueues what `on_merged` asks for; returns the records, for the event bus.
 fn enqueue_for(
     tx: &Connection,
     now: DateTime<Utc>,
-    changed: &[AnyRecord],
+    changed: Vec<(AnyRecord, bool)>,
     on_merged: OnMerged<'_>,
-) -> Result<(), StoreError> {
-    for record in changed {
-        for m in on_merged(tx, record)? {
+) -> Result<Vec<AnyRecord>, StoreError> {
+    let mut records = Vec::with_capacity(changed.len());
+    for (record, created) in changed {
+        for m in on_merged(tx, &record, created)? {
             crate::outbox::enqueue(tx, now, &m)?;
         }
+        records.push(record);
     }
-    Ok(())
+    Ok(records)
 }
 
 fn merge(
     tx: &Connection,
     now: DateTime<Utc>,
     by_doc: BTreeMap<Uuid, Vec<Incoming>>,
-) -> Result<Vec<AnyRecord>, StoreError> {
+) -> Result<Vec<(AnyRecord, bool)>, StoreError> {
     let now_ms = now.timestamp_millis();
+    // Each changed record, and whether this merge created its document here.
     let mut changed = Vec::new();
     for (doc_id, incoming) in by_doc {
         let id = doc_id.to_string();
@@ -368,7 +373,7 @@ fn merge(
         save_document(tx, &id, kind, &doc.save(), &heads, now_ms)?;
         projection::project(tx, &record)?;
         projection::project_conflicts(tx, &id, kind, &doc)?;
-        changed.push(record);
+        changed.push((record, existing.is_none()));
     }
     Ok(changed)
 }
@@ -541,7 +546,7 @@ impl Store {
         changes: Vec<Incoming>,
         through: u64,
     ) -> Result<Vec<AnyRecord>, StoreError> {
-        self.apply_remote_with(now, changes, through, &|_, _| Ok(Vec::new()))
+        self.apply_remote_with(now, changes, through, &|_, _, _| Ok(Vec::new()))
     }
 
     /// [`Store::apply_remote`], asking `on_merged` what each changed record makes this
@@ -569,8 +574,7 @@ impl Store {
                 *list = held;
             }
         }
-        let changed = merge(&tx, now, by_doc)?;
-        enqueue_for(&tx, now, &changed, on_merged)?;
+        let changed = enqueue_for(&tx, now, merge(&tx, now, by_doc)?, on_merged)?;
         if through > get_u64(&tx, DOWNLOAD_CURSOR)? {
             set_u64(&tx, DOWNLOAD_CURSOR, through)?;
         }
@@ -582,7 +586,7 @@ impl Store {
     /// Tries every held change again (after an upgrade, a record may now read; a
     /// dependency may have arrived). Returns the records whose documents changed.
     pub fn retry_held(&self, now: DateTime<Utc>) -> Result<Vec<AnyRecord>, StoreError> {
-        self.retry_held_with(now, &|_, _| Ok(Vec::new()))
+        self.retry_held_with(now, &|_, _, _| Ok(Vec::new()))
     }
 
     /// [`Store::retry_held`] with `on_merged` as in [`Store::apply_remote_with`].
@@ -602,8 +606,7 @@ impl Store {
         if by_doc.is_empty() {
             return Ok(Vec::new());
         }
-        let changed = merge(&tx, now, by_doc)?;
-        enqueue_for(&tx, now, &changed, on_merged)?;
+        let changed = enqueue_for(&tx, now, merge(&tx, now, by_doc)?, on_merged)?;
         tx.commit()
             .map_err(StoreError::sqlite("commit retried changes"))?;
         Ok(changed)

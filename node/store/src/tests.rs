@@ -389,6 +389,52 @@ fn patient_named(store: &Store, id: PatientId) -> Patient {
         .expect("present")
 }
 
+/// A merge tells its caller, record by record and inside its transaction, whether it
+/// created the document here or changed one already held (a notice is sent when it
+/// first arrives, not again when it is later changed elsewhere), and enqueues what the
+/// caller asks for in the same transaction.
+#[test]
+fn a_merge_says_which_documents_it_created_and_enqueues_what_it_is_asked() {
+    use healsync_domain::messaging::Channel;
+    let (da, db) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let a = Store::open(da.path(), Some(&SiteCode::parse("NBO").expect("site"))).expect("open a");
+    let b = Store::open(db.path(), Some(&SiteCode::parse("NBO").expect("site"))).expect("open b");
+    let mut p = patient("Amina Njoroge", "NBO-000001");
+    a.write(now(), |tx| tx.put(&p)).expect("write at a");
+    let seen = std::cell::RefCell::new(Vec::new());
+    let hook = |_: &rusqlite::Connection, r: &healsync_records::AnyRecord, created: bool| {
+        seen.borrow_mut().push((r.id(), created));
+        Ok(vec![crate::outbox::NewMessage {
+            id: healsync_domain::messaging::outbound_id(NotificationId(r.id()), Channel::Email),
+            channel: Channel::Email,
+            recipient: "amina@example.org".into(),
+            subject: "s".into(),
+            body: "b".into(),
+            patient_id: Some(p.id),
+            notification_id: None,
+        }])
+    };
+    b.apply_remote_with(now(), ship(&a, 0), 1, &hook)
+        .expect("first");
+    let seq = a
+        .pending_upload(0, usize::MAX)
+        .expect("pending")
+        .last()
+        .map(|o| o.seq)
+        .unwrap_or_default();
+    p.name = "Amina W. Njoroge".into();
+    a.write(now(), |tx| tx.put(&p)).expect("edit at a");
+    b.apply_remote_with(now(), ship(&a, seq), 2, &hook)
+        .expect("second");
+    assert_eq!(*seen.borrow(), vec![(p.id.0, true), (p.id.0, false)]);
+    // Asked twice for the same message: the outbox holds it once.
+    let queued = b.outbox_due(now(), 10).expect("outbox");
+    assert_eq!(queued.len(), 1);
+}
+
 #[test]
 fn changes_replicate_and_merge_to_identical_documents() {
     let (da, db) = (

@@ -66,18 +66,23 @@ fn messages(
 
 /// What a record merged from the hub makes this node send: a notice to a patient about
 /// an appointment at this node's site, written elsewhere (a booking made centrally at
-/// the hub), goes out from here, as if this node had written it. The node that wrote a
-/// notice sends it; a notice about another site's appointment is that site's to send.
-/// Asked inside the merge's transaction (`Store::apply_remote_with`).
+/// the hub), goes out from here when it first arrives (`created`), as if this node had
+/// written it. A later change to a notice (read elsewhere, say) sends nothing again. The
+/// node that wrote a notice sends it; a notice about another site's appointment is that
+/// site's to send. Asked inside the merge's transaction (`Store::apply_remote_with`).
 pub fn for_merged(
     conn: &Connection,
     site: &str,
     channels: &[Channel],
     record: &AnyRecord,
+    created: bool,
 ) -> Result<Vec<NewMessage>, StoreError> {
     let AnyRecord::Notification(n) = record else {
         return Ok(vec![]);
     };
+    if !created {
+        return Ok(vec![]);
+    }
     let Some(appointment) = n.appointment_id else {
         return Ok(vec![]);
     };
