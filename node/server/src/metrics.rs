@@ -20,10 +20,16 @@ struct StatusLabel {
     status: &'static str,
 }
 
-/// The node's registry and the figures set at each scrape.
+/// The node's registry: the transport's figures and the store's.
 pub struct Metrics {
     registry: Registry,
     pub http: HttpMetrics,
+    store: StoreFigures,
+}
+
+/// The figures read from the store at each scrape.
+#[derive(Default)]
+struct StoreFigures {
     last_sync: Gauge<f64, AtomicU64>,
     sync_lag: Gauge<f64, AtomicU64>,
     hub_reachable: Gauge,
@@ -41,78 +47,68 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("healsync");
         let http = HttpMetrics::register(&mut registry);
-        let m = Metrics {
-            http,
-            last_sync: Gauge::default(),
-            sync_lag: Gauge::default(),
-            hub_reachable: Gauge::default(),
-            waiting: Gauge::default(),
-            held: Gauge::default(),
-            refused: Gauge::default(),
-            conflicts: Gauge::default(),
-            outbox: Family::default(),
-            documents: Gauge::default(),
-            change_log: Gauge::default(),
-            database_bytes: Gauge::default(),
-            registry: Registry::default(),
-        };
+        let f = StoreFigures::default();
         let r = &mut registry;
         r.register(
             "sync_last_success_timestamp_seconds",
             "When the last sync round with the hub completed (Unix time; NaN before the first)",
-            m.last_sync.clone(),
+            f.last_sync.clone(),
         );
         r.register(
             "sync_lag_seconds",
             "Seconds since the last completed sync round with the hub",
-            m.sync_lag.clone(),
+            f.sync_lag.clone(),
         );
         r.register(
             "hub_reachable",
             "1 when the last sync round this process made reached the hub",
-            m.hub_reachable.clone(),
+            f.hub_reachable.clone(),
         );
         r.register(
             "sync_changes_waiting",
             "Local changes not yet acknowledged by the hub",
-            m.waiting.clone(),
+            f.waiting.clone(),
         );
         r.register(
             "sync_changes_held",
             "Changes from the hub held back until they can be merged",
-            m.held.clone(),
+            f.held.clone(),
         );
         r.register(
             "sync_changes_refused",
             "Local changes the hub refused to store",
-            m.refused.clone(),
+            f.refused.clone(),
         );
         r.register(
             "conflicts_open",
             "Concurrent edits waiting for a person to decide",
-            m.conflicts.clone(),
+            f.conflicts.clone(),
         );
         r.register(
             "outbox_messages",
             "Outgoing e-mail and SMS messages in the outbox, by status",
-            m.outbox.clone(),
+            f.outbox.clone(),
         );
         r.register(
             "documents",
             "Record documents in the store",
-            m.documents.clone(),
+            f.documents.clone(),
         );
         r.register(
             "change_log_entries",
             "Entries in the change log",
-            m.change_log.clone(),
+            f.change_log.clone(),
         );
         r.register(
             "database_bytes",
             "Size of the SQLite database",
-            m.database_bytes.clone(),
+            f.database_bytes.clone(),
         );
-        Metrics { registry, ..m }
+        Metrics {
+            registry,
+            http,
+            store: f,
+        }
     }
 }
 
@@ -133,30 +129,36 @@ impl Metrics {
                 .map(|t| t.with_timezone(&Utc));
             match last {
                 Some(t) => {
-                    self.last_sync.set(t.timestamp_millis() as f64 / 1000.0);
+                    self.store
+                        .last_sync
+                        .set(t.timestamp_millis() as f64 / 1000.0);
                     let lag = (now - t).num_milliseconds().max(0) as f64 / 1000.0;
-                    self.sync_lag.set(lag);
+                    self.store.sync_lag.set(lag);
                 }
                 // Never synced (or not enrolled): no figure rather than a fake zero lag.
                 None => {
-                    self.last_sync.set(f64::NAN);
-                    self.sync_lag.set(f64::NAN);
+                    self.store.last_sync.set(f64::NAN);
+                    self.store.sync_lag.set(f64::NAN);
                 }
             }
-            self.waiting.set(status.waiting_to_upload);
-            self.held.set(status.held_changes);
-            self.refused.set(status.refused_changes);
-            self.conflicts.set(status.open_conflicts);
-            self.database_bytes.set(status.database_bytes);
-            self.documents.set(stats.documents);
-            self.change_log.set(stats.change_log_entries);
+            self.store.waiting.set(status.waiting_to_upload);
+            self.store.held.set(status.held_changes);
+            self.store.refused.set(status.refused_changes);
+            self.store.conflicts.set(status.open_conflicts);
+            self.store.database_bytes.set(status.database_bytes);
+            self.store.documents.set(stats.documents);
+            self.store.change_log.set(stats.change_log_entries);
             // Every status is listed, at 0 when none stands in it, so an alert on
             // FAILED > 0 has a series to watch from the start.
             for (status, n) in &stats.outbox {
-                self.outbox.get_or_create(&StatusLabel { status }).set(*n);
+                self.store
+                    .outbox
+                    .get_or_create(&StatusLabel { status })
+                    .set(*n);
             }
         }
-        self.hub_reachable
+        self.store
+            .hub_reachable
             .set(i64::from(round.is_some_and(|r| r.error.is_none())));
         healsync_graphql_http::metrics::render(&self.registry)
     }
