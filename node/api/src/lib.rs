@@ -66,13 +66,14 @@ pub struct SyncRound {
 /// What records merged from the hub make this node send (`service::messages::for_merged`).
 fn sends_for_merged(
     store: &Store,
+    now: DateTime<Utc>,
 ) -> impl Fn(
     &healsync_store::Connection,
     &healsync_records::AnyRecord,
     bool,
 ) -> Result<Vec<healsync_store::outbox::NewMessage>, healsync_store::StoreError> {
     let (site, channels) = (store.identity().site.to_string(), store.channels().list());
-    move |c, r, created| service::messages::for_merged(c, &site, &channels, r, created)
+    move |c, r, created| service::messages::for_merged(c, &site, &channels, now, r, created)
 }
 
 type ReadsDone = tokio::sync::oneshot::Sender<Result<(), String>>;
@@ -289,7 +290,7 @@ impl Node {
         let store = self.inner.store.clone();
         let now = self.now();
         let changed = tokio::task::spawn_blocking(move || {
-            store.apply_remote_with(now, changes, through, &sends_for_merged(&store))
+            store.apply_remote_with(now, changes, through, &sends_for_merged(&store, now))
         })
         .await
         .map_err(ApiError::internal)??;
@@ -311,7 +312,7 @@ impl Node {
         let store = self.inner.store.clone();
         let now = self.now();
         let changed = tokio::task::spawn_blocking(move || {
-            store.retry_held_with(now, &sends_for_merged(&store))
+            store.retry_held_with(now, &sends_for_merged(&store, now))
         })
         .await
         .map_err(ApiError::internal)??;

@@ -559,6 +559,20 @@ pub fn notifications_for(
     )
 }
 
+/// The notices about one appointment, oldest first.
+pub fn notifications_about(
+    conn: &Connection,
+    appointment: AppointmentId,
+) -> Result<Vec<Notification>> {
+    all(
+        conn,
+        "list an appointment's notices",
+        "SELECT * FROM notifications WHERE appointment_id = ?1 ORDER BY created_at, id",
+        &[&appointment.to_string()],
+        record_row::<Notification>,
+    )
+}
+
 pub fn notification(conn: &Connection, id: NotificationId) -> Result<Option<Notification>> {
     one(
         conn,

@@ -426,6 +426,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE patient_requests ADD COLUMN requested_by TEXT;
     INSERT OR REPLACE INTO meta(key, value) VALUES ('projections.reproject', 'patient_request');
     "#,
+    // 16: the notices about an appointment, found when the appointment arrives by sync
+    // after them (a notice merged before its appointment is sent then).
+    r#"
+    CREATE INDEX notifications_appointment ON notifications(appointment_id)
+        WHERE appointment_id IS NOT NULL;
+    "#,
 ];
 
 /// The meta key naming record kinds (comma-separated) whose projection rows a migration
