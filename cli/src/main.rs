@@ -1,6 +1,8 @@
 //! `healsync-node`: the clinic node's command line. Thin: each subcommand parses its
 //! arguments and calls the library crates.
 
+mod doctor;
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -193,6 +195,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the data directory and say what to do: the database file's integrity, the
+    /// schema version, the projections against the documents, the change log, the
+    /// audit chain, sync, the node's certificate, open conflicts and free disk space.
+    /// Safe beside `serve` (the projection check holds the write lock while it runs:
+    /// minutes on a very large clinic). Exit 0 when nothing failed, 1 when something
+    /// did.
+    Doctor {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the GraphQL schema (SDL) this build serves.
     Schema,
     /// Write a consistent copy of the node's database to FILE, while it serves.
@@ -356,6 +371,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status { dir, json } => status(dir.data_dir, json),
         Command::Enroll { hub, token, dir } => enroll(dir.data_dir, hub, token),
         Command::Sync { dir, json } => sync(dir.data_dir, json),
+        Command::Doctor { dir, json } => doctor::run(&dir.data_dir, json),
         Command::Schema => {
             print!("{}", healsync_node_api::schema_sdl());
             Ok(ExitCode::SUCCESS)

@@ -6,6 +6,7 @@ mod architecture;
 mod audit;
 mod bad_input;
 mod billing;
+mod doctor;
 mod faults;
 mod hub_api;
 mod messages;

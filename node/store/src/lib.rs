@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod doctor;
 mod error;
 pub mod outbox;
 mod projection;

@@ -438,6 +438,11 @@ const MIGRATIONS: &[&str] = &[
 /// left incomplete: they are written again from their documents at the next open.
 pub const REPROJECT: &str = "projections.reproject";
 
+/// The schema version this build migrates to.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
 /// Brings the database to the newest schema, one migration per transaction.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let current: i64 = conn

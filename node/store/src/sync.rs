@@ -62,6 +62,11 @@ const HUB: &str = "sync.hub";
 const LAST_SYNC: &str = "sync.last_success";
 const DOWNLOAD_CURSOR: &str = "sync.download_cursor";
 
+/// The highest sequence of this node's log the hub has acknowledged.
+pub(crate) fn upload_acked(conn: &Connection) -> Result<u64, StoreError> {
+    get_u64(conn, UPLOAD_ACKED)
+}
+
 fn get_u64(conn: &Connection, key: &str) -> Result<u64, StoreError> {
     let v: Option<String> = conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))

@@ -128,3 +128,173 @@ pub fn peer_is_node(conn: &quinn::Connection, node_id: Uuid) -> bool {
     };
     cert.verify_is_valid_for_subject_name(&name).is_ok()
 }
+
+/// What is wrong with a node's certificate, as a technician needs to hear it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateProblem {
+    #[error("the certificate or the hub's CA certificate does not parse: {0}")]
+    Unreadable(String),
+    #[error("the certificate was not issued by this hub's certificate authority")]
+    NotFromThisHub,
+    #[error("the certificate names another node")]
+    OtherNode,
+    #[error("the certificate is not valid yet")]
+    NotValidYet,
+    #[error("the certificate expired")]
+    Expired,
+    #[error("the certificate is refused: {0}")]
+    Refused(String),
+}
+
+/// Checks a node's certificate as the hub will when the node connects at `now` (Unix
+/// seconds): issued by the hub's CA (`ca_pem`), for a client, naming `node_id`, within
+/// its validity. Returns when it expires (Unix seconds).
+pub fn check_node_certificate(
+    ca_pem: &str,
+    cert_pem: &str,
+    node_id: Uuid,
+    now: u64,
+) -> Result<u64, CertificateProblem> {
+    use rustls::pki_types::UnixTime;
+    let unreadable = |e: TransportError| CertificateProblem::Unreadable(e.to_string());
+    let leaf = certs(cert_pem)
+        .map_err(unreadable)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| CertificateProblem::Unreadable("no certificate in the file".into()))?;
+    let ca = certs(ca_pem)
+        .map_err(unreadable)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| CertificateProblem::Unreadable("no CA certificate in the file".into()))?;
+    let anchor = webpki::anchor_from_trusted_cert(&ca)
+        .map_err(|e| CertificateProblem::Unreadable(e.to_string()))?;
+    let cert = webpki::EndEntityCert::try_from(&leaf)
+        .map_err(|e| CertificateProblem::Unreadable(e.to_string()))?;
+    let anchors = [anchor];
+    let verify = |at: u64| {
+        cert.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &anchors,
+            &[],
+            UnixTime::since_unix_epoch(std::time::Duration::from_secs(at)),
+            webpki::KeyUsage::client_auth(),
+            None,
+            None,
+        )
+        .map(|_| ())
+    };
+    match verify(now) {
+        Ok(()) => {}
+        Err(webpki::Error::CertExpired { .. }) => return Err(CertificateProblem::Expired),
+        Err(webpki::Error::CertNotValidYet { .. }) => {
+            return Err(CertificateProblem::NotValidYet);
+        }
+        Err(webpki::Error::UnknownIssuer | webpki::Error::InvalidSignatureForPublicKey) => {
+            return Err(CertificateProblem::NotFromThisHub);
+        }
+        Err(e) => return Err(CertificateProblem::Refused(format!("{e:?}"))),
+    }
+    let name = rustls::pki_types::ServerName::try_from(node_name(node_id))
+        .map_err(|e| CertificateProblem::Unreadable(e.to_string()))?;
+    if cert.verify_is_valid_for_subject_name(&name).is_err() {
+        return Err(CertificateProblem::OtherNode);
+    }
+    // Checked again far in the future, the refusal names the end of its validity.
+    const FAR: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    match verify(FAR) {
+        Err(webpki::Error::CertExpired { not_after, .. }) => Ok(not_after.as_secs()),
+        _ => Ok(FAR),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::HubCa;
+
+    #[test]
+    fn a_node_certificate_is_checked_as_the_hub_will_check_it() -> Result<(), TransportError> {
+        let (a, b) = (
+            tempfile::tempdir().expect("a"),
+            tempfile::tempdir().expect("b"),
+        );
+        let (hub, other_hub) = (
+            HubCa::load_or_create(a.path())?,
+            HubCa::load_or_create(b.path())?,
+        );
+        let node = Uuid::now_v7();
+        let cert = hub.issue_node(node, "NBO")?.cert_pem;
+        let hub_cert = hub.issue_hub()?.cert_pem;
+        const NOW: u64 = 1_796_342_400; // 2026-12-04
+        const ISSUED_UNTIL: u64 = 2_366_841_600; // 2045-01-01
+        /// What, the CA, the certificate, the node, when: what the check says.
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            &'a str,
+            Uuid,
+            u64,
+            Result<u64, CertificateProblem>,
+        );
+        let cases: &[Case] = &[
+            ("sound", hub.cert_pem(), &cert, node, NOW, Ok(ISSUED_UNTIL)),
+            (
+                "another hub's CA",
+                other_hub.cert_pem(),
+                &cert,
+                node,
+                NOW,
+                Err(CertificateProblem::NotFromThisHub),
+            ),
+            (
+                "another node's",
+                hub.cert_pem(),
+                &cert,
+                Uuid::now_v7(),
+                NOW,
+                Err(CertificateProblem::OtherNode),
+            ),
+            (
+                "expired",
+                hub.cert_pem(),
+                &cert,
+                node,
+                ISSUED_UNTIL + 1,
+                Err(CertificateProblem::Expired),
+            ),
+            (
+                "not yet valid",
+                hub.cert_pem(),
+                &cert,
+                node,
+                1_700_000_000,
+                Err(CertificateProblem::NotValidYet),
+            ),
+            (
+                "a server's, not a client's",
+                hub.cert_pem(),
+                &hub_cert,
+                node,
+                NOW,
+                Err(CertificateProblem::Refused("RequiredEkuNotFound".into())),
+            ),
+        ];
+        for (what, ca, cert, node, now, expected) in cases {
+            let got = check_node_certificate(ca, cert, *node, *now);
+            let got = got.map_err(|e| match e {
+                // The EKU refusal's detail varies by webpki version; its kind does not.
+                CertificateProblem::Refused(d) if d.starts_with("RequiredEkuNotFound") => {
+                    CertificateProblem::Refused("RequiredEkuNotFound".into())
+                }
+                e => e,
+            });
+            assert_eq!(&got, expected, "{what}");
+        }
+        assert!(matches!(
+            check_node_certificate(hub.cert_pem(), "not a certificate", node, NOW),
+            Err(CertificateProblem::Unreadable(_))
+        ));
+        Ok(())
+    }
+}
