@@ -107,6 +107,10 @@ fn dependency_direction() -> Result<()> {
             "healsync-graphql-guard",
             &["tokio", "rusqlite", "sqlx", "axum", "hyper", "quinn"],
         ),
+        (
+            "healsync-graphql-batch",
+            &["rusqlite", "sqlx", "axum", "hyper", "quinn"],
+        ),
         ("healsync-node-api", &["axum", "hyper"]),
         ("healsync-hub-api", &["axum", "hyper", "quinn", "rusqlite"]),
         (

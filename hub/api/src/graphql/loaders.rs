@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 
 use async_graphql::Context;
-use async_graphql::dataloader::{DataLoader, Loader};
 use healsync_domain::{Appointment, Doctor, DoctorId, Patient, PatientId};
+use healsync_graphql_batch::{Batcher, Loader};
 use healsync_records::AnyRecord;
 use uuid::Uuid;
 
@@ -22,17 +22,14 @@ pub struct StoreLoader {
     sites: Option<Vec<String>>,
 }
 
-pub type Loaders = DataLoader<StoreLoader>;
+pub type Loaders = Batcher<StoreLoader>;
 
 /// The loaders of one request by an admin who sees `sites` (`None`: every site).
 pub fn new_loaders(hub: &Hub, sites: Option<Vec<String>>) -> Loaders {
-    DataLoader::new(
-        StoreLoader {
-            hub: hub.clone(),
-            sites,
-        },
-        tokio::spawn,
-    )
+    Batcher::new(StoreLoader {
+        hub: hub.clone(),
+        sites,
+    })
 }
 
 pub fn loader<'a>(ctx: &'a Context<'_>) -> Result<&'a Loaders, HubApiError> {

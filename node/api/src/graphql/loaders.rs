@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 
 use async_graphql::Context;
-use async_graphql::dataloader::{DataLoader, Loader};
 use chrono::DateTime;
 use healsync_domain::{Appointment, Doctor, DoctorId, Patient, PatientId};
+use healsync_graphql_batch::{Batcher, Loader};
 use healsync_store::queries;
 
 use crate::{ApiError, Node};
@@ -19,10 +19,10 @@ pub struct StoreLoader {
     node: Node,
 }
 
-pub type Loaders = DataLoader<StoreLoader>;
+pub type Loaders = Batcher<StoreLoader>;
 
 pub fn new_loaders(node: &Node) -> Loaders {
-    DataLoader::new(StoreLoader { node: node.clone() }, tokio::spawn)
+    Batcher::new(StoreLoader { node: node.clone() })
 }
 
 pub fn loader<'a>(ctx: &'a Context<'_>) -> Result<&'a Loaders, ApiError> {
