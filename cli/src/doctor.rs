@@ -11,8 +11,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use healsync_store::Store;
 use healsync_store::doctor::{self, ChangeLogReport};
+use healsync_store::{NodeStatus, Store};
 use serde_json::json;
 
 /// How a check came out.
@@ -194,9 +194,19 @@ fn check(data_dir: &Path, now: DateTime<Utc>) -> Vec<Finding> {
     out.push(projections(&store));
     out.push(change_log(&store));
     out.push(audit(&store));
-    out.extend(sync(&store, now));
-    out.push(certificate(&store, data_dir, now));
-    out.push(conflicts(&store));
+    match store.status() {
+        Ok(status) => {
+            out.extend(sync(&status, now));
+            out.push(certificate(&store, &status, data_dir, now));
+            out.push(conflicts(&status));
+        }
+        Err(e) => out.push(bad(
+            "sync",
+            Level::Fail,
+            format!("the sync state could not be read: {e}"),
+            RESTORE,
+        )),
+    }
     out
 }
 
@@ -311,19 +321,8 @@ fn audit(store: &Store) -> Finding {
     }
 }
 
-fn sync(store: &Store, now: DateTime<Utc>) -> Vec<Finding> {
-    let s = match store.status() {
-        Ok(s) => s,
-        Err(e) => {
-            return vec![bad(
-                "sync",
-                Level::Fail,
-                format!("the sync state could not be read: {e}"),
-                RESTORE,
-            )];
-        }
-    };
-    let Some(hub) = s.hub else {
+fn sync(s: &NodeStatus, now: DateTime<Utc>) -> Vec<Finding> {
+    let Some(hub) = &s.hub else {
         return vec![ok("sync", "not enrolled with a hub (a clinic on its own)")];
     };
     let mut out = Vec::new();
@@ -373,9 +372,8 @@ fn sync(store: &Store, now: DateTime<Utc>) -> Vec<Finding> {
     out
 }
 
-fn certificate(store: &Store, data_dir: &Path, now: DateTime<Utc>) -> Finding {
-    let enrolled = store.status().map(|s| s.hub.is_some()).unwrap_or(false);
-    if !enrolled {
+fn certificate(store: &Store, s: &NodeStatus, data_dir: &Path, now: DateTime<Utc>) -> Finding {
+    if s.hub.is_none() {
         return ok("certificate", "none needed (not enrolled)");
     }
     let dir = data_dir.join(healsync_node_sync::CREDENTIALS_DIR);
@@ -422,22 +420,16 @@ fn certificate(store: &Store, data_dir: &Path, now: DateTime<Utc>) -> Finding {
     }
 }
 
-fn conflicts(store: &Store) -> Finding {
-    match store.status() {
-        Ok(s) if s.open_conflicts == 0 => ok("conflicts", "none open"),
-        Ok(s) => bad(
-            "conflicts",
-            Level::Warn,
-            format!("{} conflicts wait for a person", s.open_conflicts),
-            "Staff resolve them on the web app's Conflicts page (an ADMIN); nothing is lost meanwhile.",
-        ),
-        Err(e) => bad(
-            "conflicts",
-            Level::Fail,
-            format!("could not be counted: {e}"),
-            RESTORE,
-        ),
+fn conflicts(s: &NodeStatus) -> Finding {
+    if s.open_conflicts == 0 {
+        return ok("conflicts", "none open");
     }
+    bad(
+        "conflicts",
+        Level::Warn,
+        format!("{} conflicts wait for a person", s.open_conflicts),
+        "Staff resolve them on the web app's Conflicts page (an ADMIN); nothing is lost meanwhile.",
+    )
 }
 
 fn disk(data_dir: &Path) -> Finding {

@@ -71,12 +71,7 @@ async fn merged_changes_are_published_like_local_writes() {
         .pending_upload(0, usize::MAX)
         .expect("pending")
         .into_iter()
-        .map(|o| Incoming {
-            doc_id: o.doc_id,
-            kind: o.kind,
-            hash: o.hash,
-            bytes: o.bytes,
-        })
+        .map(Incoming::from)
         .collect();
     assert_eq!(b.apply_remote(changes, 2).await.expect("apply"), 2);
     let mut seen = Vec::new();
@@ -99,12 +94,7 @@ fn ship(from: &Node, after: u64) -> Vec<Incoming> {
         .pending_upload(after, usize::MAX)
         .expect("pending")
         .into_iter()
-        .map(|o| Incoming {
-            doc_id: o.doc_id,
-            kind: o.kind,
-            hash: o.hash,
-            bytes: o.bytes,
-        })
+        .map(Incoming::from)
         .collect()
 }
 

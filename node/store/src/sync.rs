@@ -32,6 +32,19 @@ pub struct Incoming {
     pub bytes: Vec<u8>,
 }
 
+/// A change as the hub relays it to another node (tests and tools carry one node's
+/// log to another without a hub).
+impl From<Outgoing> for Incoming {
+    fn from(o: Outgoing) -> Incoming {
+        Incoming {
+            doc_id: o.doc_id,
+            kind: o.kind,
+            hash: o.hash,
+            bytes: o.bytes,
+        }
+    }
+}
+
 /// The node's durable sync positions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SyncState {

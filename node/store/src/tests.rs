@@ -367,18 +367,13 @@ fn search_by_name_mrn_phone_and_dob() {
 
 // ---- replication between two stores (two clinics), through the sync storage API ----
 
-use crate::{Incoming, Outgoing};
+use crate::Incoming;
 
 fn ship(from: &Store, after: u64) -> Vec<Incoming> {
     from.pending_upload(after, usize::MAX)
         .expect("pending")
         .into_iter()
-        .map(|o: Outgoing| Incoming {
-            doc_id: o.doc_id,
-            kind: o.kind,
-            hash: o.hash,
-            bytes: o.bytes,
-        })
+        .map(Incoming::from)
         .collect()
 }
 

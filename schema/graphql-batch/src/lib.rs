@@ -22,6 +22,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 pub use async_graphql::dataloader::Loader;
 use tokio::sync::OnceCell;
 
+/// What a key must be to be gathered into a batch.
+pub trait Key: Send + Sync + Hash + Eq + Clone + 'static {}
+impl<K: Send + Sync + Hash + Eq + Clone + 'static> Key for K {}
+
 /// The keys gathered for one load of one key type, and its outcome once loaded.
 struct Batch<K, V, E> {
     keys: Mutex<HashSet<K>>,
@@ -51,10 +55,8 @@ impl<T> Batcher<T> {
     /// The value for `key`, if the loader found one.
     pub async fn load_one<K>(&self, key: K) -> Result<Option<T::Value>, T::Error>
     where
-        K: Send + Sync + Hash + Eq + Clone + 'static,
-        T: Loader<K>,
-        T::Value: Sync,
-        T::Error: Sync,
+        K: Key,
+        T: Loader<K, Value: Sync, Error: Sync>,
     {
         let mut found = self.load_many([key.clone()]).await?;
         Ok(found.remove(&key))
@@ -63,11 +65,9 @@ impl<T> Batcher<T> {
     /// The values found for `keys` (a key the loader did not find is absent).
     pub async fn load_many<K, I>(&self, keys: I) -> Result<HashMap<K, T::Value>, T::Error>
     where
-        K: Send + Sync + Hash + Eq + Clone + 'static,
+        K: Key,
         I: IntoIterator<Item = K>,
-        T: Loader<K>,
-        T::Value: Sync,
-        T::Error: Sync,
+        T: Loader<K, Value: Sync, Error: Sync>,
     {
         let wanted: Vec<K> = keys.into_iter().collect();
         if wanted.is_empty() {
@@ -97,10 +97,8 @@ impl<T> Batcher<T> {
     /// returns it.
     fn join<K>(&self, keys: &[K]) -> Arc<Batch<K, T::Value, T::Error>>
     where
-        K: Send + Sync + Hash + Eq + Clone + 'static,
-        T: Loader<K>,
-        T::Value: Sync,
-        T::Error: Sync,
+        K: Key,
+        T: Loader<K, Value: Sync, Error: Sync>,
     {
         let mut open = lock(&self.open);
         let slot = open.entry(TypeId::of::<K>()).or_insert_with(|| {
@@ -126,10 +124,8 @@ impl<T> Batcher<T> {
     /// Takes `batch` out of the open ones: keys asked for from now on go to the next.
     fn close<K>(&self, batch: &Arc<Batch<K, T::Value, T::Error>>)
     where
-        K: Send + Sync + Hash + Eq + Clone + 'static,
-        T: Loader<K>,
-        T::Value: Sync,
-        T::Error: Sync,
+        K: Key,
+        T: Loader<K, Value: Sync, Error: Sync>,
     {
         let mut open = lock(&self.open);
         let is_open = open

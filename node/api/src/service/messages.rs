@@ -247,12 +247,7 @@ mod tests {
             .expect("pending")
             .into_iter()
             .filter(|o| docs.contains(&o.doc_id))
-            .map(|o| Incoming {
-                doc_id: o.doc_id,
-                kind: o.kind,
-                hash: o.hash,
-                bytes: o.bytes,
-            })
+            .map(Incoming::from)
             .collect()
     }
 
